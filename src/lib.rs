@@ -1,0 +1,5 @@
+//! `franchise` imports an anime's whole franchise from AniList through a durable job queue,
+//! under the upstream's rate limit. See README.md for the architecture.
+
+pub mod anime;
+pub mod upstream;

@@ -1,0 +1,318 @@
+//! Turns what AniList sent back (status, headers, body) into anime records or a typed error.
+//! Pure functions over bytes, so real recorded responses and fuzzed input test them directly.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::error::{UpstreamError, excerpt};
+use crate::anime::{
+    Anime, AnimeId, FuzzyDate, MediaKind, RelatedMedia, RelationEdge, RelationType, Title,
+};
+
+/// AniList's `Retry-After` when a 429 forgets to say: its ban lasts a minute.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The answer to a `Page(media(id_in: …))` request: the anime that came back.
+///
+/// `status` is the HTTP status; `retry_after` the parsed `Retry-After` header, if any.
+pub fn parse_page(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Vec<Anime>, UpstreamError> {
+    let data = checked_data(status, retry_after, body)?;
+    let page: PageData = serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
+    let media = page
+        .page
+        .ok_or_else(|| malformed_msg("`data.Page` is missing", body))?
+        .media
+        .unwrap_or_default();
+    media
+        .into_iter()
+        .flatten()
+        .map(|raw| raw.into_anime(body))
+        .collect()
+}
+
+/// The answer to a single `Media(id: …)` request, as AniList's own pages and the recorded
+/// fixtures use. A 404 is [`UpstreamError::NotFound`].
+pub fn parse_media(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Anime, UpstreamError> {
+    let data = checked_data(status, retry_after, body)?;
+    let single: MediaData = serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
+    match single.media {
+        Some(raw) => raw.into_anime(body),
+        None => Err(UpstreamError::NotFound {
+            message: "`data.Media` is null".to_string(),
+        }),
+    }
+}
+
+/// Only the relation edges of a `Media(id)` answer that asked for nothing else (as some
+/// recorded responses did).
+pub fn parse_media_relations(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Vec<RelationEdge>, UpstreamError> {
+    let data = checked_data(status, retry_after, body)?;
+    let single: RelationsData =
+        serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
+    let media = single.media.ok_or_else(|| UpstreamError::NotFound {
+        message: "`data.Media` is null".to_string(),
+    })?;
+    convert_edges(media.relations, body)
+}
+
+/// Reads the envelope and maps AniList's `errors` (which can arrive with HTTP 200) and HTTP
+/// statuses to typed errors; hands back `data` only for a clean answer.
+fn checked_data(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Box<RawValue>, UpstreamError> {
+    if status == 429 {
+        return Err(UpstreamError::RateLimited {
+            retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+        });
+    }
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(envelope) => envelope,
+        Err(e) if status == 200 => return Err(malformed(&e, body)),
+        Err(_) => {
+            return Err(error_for_status(
+                status,
+                format!("HTTP {status} with a non-JSON body: {:?}", excerpt(body)),
+                retry_after,
+            ));
+        }
+    };
+    let errors: Vec<GraphQlError> = envelope
+        .errors
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    if !errors.is_empty() {
+        let code = errors
+            .iter()
+            .find_map(|e| e.status)
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(if status == 200 { 400 } else { status });
+        let message = errors
+            .iter()
+            .map(|e| e.message.as_deref().unwrap_or("(no message)"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(error_for_status(code, message, retry_after));
+    }
+    if status != 200 {
+        return Err(error_for_status(
+            status,
+            format!("HTTP {status}"),
+            retry_after,
+        ));
+    }
+    match envelope.data {
+        Some(data) if data.get() != "null" => Ok(data),
+        _ => Err(malformed_msg("no `data` and no `errors`", body)),
+    }
+}
+
+fn error_for_status(code: u16, message: String, retry_after: Option<Duration>) -> UpstreamError {
+    match code {
+        429 => UpstreamError::RateLimited {
+            retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+        },
+        404 => UpstreamError::NotFound { message },
+        403 => UpstreamError::Disabled { message },
+        400..=499 => UpstreamError::QueryRejected {
+            status: code,
+            message,
+        },
+        _ => UpstreamError::Transient {
+            reason: format!("HTTP {code}: {message}"),
+        },
+    }
+}
+
+fn malformed(error: &serde_json::Error, body: &[u8]) -> UpstreamError {
+    malformed_msg(&error.to_string(), body)
+}
+
+fn malformed_msg(reason: &str, body: &[u8]) -> UpstreamError {
+    UpstreamError::Malformed {
+        reason: reason.to_string(),
+        excerpt: excerpt(body),
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    data: Option<Box<RawValue>>,
+    errors: Option<Vec<Option<GraphQlError>>>,
+}
+
+#[derive(Deserialize)]
+struct GraphQlError {
+    message: Option<String>,
+    status: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct PageData {
+    #[serde(rename = "Page")]
+    page: Option<PageMedia>,
+}
+
+#[derive(Deserialize)]
+struct PageMedia {
+    media: Option<Vec<Option<RawMedia>>>,
+}
+
+#[derive(Deserialize)]
+struct MediaData {
+    #[serde(rename = "Media")]
+    media: Option<RawMedia>,
+}
+
+#[derive(Deserialize)]
+struct RelationsData {
+    #[serde(rename = "Media")]
+    media: Option<RelationsOnly>,
+}
+
+#[derive(Deserialize)]
+struct RelationsOnly {
+    relations: Option<RawConnection>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMedia {
+    id: i64,
+    id_mal: Option<i64>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    format: Option<String>,
+    status: Option<String>,
+    episodes: Option<i32>,
+    season: Option<String>,
+    season_year: Option<i32>,
+    start_date: Option<RawDate>,
+    title: Option<RawTitle>,
+    relations: Option<RawConnection>,
+}
+
+#[derive(Deserialize)]
+struct RawDate {
+    year: Option<i32>,
+    month: Option<u8>,
+    day: Option<u8>,
+}
+
+#[derive(Deserialize)]
+struct RawTitle {
+    romaji: Option<String>,
+    english: Option<String>,
+    native: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConnection {
+    edges: Option<Vec<Option<RawEdge>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEdge {
+    id: Option<i64>,
+    relation_type: Option<String>,
+    node: Option<RawNode>,
+}
+
+#[derive(Deserialize)]
+struct RawNode {
+    id: i64,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    format: Option<String>,
+    status: Option<String>,
+    title: Option<RawTitle>,
+}
+
+impl RawTitle {
+    fn into_title(self) -> Title {
+        Title {
+            romaji: self.romaji,
+            english: self.english,
+            native: self.native,
+        }
+    }
+}
+
+fn checked_id(raw: i64, body: &[u8]) -> Result<AnimeId, UpstreamError> {
+    AnimeId::new(raw).map_err(|e| malformed_msg(&e.to_string(), body))
+}
+
+impl RawMedia {
+    fn into_anime(self, body: &[u8]) -> Result<Anime, UpstreamError> {
+        let id = checked_id(self.id, body)?;
+        let relations = convert_edges(self.relations, body)?;
+        let start = self.start_date.unwrap_or(RawDate {
+            year: None,
+            month: None,
+            day: None,
+        });
+        Ok(Anime {
+            id,
+            id_mal: self.id_mal,
+            // The batch query filters on `type: ANIME`, so a missing type means ANIME.
+            kind: self
+                .kind
+                .as_deref()
+                .map_or(MediaKind::Anime, MediaKind::parse),
+            title: self.title.map(RawTitle::into_title).unwrap_or_default(),
+            format: self.format,
+            status: self.status,
+            episodes: self.episodes,
+            season: self.season,
+            season_year: self.season_year,
+            start_date: FuzzyDate {
+                year: start.year,
+                month: start.month,
+                day: start.day,
+            },
+            relations,
+        })
+    }
+}
+
+fn convert_edges(
+    connection: Option<RawConnection>,
+    body: &[u8],
+) -> Result<Vec<RelationEdge>, UpstreamError> {
+    let edges = connection.and_then(|c| c.edges).unwrap_or_default();
+    let mut relations = Vec::with_capacity(edges.len());
+    // A null edge or a null node (a deleted media) carries nothing to store.
+    for edge in edges.into_iter().flatten() {
+        let Some(node) = edge.node else { continue };
+        relations.push(RelationEdge {
+            edge_id: edge.id,
+            relation: RelationType::parse(edge.relation_type.as_deref().unwrap_or("UNKNOWN")),
+            node: RelatedMedia {
+                id: checked_id(node.id, body)?,
+                kind: MediaKind::parse(node.kind.as_deref().unwrap_or("UNKNOWN")),
+                format: node.format,
+                status: node.status,
+                title: node.title.map(RawTitle::into_title).unwrap_or_default(),
+            },
+        });
+    }
+    Ok(relations)
+}

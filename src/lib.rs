@@ -2,4 +2,5 @@
 //! under the upstream's rate limit. See README.md for the architecture.
 
 pub mod anime;
+pub mod config;
 pub mod upstream;

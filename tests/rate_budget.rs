@@ -1,0 +1,162 @@
+//! The shared rate budget on its own: the rolling window, the pace, header adaptation and the
+//! park. Timings are asserted as lower bounds (a slow machine can only make them longer) and
+//! as counts of sends per window, which do not depend on machine speed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use franchise::upstream::{BudgetConfig, ParkReason, RateBudget, RateHeaders};
+use tokio::time::Instant;
+
+fn config(requests: u32, window_ms: u64, spacing_ms: u64) -> BudgetConfig {
+    BudgetConfig {
+        requests,
+        window: Duration::from_millis(window_ms),
+        min_spacing: Duration::from_millis(spacing_ms),
+        retry_after_margin: Duration::from_millis(100),
+        outage_pause_min: Duration::from_millis(50),
+        outage_pause_max: Duration::from_millis(300),
+    }
+}
+
+/// The most sends that fell inside any span of `window`.
+fn max_in_any_window(sends: &[Instant], window: Duration) -> usize {
+    sends
+        .iter()
+        .map(|start| {
+            sends
+                .iter()
+                .filter(|t| **t >= *start && **t - *start < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn never_more_than_the_budget_in_any_window_even_with_many_callers() {
+    let budget = Arc::new(RateBudget::new(config(5, 600, 1)).unwrap());
+    let started = Instant::now();
+    let sends = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut callers = Vec::new();
+    for _ in 0..8 {
+        let (budget, sends) = (budget.clone(), sends.clone());
+        callers.push(tokio::spawn(async move {
+            for _ in 0..2 {
+                budget.acquire().await;
+                sends.lock().unwrap().push(Instant::now());
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let mut sends = sends.lock().unwrap().clone();
+    sends.sort();
+    assert_eq!(sends.len(), 16);
+    assert!(max_in_any_window(&sends, Duration::from_millis(600)) <= 5);
+    // 16 sends at 5 per window need at least three full windows after the first burst.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+    // The first five went without waiting on even spacing: a walk spends its budget early.
+    assert!(
+        sends[4] - started < Duration::from_millis(200),
+        "{:?}",
+        sends[4] - started
+    );
+    assert_eq!(budget.state().requests_made, 16);
+}
+
+#[tokio::test]
+async fn the_pace_spaces_requests_even_when_the_window_has_room() {
+    let budget = RateBudget::new(config(1000, 60_000, 60)).unwrap();
+    let mut sends = Vec::new();
+    for _ in 0..6 {
+        budget.acquire().await;
+        sends.push(Instant::now());
+    }
+    for pair in sends.windows(2) {
+        // governor's clock and tokio's differ by microseconds; allow 5 ms of that.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(55),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_429_parks_every_caller_until_retry_after_plus_the_margin() {
+    let budget = Arc::new(RateBudget::new(config(100, 60_000, 1)).unwrap());
+    budget.acquire().await;
+    let parked_at = Instant::now();
+    let pause = budget.on_rate_limited(Duration::from_millis(300));
+    assert_eq!(pause, Duration::from_millis(400));
+    let state = budget.state();
+    assert_eq!(state.parked_reason, Some(ParkReason::RateLimited));
+    assert_eq!(state.rate_limited_seen, 1);
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let budget = budget.clone();
+        callers.push(tokio::spawn(async move {
+            budget.acquire().await;
+            Instant::now()
+        }));
+    }
+    for caller in callers {
+        let sent = caller.await.unwrap();
+        assert!(
+            sent - parked_at >= Duration::from_millis(400),
+            "{:?}",
+            sent - parked_at
+        );
+    }
+    assert_eq!(budget.state().parked_reason, None);
+}
+
+#[tokio::test]
+async fn outages_park_everyone_for_a_doubling_bounded_pause() {
+    let budget = RateBudget::new(config(100, 60_000, 1)).unwrap();
+    let pauses: Vec<u128> = (0..5).map(|_| budget.on_outage().as_millis()).collect();
+    assert_eq!(pauses, vec![50, 100, 200, 300, 300]);
+    assert_eq!(budget.state().parked_reason, Some(ParkReason::Outage));
+    // A good response closes the circuit: the next outage starts small again.
+    budget.observe(&RateHeaders::default());
+    assert_eq!(budget.on_outage().as_millis(), 50);
+}
+
+#[tokio::test]
+async fn a_server_that_says_less_is_left_slows_the_budget_down() {
+    let budget = RateBudget::new(config(30, 500, 1)).unwrap();
+    budget.acquire().await;
+    // The server admits to a limit of 2 with 0 left: nobody may send until its window resets.
+    let told = Instant::now();
+    budget.observe(&RateHeaders {
+        limit: Some(2),
+        remaining: Some(0),
+        retry_after: None,
+    });
+    assert_eq!(budget.state().limit_per_window, 2);
+    budget.acquire().await;
+    assert!(
+        told.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        told.elapsed()
+    );
+    // Headers claiming more than the configured budget never raise it.
+    budget.observe(&RateHeaders {
+        limit: Some(90),
+        remaining: Some(89),
+        retry_after: None,
+    });
+    assert_eq!(budget.state().limit_per_window, 30);
+}
+
+#[test]
+fn a_zero_budget_is_refused_with_the_reason() {
+    let err = RateBudget::new(config(0, 60_000, 500)).err().unwrap();
+    assert!(err.contains("got 0"), "{err}");
+}

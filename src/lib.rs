@@ -3,4 +3,6 @@
 
 pub mod anime;
 pub mod config;
+pub mod producer;
+pub mod store;
 pub mod upstream;

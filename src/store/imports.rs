@@ -1,0 +1,327 @@
+//! SQL for imports and their items: creating an import, recording item outcomes, and the
+//! look-ups the producer's walk needs, all inside the caller's transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use super::records::ItemState;
+use crate::anime::{AnimeId, RelationType};
+
+/// The bounds and filter of one import's walk, stored with the import so a restart walks on
+/// by the same rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRules {
+    pub max_depth: u32,
+    pub max_items: u32,
+    pub followed: Vec<RelationType>,
+    pub force_refresh: bool,
+}
+
+/// An item waiting for a fetch job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueuedItem {
+    pub import_id: i64,
+    pub anime_id: AnimeId,
+    pub depth: u32,
+}
+
+/// How a fetch of one item ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    Done,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemResult {
+    pub import_id: i64,
+    pub anime_id: AnimeId,
+    pub outcome: ItemOutcome,
+}
+
+/// Bound values per statement stay far below SQLite's 32,766.
+const IDS_PER_STATEMENT: usize = 5_000;
+
+fn to_id(raw: i64) -> Result<AnimeId, sqlx::Error> {
+    AnimeId::new(raw).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+pub(crate) async fn insert_import(
+    conn: &mut SqliteConnection,
+    root: AnimeId,
+    rules: &ImportRules,
+    now_ms: i64,
+) -> Result<i64, sqlx::Error> {
+    let followed = rules
+        .followed
+        .iter()
+        .map(RelationType::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
+    let row = sqlx::query(
+        "INSERT INTO import (root_id, max_depth, max_items, followed, force_refresh, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(i64::from(root))
+    .bind(i64::from(rules.max_depth))
+    .bind(i64::from(rules.max_items))
+    .bind(followed)
+    .bind(i32::from(rules.force_refresh))
+    .bind(now_ms)
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_get(0)
+}
+
+pub(crate) async fn import_rules(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+) -> Result<Option<ImportRules>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT max_depth, max_items, followed, force_refresh FROM import WHERE id = $1",
+    )
+    .bind(import_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let followed: String = row.try_get("followed")?;
+    Ok(Some(ImportRules {
+        max_depth: row
+            .try_get::<i64, _>("max_depth")?
+            .clamp(0, i64::from(u32::MAX)) as u32,
+        max_items: row
+            .try_get::<i64, _>("max_items")?
+            .clamp(0, i64::from(u32::MAX)) as u32,
+        followed: followed
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(RelationType::parse)
+            .collect(),
+        force_refresh: row.try_get::<i64, _>("force_refresh")? != 0,
+    }))
+}
+
+/// Moves queued items to their outcome. Returns the items that moved to `done` with their
+/// depth; an item already done or failed (a re-delivered job) is left as it is.
+pub(crate) async fn record_outcomes(
+    conn: &mut SqliteConnection,
+    results: &[ItemResult],
+    now_ms: i64,
+) -> Result<Vec<QueuedItem>, sqlx::Error> {
+    let mut completed = Vec::new();
+    for r in results {
+        let (state, reason) = match &r.outcome {
+            ItemOutcome::Done => (ItemState::Done, None),
+            ItemOutcome::Failed(reason) => (ItemState::Failed, Some(reason.as_str())),
+        };
+        let row = sqlx::query(
+            "UPDATE import_item SET state = $1, reason = $2, updated_at = $3 \
+             WHERE import_id = $4 AND anime_id = $5 AND state = 'queued' RETURNING depth",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(now_ms)
+        .bind(r.import_id)
+        .bind(i64::from(r.anime_id))
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let (Some(row), ItemState::Done) = (row, state) {
+            completed.push(QueuedItem {
+                import_id: r.import_id,
+                anime_id: r.anime_id,
+                depth: row.try_get::<i64, _>(0)?.clamp(0, i64::from(u32::MAX)) as u32,
+            });
+        }
+    }
+    Ok(completed)
+}
+
+/// Edges the walk may follow out of `parents`: stored (observed or derived), of a followed
+/// type, to an ANIME. Returned as (parent, child), in a stable order.
+pub(crate) async fn followed_edges(
+    conn: &mut SqliteConnection,
+    parents: &[AnimeId],
+    followed: &[RelationType],
+) -> Result<Vec<(AnimeId, AnimeId)>, sqlx::Error> {
+    let mut edges = Vec::new();
+    if followed.is_empty() {
+        return Ok(edges);
+    }
+    for chunk in parents.chunks(IDS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT anime_id, related_id FROM anime_relation WHERE related_kind = 'ANIME' \
+             AND anime_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(i64::from(*id));
+        }
+        q.push(") AND relation_type IN (");
+        let mut list = q.separated(", ");
+        for t in followed {
+            list.push_bind(t.as_str());
+        }
+        q.push(") ORDER BY anime_id, related_id");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            edges.push((to_id(row.try_get(0)?)?, to_id(row.try_get(1)?)?));
+        }
+    }
+    Ok(edges)
+}
+
+/// The depth and state of those of `ids` that are already items of the import.
+pub(crate) async fn existing_items(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+    ids: &[AnimeId],
+) -> Result<HashMap<AnimeId, (u32, ItemState)>, sqlx::Error> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT anime_id, depth, state FROM import_item WHERE import_id = ",
+        );
+        q.push_bind(import_id).push(" AND anime_id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(i64::from(*id));
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let state: String = row.try_get(2)?;
+            let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
+            let depth = row.try_get::<i64, _>(1)?.clamp(0, i64::from(u32::MAX)) as u32;
+            found.insert(to_id(row.try_get(0)?)?, (depth, state));
+        }
+    }
+    Ok(found)
+}
+
+pub(crate) async fn item_count(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_item WHERE import_id = $1")
+        .bind(import_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
+/// Those of `ids` stored since `since_ms`: fresh enough not to fetch again.
+pub(crate) async fn fresh_among(
+    conn: &mut SqliteConnection,
+    ids: &[AnimeId],
+    since_ms: i64,
+) -> Result<HashSet<AnimeId>, sqlx::Error> {
+    let mut fresh = HashSet::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM anime WHERE fetched_at >= ");
+        q.push_bind(since_ms).push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(i64::from(*id));
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            fresh.insert(to_id(row.try_get(0)?)?);
+        }
+    }
+    Ok(fresh)
+}
+
+/// Inserts new items of one import in multi-row statements; (anime, depth, state, reason).
+pub(crate) async fn insert_items(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+    items: &[(AnimeId, u32, ItemState, Option<&str>)],
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    for chunk in items.chunks(IDS_PER_STATEMENT / 6) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO import_item (import_id, anime_id, depth, state, reason, updated_at) ",
+        );
+        q.push_values(chunk, |mut row, (id, depth, state, reason)| {
+            row.push_bind(import_id)
+                .push_bind(i64::from(*id))
+                .push_bind(i64::from(*depth))
+                .push_bind(state.as_str())
+                .push_bind(*reason)
+                .push_bind(now_ms);
+        });
+        q.push(" ON CONFLICT (import_id, anime_id) DO NOTHING");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A shorter path to an item was found: record the smaller depth.
+pub(crate) async fn lower_depth(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+    anime_id: AnimeId,
+    depth: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE import_item SET depth = $1 WHERE import_id = $2 AND anime_id = $3 AND depth > $1",
+    )
+    .bind(i64::from(depth))
+    .bind(import_id)
+    .bind(i64::from(anime_id))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Stamps the import finished once no item is queued.
+pub(crate) async fn finish_if_complete(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE import SET finished_at = $1 WHERE id = $2 AND finished_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM import_item WHERE import_id = $2 AND state = 'queued')",
+    )
+    .bind(now_ms)
+    .bind(import_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Every item still waiting for a fetch, for start-up reconciliation with the queue.
+pub(crate) async fn queued_items(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<QueuedItem>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT import_id, anime_id, depth FROM import_item WHERE state = 'queued' \
+         ORDER BY import_id, depth, anime_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(QueuedItem {
+                import_id: row.try_get(0)?,
+                anime_id: to_id(row.try_get(1)?)?,
+                depth: row.try_get::<i64, _>(2)?.clamp(0, i64::from(u32::MAX)) as u32,
+            })
+        })
+        .collect()
+}
+
+/// The state of one item, if the import has it.
+pub(crate) async fn item_state(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+    anime_id: AnimeId,
+) -> Result<Option<ItemState>, sqlx::Error> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM import_item WHERE import_id = $1 AND anime_id = $2")
+            .bind(import_id)
+            .bind(i64::from(anime_id))
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(state.as_deref().and_then(ItemState::parse))
+}

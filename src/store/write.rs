@@ -1,0 +1,202 @@
+//! Multi-row upserts of fetched anime and their relations, forward and derived inverse, on
+//! the whole natural key. One statement per few hundred rows, never one per row.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::imports::ItemResult;
+use crate::anime::{Anime, AnimeId, MediaKind};
+
+/// Rows per INSERT: SQLite allows 32,766 bound values; the widest row here binds 14.
+const ANIME_ROWS_PER_STATEMENT: usize = 1_000;
+const RELATION_ROWS_PER_STATEMENT: usize = 2_000;
+
+/// What the flusher writes in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct FlushBatch {
+    pub fetched: Vec<Anime>,
+    pub items: Vec<ItemResult>,
+}
+
+/// A relation row about to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct RelationRow<'a> {
+    pub anime_id: AnimeId,
+    pub related_id: AnimeId,
+    pub relation_type: Cow<'a, str>,
+    pub derived: bool,
+    pub related_kind: &'a str,
+    pub related_format: Option<&'a str>,
+    pub related_status: Option<&'a str>,
+    pub related_title: Option<&'a str>,
+    pub edge_id: Option<i64>,
+}
+
+/// Writes `anime` and their relations. A refetched anime's observed edges replace its old
+/// ones (an edge AniList dropped disappears), and so do the inverses derived from them.
+pub(crate) async fn upsert_anime(
+    conn: &mut SqliteConnection,
+    anime: &[Anime],
+    fetched_at_ms: i64,
+) -> Result<(), sqlx::Error> {
+    if anime.is_empty() {
+        return Ok(());
+    }
+    // Later entries for the same id win, so one statement never touches a row twice.
+    let mut latest: HashMap<AnimeId, &Anime> = HashMap::with_capacity(anime.len());
+    for a in anime {
+        latest.insert(a.id, a);
+    }
+    let mut unique: Vec<&Anime> = latest.into_values().collect();
+    unique.sort_by_key(|a| a.id);
+
+    for chunk in unique.chunks(ANIME_ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO anime (id, id_mal, kind, title_romaji, title_english, title_native, \
+             format, status, episodes, season, season_year, start_year, start_month, start_day, \
+             fetched_at) ",
+        );
+        q.push_values(chunk, |mut row, a| {
+            row.push_bind(i64::from(a.id))
+                .push_bind(a.id_mal)
+                .push_bind(a.kind.as_str())
+                .push_bind(a.title.romaji.as_deref())
+                .push_bind(a.title.english.as_deref())
+                .push_bind(a.title.native.as_deref())
+                .push_bind(a.format.as_deref())
+                .push_bind(a.status.as_deref())
+                .push_bind(a.episodes)
+                .push_bind(a.season.as_deref())
+                .push_bind(a.season_year)
+                .push_bind(a.start_date.year)
+                .push_bind(a.start_date.month.map(i32::from))
+                .push_bind(a.start_date.day.map(i32::from))
+                .push_bind(fetched_at_ms);
+        });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET id_mal = excluded.id_mal, kind = excluded.kind, \
+             title_romaji = excluded.title_romaji, title_english = excluded.title_english, \
+             title_native = excluded.title_native, format = excluded.format, \
+             status = excluded.status, episodes = excluded.episodes, season = excluded.season, \
+             season_year = excluded.season_year, start_year = excluded.start_year, \
+             start_month = excluded.start_month, start_day = excluded.start_day, \
+             fetched_at = excluded.fetched_at",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let ids: Vec<i64> = unique.iter().map(|a| i64::from(a.id)).collect();
+    for chunk in ids.chunks(ANIME_ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM anime_relation WHERE (derived = 0 AND anime_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")) OR (derived = 1 AND related_id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push("))");
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let (observed, derived) = relation_rows(&unique);
+    write_relations(conn, &observed, true).await?;
+    write_relations(conn, &derived, false).await?;
+    Ok(())
+}
+
+/// The observed rows of these anime and the inverses derived from them. A derived row whose
+/// key is also observed in this batch is dropped: the observed one wins.
+fn relation_rows<'a>(anime: &[&'a Anime]) -> (Vec<RelationRow<'a>>, Vec<RelationRow<'a>>) {
+    let mut observed: HashMap<(AnimeId, AnimeId), RelationRow<'a>> = HashMap::new();
+    let mut derived: HashMap<(AnimeId, AnimeId), RelationRow<'a>> = HashMap::new();
+    for a in anime {
+        for edge in &a.relations {
+            observed.insert(
+                (a.id, edge.node.id),
+                RelationRow {
+                    anime_id: a.id,
+                    related_id: edge.node.id,
+                    relation_type: Cow::Borrowed(edge.relation.as_str()),
+                    derived: false,
+                    related_kind: edge.node.kind.as_str(),
+                    related_format: edge.node.format.as_deref(),
+                    related_status: edge.node.status.as_deref(),
+                    related_title: edge.node.title.display(),
+                    edge_id: edge.edge_id,
+                },
+            );
+            // Only anime rows are stored, so only an anime end gets an inverse.
+            let Some(inverse) = edge.relation.inverse() else {
+                continue;
+            };
+            if edge.node.kind != MediaKind::Anime {
+                continue;
+            }
+            derived.insert(
+                (edge.node.id, a.id),
+                RelationRow {
+                    anime_id: edge.node.id,
+                    related_id: a.id,
+                    relation_type: Cow::Owned(inverse.as_str().to_string()),
+                    derived: true,
+                    related_kind: a.kind.as_str(),
+                    related_format: a.format.as_deref(),
+                    related_status: a.status.as_deref(),
+                    related_title: a.title.display(),
+                    edge_id: None,
+                },
+            );
+        }
+    }
+    let observed_keys: HashSet<(AnimeId, AnimeId)> = observed.keys().copied().collect();
+    derived.retain(|key, _| !observed_keys.contains(key));
+    let mut observed: Vec<_> = observed.into_values().collect();
+    let mut derived: Vec<_> = derived.into_values().collect();
+    observed.sort_by_key(|r| (r.anime_id, r.related_id));
+    derived.sort_by_key(|r| (r.anime_id, r.related_id));
+    (observed, derived)
+}
+
+/// Observed rows replace whatever is there; derived rows only replace derived rows.
+pub(crate) async fn write_relations(
+    conn: &mut SqliteConnection,
+    rows: &[RelationRow<'_>],
+    observed: bool,
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(RELATION_ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO anime_relation (anime_id, related_id, relation_type, derived, \
+             related_kind, related_format, related_status, related_title, edge_id) ",
+        );
+        q.push_values(chunk, |mut row, r| {
+            row.push_bind(i64::from(r.anime_id))
+                .push_bind(i64::from(r.related_id))
+                .push_bind(r.relation_type.as_ref())
+                .push_bind(i32::from(r.derived))
+                .push_bind(r.related_kind)
+                .push_bind(r.related_format)
+                .push_bind(r.related_status)
+                .push_bind(r.related_title)
+                .push_bind(r.edge_id);
+        });
+        q.push(
+            " ON CONFLICT (anime_id, related_id) DO UPDATE SET \
+             relation_type = excluded.relation_type, derived = excluded.derived, \
+             related_kind = excluded.related_kind, related_format = excluded.related_format, \
+             related_status = excluded.related_status, related_title = excluded.related_title, \
+             edge_id = excluded.edge_id",
+        );
+        if !observed {
+            q.push(" WHERE anime_relation.derived = 1");
+        }
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}

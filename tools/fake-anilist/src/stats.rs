@@ -1,0 +1,123 @@
+//! Counters and a per-request log of what the fake served, so tests can prove how a client
+//! behaved (never hammered, honoured bans, sent an interactive id in the very next request).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::faults::FaultKind;
+
+/// One GraphQL request, logged on arrival and completed when its status is decided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    /// Arrival, in ms since the server started.
+    pub at_ms: u64,
+    /// Ids asked for (`id_in` members, `Media(id:)` ids), in request order.
+    pub ids: Vec<i32>,
+    /// `None` while the request is still in flight.
+    pub status: Option<u16>,
+    pub anonymous: bool,
+    pub fault: Option<FaultKind>,
+    /// Arrived while a rate-limit ban was running.
+    pub during_ban: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// GraphQL requests received (every status).
+    pub requests: u64,
+    /// Ids asked per request (`id_in` length, or 1 for `Media(id:)`), in arrival order.
+    pub ids_per_request: Vec<usize>,
+    /// Responses by HTTP status.
+    pub by_status: BTreeMap<u16, u64>,
+    /// 429s served, whether they started a ban or arrived during one.
+    pub rate_limited: u64,
+    pub arrived_during_ban: u64,
+    /// 403 outage answers.
+    pub outages: u64,
+    /// 5xx answers (injected 500/502 and held-then-504 timeouts).
+    pub server_errors: u64,
+    /// Injected faults of any kind, including 200s with a broken body.
+    pub faults: u64,
+    pub log: Vec<LogEntry>,
+}
+
+/// Identifies a log entry across a `reset` (entries from before a reset are not updated).
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+    index: usize,
+}
+
+#[derive(Debug)]
+pub struct Recorder {
+    started: Instant,
+    inner: Mutex<(u64, Stats)>,
+}
+
+impl Recorder {
+    pub fn new(started: Instant) -> Self {
+        Recorder {
+            started,
+            inner: Mutex::new((0, Stats::default())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Stats)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn arrive(&self, at: Instant, ids: Vec<i32>, anonymous: bool) -> Ticket {
+        let at_ms = at.duration_since(self.started).as_millis() as u64;
+        let mut guard = self.lock();
+        let (epoch, stats) = &mut *guard;
+        stats.requests += 1;
+        stats.ids_per_request.push(ids.len());
+        stats.log.push(LogEntry {
+            at_ms,
+            ids,
+            status: None,
+            anonymous,
+            fault: None,
+            during_ban: false,
+        });
+        Ticket {
+            epoch: *epoch,
+            index: stats.log.len() - 1,
+        }
+    }
+
+    pub fn finish(&self, ticket: Ticket, status: u16, fault: Option<FaultKind>, during_ban: bool) {
+        let mut guard = self.lock();
+        let (epoch, stats) = &mut *guard;
+        if *epoch != ticket.epoch {
+            return;
+        }
+        *stats.by_status.entry(status).or_default() += 1;
+        match status {
+            429 => stats.rate_limited += 1,
+            403 => stats.outages += 1,
+            500..=599 => stats.server_errors += 1,
+            _ => {}
+        }
+        stats.arrived_during_ban += u64::from(during_ban);
+        stats.faults += u64::from(fault.is_some());
+        if let Some(entry) = stats.log.get_mut(ticket.index) {
+            entry.status = Some(status);
+            entry.fault = fault;
+            entry.during_ban = during_ban;
+        }
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        self.lock().1.clone()
+    }
+
+    pub fn reset(&self) {
+        let mut guard = self.lock();
+        guard.0 += 1;
+        guard.1 = Stats::default();
+    }
+}

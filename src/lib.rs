@@ -4,5 +4,6 @@
 pub mod anime;
 pub mod config;
 pub mod producer;
+pub mod queue;
 pub mod store;
 pub mod upstream;

@@ -87,6 +87,9 @@ pub struct Args {
     /// Probability of a 200 whose body is not JSON.
     #[arg(long, default_value_t = 0.0)]
     malformed_rate: f64,
+    /// Probability of a 400 validation error (a permanent failure clients must not retry).
+    #[arg(long, default_value_t = 0.0)]
+    reject_rate: f64,
     /// Start a 403 "API temporarily disabled" outage this many seconds after start.
     #[arg(long)]
     outage_at_secs: Option<f64>,
@@ -148,6 +151,7 @@ impl Args {
             timeout: self.timeout_rate,
             truncate: self.truncate_rate,
             malformed: self.malformed_rate,
+            reject: self.reject_rate,
             timeout_hold: secs(self.timeout_hold_secs, "--timeout-hold-secs")?,
             outage_at: self
                 .outage_at_secs

@@ -33,6 +33,8 @@ pub struct Faults {
     pub truncate: f64,
     /// A 200 whose body is not JSON.
     pub malformed: f64,
+    /// A 400 validation error in AniList's shape: a permanent failure the client must not retry.
+    pub reject: f64,
     pub timeout_hold: Duration,
     /// A 403 outage starting this long after the server starts...
     pub outage_at: Option<Duration>,
@@ -49,6 +51,7 @@ impl Default for Faults {
             timeout: 0.0,
             truncate: 0.0,
             malformed: 0.0,
+            reject: 0.0,
             timeout_hold: Duration::from_secs(30),
             outage_at: None,
             outage_for: Duration::from_secs(60),
@@ -64,6 +67,7 @@ pub enum FaultKind {
     Timeout,
     Truncated,
     Malformed,
+    Rejected,
 }
 
 /// The seeded source of delays and faults.
@@ -103,6 +107,7 @@ impl Dice {
             (f.timeout, FaultKind::Timeout),
             (f.truncate, FaultKind::Truncated),
             (f.malformed, FaultKind::Malformed),
+            (f.reject, FaultKind::Rejected),
         ];
         let mut acc = 0.0;
         let mut fault = None;

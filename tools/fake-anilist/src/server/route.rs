@@ -74,6 +74,11 @@ async fn graphql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         Some(FaultKind::Status500) => (500, JSON, shape::INTERNAL_ERROR.to_string()),
         Some(FaultKind::Status502) => (502, HTML, shape::BAD_GATEWAY.to_string()),
         Some(FaultKind::Malformed) => (200, JSON, shape::MALFORMED.to_string()),
+        Some(FaultKind::Rejected) => (
+            400,
+            JSON,
+            shape::bad_request("Validation error: injected rejection"),
+        ),
         Some(FaultKind::Timeout) => {
             app.stats.finish(ticket, 504, fault, false);
             app.pause(app.dice.faults().timeout_hold).await;

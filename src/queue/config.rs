@@ -1,0 +1,103 @@
+//! How workers run (RunOptions) and the apalis-redb settings each lane's storage gets, chosen so
+//! fetching is bulk, dead workers are noticed within seconds and retries stay few.
+
+use std::time::Duration;
+
+use apalis_redb::Config;
+
+use super::error::QueueError;
+use super::job::Lane;
+
+/// apalis' default of 25 attempts would hammer a failing upstream; retries of transient errors
+/// mostly live in the upstream client, so the queue only needs a few.
+pub(crate) const DEFAULT_MAX_ATTEMPTS: usize = 5;
+
+/// A dead worker is judged after this many heartbeats without news. With 1 s timestamp
+/// resolution and a blocking pool that can lag, fewer than 3 risks stealing a live worker's jobs.
+const MISSED_HEARTBEATS: usize = 3;
+
+/// An import's key must outlive the import's longest plausible run (retries, restarts, a
+/// machine asleep overnight) so a start-up re-push cannot duplicate queued work.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How `JobQueue::run` shapes its workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Background workers (apalis workers on the background lane). One with a high
+    /// `concurrency` is the safe shape; see the module docs about heartbeats.
+    pub workers: usize,
+    /// Interactive workers; at least one so a click never waits behind an import.
+    pub interactive_workers: usize,
+    /// Jobs in flight per worker, and jobs fetched per bulk fetch: 50 lets a batcher coalesce
+    /// a full AniList page.
+    pub concurrency: usize,
+    /// Worker heartbeat; orphans of a dead process are re-run about 3 heartbeats after its last.
+    pub heartbeat: Duration,
+    /// Fallback for `JobContext::max_attempts` when a stored task carries none (tasks pushed by
+    /// `JobQueue::push` always carry theirs).
+    pub max_attempts: usize,
+    /// How long a stopping worker waits for in-flight handlers before abandoning them (they
+    /// are then re-run by the next process, as orphans).
+    pub grace: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            interactive_workers: 1,
+            concurrency: 50,
+            heartbeat: Duration::from_secs(2),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RunOptions {
+    /// Refuses values apalis would panic on or that would silently starve a lane.
+    pub(crate) fn validate(&self) -> Result<(), QueueError> {
+        let invalid = |name, value: String, expected| QueueError::InvalidOption {
+            name,
+            value,
+            expected,
+        };
+        if self.interactive_workers == 0 {
+            return Err(invalid(
+                "interactive_workers",
+                "0".into(),
+                "at least 1, so interactive jobs are always picked up",
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(invalid("concurrency", "0".into(), "at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(invalid("max_attempts", "0".into(), "at least 1"));
+        }
+        if self.heartbeat < Duration::from_secs(1) {
+            return Err(invalid(
+                "heartbeat",
+                format!("{:?}", self.heartbeat),
+                "at least 1 s (apalis-redb stores heartbeats in whole seconds)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The storage settings of one lane. `batch_size == concurrency` keeps fetched-but-waiting
+/// tasks (during which the worker sends no heartbeat) to a minimum.
+pub(crate) fn lane_config(lane: Lane, concurrency: usize, heartbeat: Duration) -> Config {
+    Config::default()
+        .queue(lane.queue_name())
+        .batch_size(concurrency.max(1))
+        .heartbeat_interval(heartbeat)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+        .idempotency_ttl(Some(IDEMPOTENCY_TTL))
+}
+
+/// The settings for pushing and reading: only the queue name and key TTL matter there.
+pub(crate) fn push_config(lane: Lane) -> Config {
+    lane_config(lane, 1, RunOptions::default().heartbeat)
+}

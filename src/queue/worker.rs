@@ -1,0 +1,58 @@
+//! Builds and runs ONE apalis worker incarnation on one lane until it fails or `shutdown` is
+//! cancelled, bounding the graceful drain of in-flight jobs by `RunOptions::grace`.
+
+use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{RunOptions, lane_config};
+use super::handler::{Adapter, Delivery};
+use super::job::{FetchJob, JobHandler, Lane};
+use super::store::JobQueue;
+
+/// Why a worker incarnation ended without a clean stop; the supervisor logs it and restarts.
+pub(crate) type RunFailure = String;
+
+pub(crate) async fn run_worker(
+    queue: &JobQueue,
+    lane: Lane,
+    name: &str,
+    options: &RunOptions,
+    handler: JobHandler,
+    shutdown: &CancellationToken,
+) -> Result<(), RunFailure> {
+    let storage = queue
+        .storage(lane_config(lane, options.concurrency, options.heartbeat))
+        .map_err(|err| err.to_string())?;
+    let adapter = Adapter {
+        handler,
+        lane,
+        fallback_max_attempts: options.max_attempts,
+    };
+    let worker = WorkerBuilder::new(name)
+        .backend(storage)
+        .concurrency(options.concurrency)
+        .build(move |job: FetchJob, delivery: Delivery| adapter.clone().call(job, delivery));
+
+    let token = shutdown.clone();
+    // On cancellation apalis stops fetching, waits for in-flight handlers, returns fetched
+    // but unstarted tasks to the queue and unregisters the worker.
+    let run = worker.run_until(async move {
+        token.cancelled().await;
+        Ok::<(), std::io::Error>(())
+    });
+    tokio::pin!(run);
+    let ended = tokio::select! {
+        ended = &mut run => ended,
+        () = shutdown.cancelled() => match tokio::time::timeout(options.grace, &mut run).await {
+            Ok(ended) => ended,
+            Err(_) => {
+                return Err(format!(
+                    "in-flight jobs did not finish within {:?}; they were abandoned and the \
+                     next run re-queues them as orphans",
+                    options.grace
+                ));
+            }
+        },
+    };
+    ended.map_err(|err| err.to_string())
+}

@@ -1,0 +1,521 @@
+//! The durable job queue against real redb files in temp dirs: idempotent bulk pushes, exactly
+//! one delivery per job, the interactive lane overtaking a backlog, retries and aborts, the
+//! cross-process lock, orphan recovery after a crash, and a corrupt file.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use franchise::anime::AnimeId;
+use franchise::queue::{
+    FetchJob, JobContext, JobFailure, JobHandler, JobQueue, Lane, QueueDepth, QueueError,
+    RunOptions,
+};
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+/// Set in the child process of `a_second_process_is_refused_with_the_owners_pid`.
+const HOLD_ENV: &str = "FRANCHISE_TEST_HOLD_QUEUE";
+const HOLDING_MARKER: &str = "FRANCHISE-QUEUE-HELD";
+
+fn job(import_id: Option<i64>, anime: i64) -> FetchJob {
+    FetchJob {
+        import_id,
+        anime_id: AnimeId::new(anime).unwrap(),
+        depth: 0,
+    }
+}
+
+fn queue_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("queue.redb")
+}
+
+fn handler<F, Fut>(f: F) -> JobHandler
+where
+    F: Fn(FetchJob, JobContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
+{
+    Arc::new(move |job, ctx| f(job, ctx).boxed())
+}
+
+fn fast_options() -> RunOptions {
+    RunOptions {
+        concurrency: 5,
+        heartbeat: Duration::from_secs(1),
+        ..RunOptions::default()
+    }
+}
+
+/// Polls the queue depth until `done` holds, or fails with the last depth seen.
+async fn wait_for_depth(
+    queue: &JobQueue,
+    within: Duration,
+    done: impl Fn(&QueueDepth) -> bool,
+) -> QueueDepth {
+    let deadline = Instant::now() + within;
+    loop {
+        let depth = queue.depth().await.unwrap();
+        if done(&depth) {
+            return depth;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue did not reach the expected depth within {within:?}; last seen {depth:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_repushed_import_job_is_skipped_and_open_jobs_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = queue_path(&dir);
+    let queue = JobQueue::open(&path).await.unwrap();
+
+    let jobs: Vec<FetchJob> = (1..=3).map(|id| job(Some(7), id)).collect();
+    assert_eq!(queue.push(Lane::Background, jobs.clone()).await.unwrap(), 3);
+    assert_eq!(queue.push(Lane::Background, jobs).await.unwrap(), 0);
+    // The same anime in another import is another item.
+    assert_eq!(
+        queue
+            .push(Lane::Background, vec![job(Some(8), 1)])
+            .await
+            .unwrap(),
+        1
+    );
+    // Open jobs carry no key: every click is answered.
+    assert_eq!(
+        queue
+            .push(Lane::Interactive, vec![job(None, 1), job(None, 1)])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(queue.push(Lane::Interactive, vec![]).await.unwrap(), 0);
+
+    let depth = queue.depth().await.unwrap();
+    assert_eq!(depth.background.pending, 4, "{depth:?}");
+    assert_eq!(depth.interactive.pending, 2, "{depth:?}");
+    assert_eq!(depth.background.running + depth.background.done, 0);
+
+    let pid = std::fs::read_to_string(dir.path().join("queue.redb.pid")).unwrap();
+    assert_eq!(pid.trim(), std::process::id().to_string());
+    assert_eq!(
+        job(Some(7), 16498).idempotency_key().as_deref(),
+        Some("import:7:anime:16498")
+    );
+    assert_eq!(job(None, 16498).idempotency_key(), None);
+}
+
+#[tokio::test]
+async fn every_pushed_job_is_handled_exactly_once_and_ends_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let background: Vec<FetchJob> = (1..=40).map(|id| job(Some(1), id)).collect();
+    queue.push(Lane::Background, background).await.unwrap();
+    queue
+        .push(Lane::Interactive, vec![job(None, 1001), job(None, 1002)])
+        .await
+        .unwrap();
+
+    let calls: Arc<Mutex<HashMap<(Lane, u32), usize>>> = Arc::default();
+    let seen = calls.clone();
+    let count = handler(move |job, ctx| {
+        *seen
+            .lock()
+            .unwrap()
+            .entry((ctx.lane, job.anime_id.get()))
+            .or_default() += 1;
+        assert_eq!(ctx.attempt, 1);
+        assert_eq!(ctx.max_attempts, 5);
+        async { Ok(()) }
+    });
+    let shutdown = CancellationToken::new();
+    let options = RunOptions {
+        workers: 2,
+        ..fast_options()
+    };
+    let workers = queue.run(options, count, shutdown.clone()).unwrap();
+    let names = workers.names();
+    assert_eq!(names.len(), 3, "one interactive and two background workers");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.contains(&std::process::id().to_string()))
+    );
+    let unique: std::collections::HashSet<_> = names.iter().collect();
+    assert_eq!(unique.len(), 3, "worker names must be unique: {names:?}");
+
+    let depth = wait_for_depth(&queue, Duration::from_secs(30), |d| {
+        d.background.done == 40 && d.interactive.done == 2
+    })
+    .await;
+    assert_eq!(depth.background.pending + depth.background.running, 0);
+    shutdown.cancel();
+    workers.join().await;
+
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 42);
+    assert!(calls.values().all(|n| *n == 1), "{calls:?}");
+    assert_eq!(calls[&(Lane::Interactive, 1001)], 1);
+}
+
+#[tokio::test]
+async fn an_interactive_job_overtakes_a_background_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let backlog: Vec<FetchJob> = (1..=500).map(|id| job(Some(1), id)).collect();
+    assert_eq!(queue.push(Lane::Background, backlog).await.unwrap(), 500);
+
+    let background_started = Arc::new(AtomicUsize::new(0));
+    let interactive_seen: Arc<Mutex<Option<usize>>> = Arc::default();
+    let (started, seen) = (background_started.clone(), interactive_seen.clone());
+    let slow = handler(move |_job, ctx| {
+        let started = started.clone();
+        let seen = seen.clone();
+        async move {
+            match ctx.lane {
+                Lane::Background => {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Lane::Interactive => {
+                    *seen.lock().unwrap() = Some(started.load(Ordering::SeqCst));
+                }
+            }
+            Ok(())
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let options = RunOptions {
+        workers: 1,
+        concurrency: 2,
+        ..fast_options()
+    };
+    let workers = queue.run(options, slow, shutdown.clone()).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while background_started.load(Ordering::SeqCst) < 4 {
+        assert!(Instant::now() < deadline, "background jobs never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = background_started.load(Ordering::SeqCst);
+    queue
+        .push(Lane::Interactive, vec![job(None, 9999)])
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let at_interactive = loop {
+        if let Some(n) = *interactive_seen.lock().unwrap() {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "interactive job not handled within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // Two background jobs run at a time, 50 ms each: a few more may start while the
+    // interactive one is fetched, never a large share of the backlog.
+    assert!(
+        at_interactive - before <= 8,
+        "{} background jobs started before the interactive one",
+        at_interactive - before
+    );
+    let depth = queue.depth().await.unwrap();
+    assert!(depth.background.pending >= 400, "{depth:?}");
+    shutdown.cancel();
+    workers.join().await;
+}
+
+#[tokio::test]
+async fn retries_run_again_aborts_do_not_and_attempts_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    queue
+        .push(Lane::Background, vec![job(Some(1), 1), job(Some(1), 2)])
+        .await
+        .unwrap();
+    queue
+        .clone()
+        .with_max_attempts(2)
+        .unwrap()
+        .push(Lane::Background, vec![job(Some(1), 3)])
+        .await
+        .unwrap();
+
+    let calls: Arc<Mutex<Vec<(u32, JobContext)>>> = Arc::default();
+    let seen = calls.clone();
+    let flaky = handler(move |job, ctx| {
+        let id = job.anime_id.get();
+        let earlier = {
+            let mut calls = seen.lock().unwrap();
+            let earlier = calls.iter().filter(|(a, _)| *a == id).count();
+            calls.push((id, ctx));
+            earlier
+        };
+        async move {
+            match id {
+                1 if earlier < 2 => Err(JobFailure::Retry("upstream timed out".into())),
+                1 => Ok(()),
+                2 => Err(JobFailure::Abort("anime not found".into())),
+                _ => Err(JobFailure::Retry("still down".into())),
+            }
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let workers = queue.run(fast_options(), flaky, shutdown.clone()).unwrap();
+    let depth = wait_for_depth(&queue, Duration::from_secs(30), |d| {
+        d.background.done == 1 && d.background.failed == 2
+    })
+    .await;
+    assert_eq!(depth.background.pending + depth.background.running, 0);
+    shutdown.cancel();
+    workers.join().await;
+
+    let calls = calls.lock().unwrap();
+    let of = |id: u32| -> Vec<JobContext> {
+        calls
+            .iter()
+            .filter(|(a, _)| *a == id)
+            .map(|(_, c)| *c)
+            .collect()
+    };
+    let retried = of(1);
+    assert_eq!(
+        retried.iter().map(|c| c.attempt).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(retried.iter().all(|c| c.max_attempts == 5));
+    assert_eq!(of(2).len(), 1, "an aborted job runs once");
+    let exhausted = of(3);
+    assert_eq!(
+        exhausted.iter().map(|c| c.attempt).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(exhausted[1].is_last_attempt() && !exhausted[0].is_last_attempt());
+}
+
+#[tokio::test]
+async fn graceful_stop_lets_an_in_flight_job_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    queue
+        .push(Lane::Background, vec![job(Some(1), 1)])
+        .await
+        .unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let (s, f) = (started.clone(), finished.clone());
+    let slow = handler(move |_job, _ctx| {
+        let (s, f) = (s.clone(), f.clone());
+        async move {
+            s.store(true, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            f.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let workers = queue.run(fast_options(), slow, shutdown.clone()).unwrap();
+    while !started.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), workers.join())
+        .await
+        .expect("join returns after the graceful stop");
+    assert!(finished.load(Ordering::SeqCst), "the in-flight job was cut");
+    let depth = queue.depth().await.unwrap();
+    assert_eq!(depth.background.done, 1, "{depth:?}");
+    assert_eq!(depth.background.running, 0, "{depth:?}");
+}
+
+#[tokio::test]
+async fn options_apalis_would_panic_on_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let noop = handler(|_job, _ctx| async { Ok(()) });
+    let options = RunOptions {
+        concurrency: 0,
+        ..RunOptions::default()
+    };
+    let err = queue
+        .run(options, noop, CancellationToken::new())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            QueueError::InvalidOption {
+                name: "concurrency",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("at least 1"), "{err}");
+    assert!(queue.clone().with_max_attempts(0).is_err());
+}
+
+#[tokio::test]
+async fn a_second_open_in_the_same_process_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = queue_path(&dir);
+    let _owner = JobQueue::open(&path).await.unwrap();
+    let err = JobQueue::open(&path).await.unwrap_err();
+    match &err {
+        QueueError::Locked { pid, .. } => assert_eq!(*pid, Some(std::process::id())),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("already open in this process"),
+        "{err}"
+    );
+}
+
+/// The child half of the cross-process test: holds the queue until killed.
+#[tokio::test]
+async fn hold_queue_child() {
+    let Ok(path) = std::env::var(HOLD_ENV) else {
+        return;
+    };
+    let _queue = JobQueue::open(Path::new(&path)).await.unwrap();
+    println!("{HOLDING_MARKER}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn a_second_process_is_refused_with_the_owners_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = queue_path(&dir);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["hold_queue_child", "--exact", "--nocapture"])
+        .env(HOLD_ENV, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let held = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains(HOLDING_MARKER))
+    })
+    .await
+    .unwrap();
+    assert!(held, "the child never opened the queue");
+
+    let err = JobQueue::open(&path).await.unwrap_err();
+    let child_pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    match &err {
+        QueueError::Locked { pid, path: p } => {
+            assert_eq!(*pid, Some(child_pid));
+            assert_eq!(p, &path);
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains(&format!("pid {child_pid}")), "{text}");
+    assert!(text.contains("another franchise process"), "{text}");
+    assert!(text.contains("franchise status"), "{text}");
+
+    // Once the owner is gone, the file opens again.
+    JobQueue::open(&path).await.unwrap();
+}
+
+#[test]
+fn a_job_in_flight_when_its_process_died_is_handled_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = queue_path(&dir);
+    let options = RunOptions {
+        heartbeat: Duration::from_secs(1),
+        ..fast_options()
+    };
+
+    // First "process": takes the job, then dies mid-job without any graceful stop.
+    let doomed = tokio::runtime::Runtime::new().unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    doomed.block_on(async {
+        let queue = JobQueue::open(&path).await.unwrap();
+        queue
+            .push(Lane::Background, vec![job(Some(3), 42)])
+            .await
+            .unwrap();
+        let s = started.clone();
+        let stuck = handler(move |_job, _ctx| {
+            s.store(true, Ordering::SeqCst);
+            futures::future::pending()
+        });
+        let workers = queue
+            .run(options.clone(), stuck, CancellationToken::new())
+            .unwrap();
+        while !started.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        std::mem::forget(workers);
+    });
+    doomed.shutdown_background();
+
+    // Second "process": reopens the file and must re-run the orphaned job.
+    let next = tokio::runtime::Runtime::new().unwrap();
+    next.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let queue = loop {
+            // The dead runtime's blocking threads may hold the file for a moment.
+            match JobQueue::open(&path).await {
+                Ok(queue) => break queue,
+                Err(QueueError::Locked { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(other) => panic!("reopen failed: {other}"),
+            }
+        };
+        let depth = queue.depth().await.unwrap();
+        assert_eq!(depth.background.running, 1, "{depth:?}");
+
+        let calls: Arc<Mutex<Vec<(u32, usize)>>> = Arc::default();
+        let seen = calls.clone();
+        let record = handler(move |job, ctx| {
+            seen.lock().unwrap().push((job.anime_id.get(), ctx.attempt));
+            async { Ok(()) }
+        });
+        let shutdown = CancellationToken::new();
+        let started_at = Instant::now();
+        let workers = queue.run(options, record, shutdown.clone()).unwrap();
+        wait_for_depth(&queue, Duration::from_secs(20), |d| d.background.done == 1).await;
+        let took = started_at.elapsed();
+        shutdown.cancel();
+        workers.join().await;
+        // heartbeat 1 s × 3 missed heartbeats, checked on each 1 s heartbeat, whole seconds.
+        assert!(
+            took <= Duration::from_secs(8),
+            "orphan recovery took {took:?}"
+        );
+        // A crash does not consume an attempt: the count is only stored with a result.
+        assert_eq!(*calls.lock().unwrap(), [(42, 1)]);
+    });
+}
+
+#[tokio::test]
+async fn a_file_of_random_bytes_is_reported_corrupt_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = queue_path(&dir);
+    let noise: Vec<u8> = (0..65_536).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(&path, noise).unwrap();
+    let err = JobQueue::open(&path).await.unwrap_err();
+    assert!(
+        matches!(&err, QueueError::Corrupt { path: p, .. } if p == &path),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("Move it aside"), "{text}");
+    assert!(text.contains("re-queued from the SQL store"), "{text}");
+}

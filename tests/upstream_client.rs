@@ -1,0 +1,290 @@
+//! The AniList client against the fake AniList over loopback: batching, typed failures,
+//! retries only of what is worth retrying, and one shared budget that never draws a 429.
+//! Time is scaled down: a 2–3 s window stands for AniList's minute.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_anilist::{FakeAniList, FakeConfig, Faults, RateModel, World, WorldSpec};
+use franchise::anime::AnimeId;
+use franchise::upstream::{AniListClient, BudgetConfig, ClientConfig, RateBudget, UpstreamError};
+
+/// A budget of `requests` per `window`, with the pace and margins scaled like the window.
+fn scaled_budget(requests: u32, window: Duration) -> BudgetConfig {
+    BudgetConfig {
+        requests,
+        window,
+        min_spacing: window / 120,
+        retry_after_margin: Duration::from_millis(200),
+        outage_pause_min: Duration::from_millis(50),
+        outage_pause_max: Duration::from_millis(200),
+    }
+}
+
+fn client_for(fake: &FakeAniList, budget: BudgetConfig) -> AniListClient {
+    let config = ClientConfig {
+        endpoint: fake.url(),
+        timeout: Duration::from_millis(500),
+        max_retries: 2,
+        retry_min_delay: Duration::from_millis(10),
+        retry_max_delay: Duration::from_millis(40),
+        max_parks: 2,
+    };
+    AniListClient::new(config, Arc::new(RateBudget::new(budget).unwrap())).unwrap()
+}
+
+fn unlimited() -> BudgetConfig {
+    scaled_budget(10_000, Duration::from_secs(1))
+}
+
+/// Live anime ids an anonymous caller can see.
+fn visible_ids(world: &World, n: usize) -> Vec<AnimeId> {
+    let ids: Vec<AnimeId> = world
+        .entries()
+        .filter(|e| e.media_type.as_deref() == Some("ANIME") && !e.dead && !e.is_adult)
+        .map(|e| AnimeId::new(i64::from(e.id)).unwrap())
+        .take(n)
+        .collect();
+    assert_eq!(ids.len(), n, "the world is too small");
+    ids
+}
+
+async fn start(world: World, rate: RateModel, faults: Faults) -> FakeAniList {
+    FakeAniList::start(FakeConfig {
+        world,
+        rate,
+        faults,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn fifty_ids_cost_one_request_and_120_cost_three() {
+    let world = WorldSpec::default()
+        .seed(3)
+        .franchises(0)
+        .sized(200)
+        .clean()
+        .build();
+    let ids = visible_ids(&world, 120);
+    let fake = start(world, RateModel::disabled(), Faults::default()).await;
+    let client = client_for(&fake, unlimited());
+
+    let answer = client.fetch_batch(&ids[..50]).await.unwrap();
+    assert_eq!(answer.found.len(), 50);
+    assert!(answer.not_found.is_empty());
+    assert_eq!(fake.stats().ids_per_request, vec![50]);
+
+    let answer = client.fetch_batch(&ids).await.unwrap();
+    assert_eq!(answer.found.len(), 120);
+    assert_eq!(fake.stats().ids_per_request, vec![50, 50, 50, 20]);
+    let mut got: Vec<AnimeId> = answer.found.iter().map(|a| a.id).collect();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want);
+    // Every anime carries its edges, typed, as the world has them.
+    for anime in &answer.found {
+        let entry = fake.world().get(anime.id.get() as i32).cloned().unwrap();
+        assert_eq!(anime.relations.len(), entry.relations.len());
+    }
+}
+
+#[tokio::test]
+async fn ids_missing_from_the_answer_are_not_found_and_not_retried() {
+    let world = WorldSpec::default().seed(5).franchises(300).build();
+    let dead = world.entries().find(|e| e.dead).unwrap().id;
+    let adult = world.entries().find(|e| e.is_adult && !e.dead).unwrap().id;
+    let live = visible_ids(&world, 3);
+    let fake = start(world, RateModel::disabled(), Faults::default()).await;
+    let client = client_for(&fake, unlimited());
+    let mut ids = live.clone();
+    for raw in [i64::from(dead), i64::from(adult), 2_000_000_000] {
+        ids.push(AnimeId::new(raw).unwrap());
+    }
+    let answer = client.fetch_batch(&ids).await.unwrap();
+    assert_eq!(answer.found.len(), 3);
+    assert_eq!(answer.not_found, ids[3..].to_vec());
+    assert_eq!(fake.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn each_failure_maps_to_its_typed_error_and_permanent_ones_are_tried_once() {
+    let fault = |f: fn(&mut Faults)| {
+        let mut faults = Faults {
+            seed: 1,
+            timeout_hold: Duration::from_secs(3),
+            ..Faults::default()
+        };
+        f(&mut faults);
+        faults
+    };
+    // (faults, expected kind, requests the client should make: 1 + max_retries(2), or
+    // 1 + max_parks(2) for an outage, or exactly 1 for a permanent error)
+    let cases: Vec<(Faults, &str, u64)> = vec![
+        (fault(|f| f.fail_500 = 1.0), "transient", 3),
+        (fault(|f| f.fail_502 = 1.0), "transient", 3),
+        (fault(|f| f.timeout = 1.0), "transient", 3),
+        (fault(|f| f.truncate = 1.0), "malformed_response", 3),
+        (fault(|f| f.malformed = 1.0), "malformed_response", 3),
+        (fault(|f| f.reject = 1.0), "query_rejected", 1),
+        (
+            fault(|f| {
+                f.outage_at = Some(Duration::ZERO);
+                f.outage_for = Duration::from_secs(30);
+            }),
+            "upstream_disabled",
+            3,
+        ),
+    ];
+    for (faults, kind, requests) in cases {
+        let world = World::single_franchise(5, 1);
+        let ids = visible_ids(&world, 3);
+        let fake = start(world, RateModel::disabled(), faults.clone()).await;
+        let client = client_for(&fake, unlimited());
+        let err = client.fetch_batch(&ids).await.unwrap_err();
+        assert_eq!(err.kind(), kind, "{faults:?}: {err}");
+        assert_eq!(err.is_permanent(), requests == 1, "{err}");
+        assert_eq!(fake.stats().requests, requests, "{kind}: {err}");
+        if kind == "transient" && faults.timeout > 0.0 {
+            assert!(err.to_string().contains("timed out"), "{err}");
+        }
+        if kind == "malformed_response" {
+            let UpstreamError::Malformed { excerpt, .. } = &err else {
+                panic!()
+            };
+            assert!(!excerpt.is_empty());
+        }
+        if kind == "upstream_disabled" {
+            assert_eq!(client.budget().state().outages_seen, 3);
+        }
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_recover_within_the_retry_bound() {
+    let world = World::single_franchise(10, 2);
+    let ids = visible_ids(&world, 10);
+    let faults = Faults {
+        seed: 11,
+        fail_500: 0.3,
+        truncate: 0.2,
+        ..Faults::default()
+    };
+    let fake = start(world, RateModel::disabled(), faults).await;
+    let mut config = ClientConfig {
+        endpoint: fake.url(),
+        max_retries: 8,
+        retry_min_delay: Duration::from_millis(5),
+        retry_max_delay: Duration::from_millis(20),
+        ..ClientConfig::default()
+    };
+    config.timeout = Duration::from_secs(2);
+    let client =
+        AniListClient::new(config, Arc::new(RateBudget::new(unlimited()).unwrap())).unwrap();
+    for id in &ids {
+        let answer = client.fetch_batch(&[*id]).await.unwrap();
+        assert_eq!(answer.found.len(), 1);
+    }
+    let stats = fake.stats();
+    assert!(
+        stats.requests > 10,
+        "some requests must have failed and been retried"
+    );
+    assert!(stats.faults > 0);
+}
+
+#[tokio::test]
+async fn eight_callers_through_one_default_budget_never_draw_a_429_in_degraded_mode() {
+    // The fake enforces 30 per 2 s window behind headers that say 90, plus a burst limit of
+    // 6 per 1/60 window: AniList's degraded minute, 30× faster.
+    let window = Duration::from_secs(2);
+    let world = WorldSpec::default()
+        .seed(9)
+        .franchises(0)
+        .sized(400)
+        .clean()
+        .build();
+    let ids = visible_ids(&world, 320);
+    let fake = start(
+        world,
+        RateModel::degraded().window(window).ban_secs(2),
+        Faults::default(),
+    )
+    .await;
+    let client = client_for(&fake, scaled_budget(30, window));
+    let mut callers = Vec::new();
+    for caller in 0..8 {
+        let client = client.clone();
+        let mine: Vec<AnimeId> = ids.iter().skip(caller).step_by(8).copied().collect();
+        callers.push(tokio::spawn(async move {
+            let mut found = 0;
+            for chunk in mine.chunks(4) {
+                found += client.fetch_batch(chunk).await.unwrap().found.len();
+            }
+            found
+        }));
+    }
+    let mut found = 0;
+    for caller in callers {
+        found += caller.await.unwrap();
+    }
+    assert_eq!(found, 320);
+    let stats = fake.stats();
+    assert_eq!(stats.requests, 80);
+    assert_eq!(stats.rate_limited, 0, "{:?}", stats.by_status);
+    assert_eq!(stats.arrived_during_ban, 0);
+    // The whole window's budget is used: 80 requests at 30 per window need under 4 windows
+    // (plus the slack), not the 2.7 s × 30 of an even spacing per request.
+    assert_eq!(client.budget().state().rate_limited_seen, 0);
+}
+
+#[tokio::test]
+async fn after_a_forced_429_no_request_arrives_during_the_ban() {
+    let world = WorldSpec::default()
+        .seed(4)
+        .franchises(0)
+        .sized(100)
+        .clean()
+        .build();
+    let ids = visible_ids(&world, 64);
+    let fake = start(world, RateModel::disabled().ban_secs(1), Faults::default()).await;
+    let client = client_for(&fake, scaled_budget(1_000, Duration::from_secs(2)));
+    // Warm up, then arm the 429 and let 8 callers run into it together.
+    client.fetch_batch(&ids[..1]).await.unwrap();
+    fake.force_rate_limit();
+    let mut callers = Vec::new();
+    for caller in 0..8 {
+        let client = client.clone();
+        let mine: Vec<AnimeId> = ids.iter().skip(caller).step_by(8).copied().collect();
+        callers.push(tokio::spawn(async move {
+            for id in mine {
+                client.fetch_batch(&[id]).await.unwrap();
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let stats = fake.stats();
+    assert_eq!(stats.rate_limited, 1, "{:?}", stats.by_status);
+    assert_eq!(stats.arrived_during_ban, 0);
+    assert_eq!(
+        stats.requests,
+        1 + 1 + 64,
+        "warm-up, the 429, then every id once"
+    );
+    // Nothing arrived within the ban: the next request came at least 1 s after the 429.
+    let limited = stats
+        .log
+        .iter()
+        .position(|e| e.status == Some(429))
+        .unwrap();
+    let gap = stats.log[limited + 1].at_ms - stats.log[limited].at_ms;
+    assert!(gap >= 1_000, "next request {gap} ms after the 429");
+    assert_eq!(client.budget().state().rate_limited_seen, 1);
+}

@@ -3,7 +3,14 @@
 
 pub mod anime;
 pub mod config;
+pub mod error;
+pub mod importer;
 pub mod producer;
 pub mod queue;
 pub mod store;
 pub mod upstream;
+pub mod workers;
+
+pub use error::Error;
+pub use importer::Importer;
+pub use producer::ImportOptions;

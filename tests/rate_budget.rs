@@ -43,7 +43,7 @@ async fn never_more_than_the_budget_in_any_window_even_with_many_callers() {
         let (budget, sends) = (budget.clone(), sends.clone());
         callers.push(tokio::spawn(async move {
             for _ in 0..2 {
-                budget.acquire().await;
+                let _slot = budget.acquire().await;
                 sends.lock().unwrap().push(Instant::now());
             }
         }));
@@ -75,7 +75,7 @@ async fn the_pace_spaces_requests_even_when_the_window_has_room() {
     let budget = RateBudget::new(config(1000, 60_000, 60)).unwrap();
     let mut sends = Vec::new();
     for _ in 0..6 {
-        budget.acquire().await;
+        let _slot = budget.acquire().await;
         sends.push(Instant::now());
     }
     for pair in sends.windows(2) {
@@ -91,7 +91,7 @@ async fn the_pace_spaces_requests_even_when_the_window_has_room() {
 #[tokio::test]
 async fn a_429_parks_every_caller_until_retry_after_plus_the_margin() {
     let budget = Arc::new(RateBudget::new(config(100, 60_000, 1)).unwrap());
-    budget.acquire().await;
+    let _slot = budget.acquire().await;
     let parked_at = Instant::now();
     let pause = budget.on_rate_limited(Duration::from_millis(300));
     assert_eq!(pause, Duration::from_millis(400));
@@ -102,7 +102,7 @@ async fn a_429_parks_every_caller_until_retry_after_plus_the_margin() {
     for _ in 0..4 {
         let budget = budget.clone();
         callers.push(tokio::spawn(async move {
-            budget.acquire().await;
+            let _slot = budget.acquire().await;
             Instant::now()
         }));
     }
@@ -131,7 +131,7 @@ async fn outages_park_everyone_for_a_doubling_bounded_pause() {
 #[tokio::test]
 async fn a_server_that_says_less_is_left_slows_the_budget_down() {
     let budget = RateBudget::new(config(30, 500, 1)).unwrap();
-    budget.acquire().await;
+    let _slot = budget.acquire().await;
     // The server admits to a limit of 2 with 0 left: nobody may send until its window resets.
     let told = Instant::now();
     budget.observe(&RateHeaders {
@@ -140,7 +140,7 @@ async fn a_server_that_says_less_is_left_slows_the_budget_down() {
         retry_after: None,
     });
     assert_eq!(budget.state().limit_per_window, 2);
-    budget.acquire().await;
+    let _slot = budget.acquire().await;
     assert!(
         told.elapsed() >= Duration::from_millis(500),
         "{:?}",

@@ -12,7 +12,7 @@ use sqlx::Row;
 fn batch(fetched: Vec<franchise::anime::Anime>) -> FlushBatch {
     FlushBatch {
         fetched,
-        items: vec![],
+        ..FlushBatch::default()
     }
 }
 
@@ -304,6 +304,7 @@ async fn an_import_of_a_fresh_franchise_walks_the_store_and_queues_nothing() {
                 anime_id: id(3),
                 outcome: ItemOutcome::Done,
             }],
+            ..FlushBatch::default()
         },
         0,
     )
@@ -344,6 +345,7 @@ async fn failed_items_carry_their_reason_and_a_redelivered_job_changes_nothing()
         .await
         .unwrap();
     let failed = FlushBatch {
+        not_found: vec![id(5)],
         fetched: vec![],
         items: vec![ItemResult {
             import_id,
@@ -360,11 +362,32 @@ async fn failed_items_carry_their_reason_and_a_redelivered_job_changes_nothing()
             anime_id: id(5),
             outcome: ItemOutcome::Done,
         }],
+        ..FlushBatch::default()
     };
     assert!(commit_batch(&store, &dup, 0).await.unwrap().is_empty());
     let p = &store.import_progress(Some(import_id)).await.unwrap()[0];
     assert_eq!((p.failed, p.done, p.queued), (1, 0, 0));
     assert_eq!(p.failures, vec![("not found on AniList".to_string(), 1)]);
+
+    // AniList said 6 is missing: a new import within the TTL fails it without a fetch, and
+    // the duplicate above that did return 5 made 5 known again.
+    let gone = FlushBatch {
+        not_found: vec![id(6)],
+        ..FlushBatch::default()
+    };
+    commit_batch(&store, &gone, 0).await.unwrap();
+    let (again, to_fetch) = create_import(&store, id(6), &ImportOptions::default(), 0)
+        .await
+        .unwrap();
+    assert!(to_fetch.is_empty());
+    let p = &store.import_progress(Some(again)).await.unwrap()[0];
+    assert_eq!((p.failed, p.queued), (1, 0));
+    let forced = ImportOptions {
+        force_refresh: true,
+        ..ImportOptions::default()
+    };
+    let (_, refetch) = create_import(&store, id(6), &forced, 0).await.unwrap();
+    assert_eq!(refetch.len(), 1, "force-refresh asks AniList again");
 }
 
 #[tokio::test]

@@ -20,6 +20,13 @@ CREATE TABLE anime (
     fetched_at    INTEGER NOT NULL
 );
 
+-- Ids AniList left out of an answer (unknown, deleted or adult), remembered like a stored
+-- anime so a re-import within the freshness TTL does not ask for them again.
+CREATE TABLE anime_missing (
+    id         INTEGER PRIMARY KEY,
+    checked_at INTEGER NOT NULL
+);
+
 -- One row per ordered pair. `derived` = 1 marks an inverse we computed from the other side's
 -- edge; an observed row (derived = 0) always replaces a derived one, never the reverse.
 -- The related_* columns describe the far end as the edge showed it, since it may be a manga
@@ -64,3 +71,12 @@ CREATE TABLE import_item (
 );
 
 CREATE INDEX import_item_queued ON import_item (state, import_id) WHERE state = 'queued';
+
+-- What the process that runs the workers last said about itself, so `franchise status` in
+-- another process can show the rate budget and queue it cannot open itself. One row.
+CREATE TABLE runtime_status (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    pid        INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    snapshot   TEXT    NOT NULL
+);

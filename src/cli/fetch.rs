@@ -62,6 +62,6 @@ pub async fn run(settings: &Settings, args: FetchArgs) -> anyhow::Result<ExitCod
     Ok(if answer.not_found.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(3)
+        ExitCode::from(super::EXIT_PARTIAL)
     })
 }

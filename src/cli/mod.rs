@@ -2,6 +2,12 @@
 //! and `FRANCHISE_*` variables; each command lives in its own file.
 
 mod fetch;
+mod import;
+mod open;
+mod progress;
+mod show;
+mod status;
+mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,11 +15,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use franchise::config::{Overrides, Settings};
 
+/// Exit code of an import that finished with failed items, and of a fetch with unknown ids.
+pub const EXIT_PARTIAL: u8 = 3;
+/// Exit code after Ctrl-C stopped a waiting command.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "franchise",
     version,
-    about = "Import an anime's whole franchise from AniList"
+    about = "Import an anime's whole franchise from AniList through a durable job queue",
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad usage, 3 finished with failed or unknown \
+                  items, 130 interrupted."
 )]
 pub struct Cli {
     /// A TOML settings file layered over the built-in defaults (see config/default.toml).
@@ -25,7 +38,7 @@ pub struct Cli {
     /// The AniList GraphQL endpoint, e.g. a local fake-anilist.
     #[arg(long, global = true, value_name = "URL")]
     anilist_url: Option<String>,
-    /// How many import jobs run at once.
+    /// How many fetch jobs run at once.
     #[arg(long, global = true, value_name = "N", allow_negative_numbers = true)]
     workers: Option<i64>,
     /// Upstream requests per minute, shared by all workers.
@@ -42,6 +55,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Import the franchise of each root anime: prints the import id at once, or with --wait
+    /// runs the workers here and shows progress until done.
+    Import(import::ImportArgs),
+    /// Show one anime with its relations, fetching it ahead of all background work if it is
+    /// not fresh in the store.
+    Open(open::OpenArgs),
+    /// Run the workers until stopped (Ctrl-C stops gracefully).
+    Work(work::WorkArgs),
+    /// Progress and ETA of every import, queue depth per lane, and the rate budget.
+    Status(status::StatusArgs),
+    /// The stored franchise of an anime, as text, JSON or Graphviz DOT.
+    Show(show::ShowArgs),
     /// Fetch anime straight from AniList (one request per 50 ids) and print them; stores nothing.
     Fetch(fetch::FetchArgs),
 }
@@ -55,6 +80,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
+        Command::Import(args) => import::run(settings, args).await,
+        Command::Open(args) => open::run(settings, args).await,
+        Command::Work(args) => work::run(settings, args).await,
+        Command::Status(args) => status::run(&settings, args).await,
+        Command::Show(args) => show::run(&settings, args).await,
         Command::Fetch(args) => fetch::run(&settings, args).await,
     }
 }

@@ -18,7 +18,33 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 pub struct Settings {
     pub data_dir: PathBuf,
     pub workers: i64,
+    pub batch_window_ms: u64,
     pub anilist: AniListSettings,
+    pub import: ImportSettings,
+    pub freshness: FreshnessSettings,
+    pub queue: QueueSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    pub max_depth: i64,
+    pub max_items: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessSettings {
+    pub basic_secs: u64,
+    pub detailed_secs: u64,
+    pub franchise_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub max_attempts: i64,
+    pub heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,11 +132,46 @@ impl Settings {
             value,
             expected,
         };
-        if !(1..=256).contains(&self.workers) {
+        if !(1..=1000).contains(&self.workers) {
             return Err(invalid(
                 "workers",
                 self.workers.to_string(),
-                "expected a whole number from 1 to 256",
+                "expected a whole number from 1 to 1000",
+            ));
+        }
+        if !(0..=10_000).contains(&self.batch_window_ms) {
+            return Err(invalid(
+                "batch_window_ms",
+                self.batch_window_ms.to_string(),
+                "expected milliseconds from 0 to 10000",
+            ));
+        }
+        if !(0..=1000).contains(&self.import.max_depth) {
+            return Err(invalid(
+                "import.max_depth",
+                self.import.max_depth.to_string(),
+                "expected relation hops from 0 to 1000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.import.max_items) {
+            return Err(invalid(
+                "import.max_items",
+                self.import.max_items.to_string(),
+                "expected a whole number of anime from 1 to 1000000",
+            ));
+        }
+        if !(1..=100).contains(&self.queue.max_attempts) {
+            return Err(invalid(
+                "queue.max_attempts",
+                self.queue.max_attempts.to_string(),
+                "expected a whole number from 1 to 100",
+            ));
+        }
+        if !(1000..=60_000).contains(&self.queue.heartbeat_ms) {
+            return Err(invalid(
+                "queue.heartbeat_ms",
+                self.queue.heartbeat_ms.to_string(),
+                "expected milliseconds from 1000 to 60000 (the queue keeps time in whole seconds)",
             ));
         }
         let a = &self.anilist;
@@ -175,8 +236,37 @@ impl Settings {
     }
 
     pub fn worker_count(&self) -> usize {
-        // validate() keeps it within 1..=256.
-        self.workers.clamp(1, 256) as usize
+        // validate() keeps it within 1..=1000.
+        self.workers.clamp(1, 1000) as usize
+    }
+
+    pub fn batch_window(&self) -> Duration {
+        Duration::from_millis(self.batch_window_ms)
+    }
+
+    /// The walk's default caps and followed types, before any flag.
+    pub fn import_options(&self) -> crate::producer::ImportOptions {
+        crate::producer::ImportOptions {
+            max_depth: self.import.max_depth.clamp(0, 1000) as u32,
+            max_items: self.import.max_items.clamp(1, 1_000_000) as u32,
+            ..crate::producer::ImportOptions::default()
+        }
+    }
+
+    pub fn max_attempts(&self) -> usize {
+        self.queue.max_attempts.clamp(1, 100) as usize
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.queue.heartbeat_ms)
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.resolved_data_dir().join("franchise.sqlite")
+    }
+
+    pub fn queue_path(&self) -> PathBuf {
+        self.resolved_data_dir().join("queue.redb")
     }
 
     pub fn budget(&self) -> BudgetConfig {
@@ -223,7 +313,10 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         Jail::expect_with(|jail| {
             let s = load_in(jail, None, &Overrides::default()).unwrap();
-            assert_eq!(s.worker_count(), 8);
+            assert_eq!(s.worker_count(), 100);
+            assert_eq!(s.import.max_depth, 25);
+            assert_eq!(s.freshness.franchise_secs, 86_400);
+            assert_eq!(s.max_attempts(), 5);
             assert_eq!(s.anilist.url, "https://graphql.anilist.co");
             assert_eq!(s.budget().requests, 30);
             assert_eq!(s.budget().min_spacing, Duration::from_millis(500));
@@ -269,7 +362,10 @@ mod tests {
                 ("wrokers = 3\n", "wrokers"),
                 ("[anilist]\nbudget = 3\n", "budget"),
                 ("workers = \"many\"\n", "workers"),
-                ("workers = 0\n", "from 1 to 256"),
+                ("workers = 0\n", "from 1 to 1000"),
+                ("[import]\nmax_items = 0\n", "`import.max_items` = 0"),
+                ("[queue]\nmax_attempts = -1\n", "queue.max_attempts"),
+                ("[freshness]\nfranchise_secs = -5\n", "franchise_secs"),
                 ("workers = -2\n", "`workers` = -2"),
                 (
                     "[anilist]\nbudget_per_minute = 0\n",

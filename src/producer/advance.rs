@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::store::imports::{self, QueuedItem};
-use crate::store::write::{FlushBatch, upsert_anime};
+use crate::store::write::{FlushBatch, record_missing, upsert_anime};
 use crate::store::{Store, StoreError, unix_ms_now};
 
 use super::planner::expand;
@@ -19,6 +19,7 @@ pub async fn commit_batch(
     let now = unix_ms_now();
     let mut tx = store.begin().await?;
     upsert_anime(&mut tx, &batch.fetched, now).await?;
+    record_missing(&mut tx, &batch.not_found, &batch.fetched, now).await?;
     let completed = imports::record_outcomes(&mut tx, &batch.items, now).await?;
     let mut by_import: BTreeMap<i64, Vec<(crate::anime::AnimeId, u32)>> = BTreeMap::new();
     for item in completed {

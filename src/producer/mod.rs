@@ -6,4 +6,4 @@ mod advance;
 mod planner;
 
 pub use advance::commit_batch;
-pub use planner::{ImportOptions, create_import};
+pub use planner::{ImportOptions, NOT_FOUND, create_import};

@@ -64,32 +64,29 @@ pub async fn create_import(
     let now = unix_ms_now();
     let mut tx = store.begin().await?;
     let import_id = imports::insert_import(&mut tx, root, &rules, now).await?;
-    let fresh = !rules.force_refresh
-        && imports::fresh_among(&mut tx, &[root], fresh_since_ms)
-            .await?
-            .contains(&root);
-    let (state, reason) = if fresh {
+    let cached =
+        |set: std::collections::HashSet<AnimeId>| !rules.force_refresh && set.contains(&root);
+    let fresh = cached(imports::fresh_among(&mut tx, &[root], fresh_since_ms).await?);
+    let missing = cached(imports::missing_among(&mut tx, &[root], fresh_since_ms).await?);
+    let (state, reason) = if missing {
+        (ItemState::Failed, Some(NOT_FOUND))
+    } else if fresh {
         (ItemState::Done, Some(FRESH))
     } else {
         (ItemState::Queued, None)
     };
     imports::insert_items(&mut tx, import_id, &[(root, 0, state, reason)], now).await?;
-    let to_fetch = if fresh {
-        expand(
-            &mut tx,
-            import_id,
-            &rules,
-            vec![(root, 0)],
-            fresh_since_ms,
-            now,
-        )
-        .await?
-    } else {
-        vec![QueuedItem {
+    let to_fetch = match state {
+        ItemState::Done => {
+            let root_level = vec![(root, 0)];
+            expand(&mut tx, import_id, &rules, root_level, fresh_since_ms, now).await?
+        }
+        ItemState::Failed => Vec::new(),
+        ItemState::Queued => vec![QueuedItem {
             import_id,
             anime_id: root,
             depth: 0,
-        }]
+        }],
     };
     imports::finish_if_complete(&mut tx, import_id, now).await?;
     tx.commit().await?;
@@ -98,6 +95,9 @@ pub async fn create_import(
 
 /// The reason recorded on an item that was fresh in the store and so not fetched.
 pub(crate) const FRESH: &str = "fresh in store";
+
+/// Why an item failed when AniList left its id out of an `id_in` answer.
+pub const NOT_FOUND: &str = "not found on AniList (unknown, deleted or adult id)";
 
 /// Walks on from `completed` (anime, depth) in one import. Returns the new items to fetch.
 ///
@@ -156,14 +156,19 @@ pub(crate) async fn expand(
         new.truncate(usize::try_from(room).unwrap_or(usize::MAX));
         count += new.len() as u64;
         let new_ids: Vec<AnimeId> = new.iter().map(|(id, _)| *id).collect();
-        let fresh = if rules.force_refresh {
+        let (fresh, missing) = if rules.force_refresh {
             Default::default()
         } else {
-            imports::fresh_among(conn, &new_ids, fresh_since_ms).await?
+            (
+                imports::fresh_among(conn, &new_ids, fresh_since_ms).await?,
+                imports::missing_among(conn, &new_ids, fresh_since_ms).await?,
+            )
         };
         let mut rows = Vec::with_capacity(new.len());
         for (id, depth) in new {
-            if fresh.contains(&id) {
+            if missing.contains(&id) {
+                rows.push((id, depth, ItemState::Failed, Some(NOT_FOUND)));
+            } else if fresh.contains(&id) {
                 rows.push((id, depth, ItemState::Done, Some(FRESH)));
                 next.push((id, depth));
             } else {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// Task counts of one lane. `pending` includes tasks waiting for a retry; `running` includes
 /// tasks a worker has fetched but not yet started; `failed` counts aborted and exhausted tasks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LaneDepth {
     pub pending: u64,
     pub running: u64,
@@ -15,7 +15,7 @@ pub struct LaneDepth {
 }
 
 /// Task counts of both lanes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct QueueDepth {
     pub interactive: LaneDepth,
     pub background: LaneDepth,

@@ -230,6 +230,29 @@ pub(crate) async fn fresh_among(
     Ok(fresh)
 }
 
+/// Those of `ids` AniList said were missing since `since_ms`: not worth asking again.
+pub(crate) async fn missing_among(
+    conn: &mut SqliteConnection,
+    ids: &[AnimeId],
+    since_ms: i64,
+) -> Result<HashSet<AnimeId>, sqlx::Error> {
+    let mut missing = HashSet::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT id FROM anime_missing WHERE checked_at >= ");
+        q.push_bind(since_ms).push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(i64::from(*id));
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            missing.insert(to_id(row.try_get(0)?)?);
+        }
+    }
+    Ok(missing)
+}
+
 /// Inserts new items of one import in multi-row statements; (anime, depth, state, reason).
 pub(crate) async fn insert_items(
     conn: &mut SqliteConnection,
@@ -294,10 +317,19 @@ pub(crate) async fn finish_if_complete(
 pub(crate) async fn queued_items(
     conn: &mut SqliteConnection,
 ) -> Result<Vec<QueuedItem>, sqlx::Error> {
+    queued_items_after(conn, 0).await
+}
+
+/// Items waiting for a fetch in imports newer than `import_id`.
+pub(crate) async fn queued_items_after(
+    conn: &mut SqliteConnection,
+    import_id: i64,
+) -> Result<Vec<QueuedItem>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT import_id, anime_id, depth FROM import_item WHERE state = 'queued' \
-         ORDER BY import_id, depth, anime_id",
+         AND import_id > $1 ORDER BY import_id, depth, anime_id",
     )
+    .bind(import_id)
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()

@@ -8,6 +8,7 @@ mod error;
 pub(crate) mod imports;
 mod read;
 mod records;
+mod runtime;
 pub(crate) mod write;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use imports::{ImportRules, ItemOutcome, ItemResult, QueuedItem};
 pub use records::{
     AnimeSummary, ImportProgress, ItemState, StoredAnime, StoredRelation, unix_ms_now,
 };
+pub use runtime::RuntimeSnapshot;
 pub use write::FlushBatch;
 
 /// The migrations, compiled in: a binary carries the schema it expects.

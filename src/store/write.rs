@@ -17,7 +17,36 @@ const RELATION_ROWS_PER_STATEMENT: usize = 2_000;
 #[derive(Debug, Clone, Default)]
 pub struct FlushBatch {
     pub fetched: Vec<Anime>,
+    /// Ids AniList left out of an answer: remembered as missing until their TTL passes.
+    pub not_found: Vec<AnimeId>,
     pub items: Vec<ItemResult>,
+}
+
+/// Records ids AniList did not return, and forgets those it now did.
+pub(crate) async fn record_missing(
+    conn: &mut SqliteConnection,
+    missing: &[AnimeId],
+    found: &[Anime],
+    checked_at_ms: i64,
+) -> Result<(), sqlx::Error> {
+    for chunk in missing.chunks(ANIME_ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO anime_missing (id, checked_at) ");
+        q.push_values(chunk, |mut row, id| {
+            row.push_bind(i64::from(*id)).push_bind(checked_at_ms);
+        });
+        q.push(" ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at");
+        q.build().execute(&mut *conn).await?;
+    }
+    for chunk in found.chunks(ANIME_ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM anime_missing WHERE id IN (");
+        let mut list = q.separated(", ");
+        for a in chunk {
+            list.push_bind(i64::from(a.id));
+        }
+        q.push(")");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// A relation row about to be written.

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 /// How much a budget allows. `requests` per `window` is the long-term limit; `min_spacing` the
@@ -97,7 +97,7 @@ impl RateHeaders {
 }
 
 /// Why everyone is parked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParkReason {
     RateLimited,
@@ -105,7 +105,7 @@ pub enum ParkReason {
 }
 
 /// A snapshot of the budget for the status view.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BudgetState {
     pub requests_made: u64,
     pub rate_limited_seen: u64,
@@ -122,6 +122,12 @@ pub struct BudgetState {
     pub server_limit: Option<u32>,
     pub server_remaining: Option<u32>,
 }
+
+/// Proof that the budget let one request go: spend it on exactly one request. Holding one
+/// lets a batcher choose WHICH ids go out at the moment the slot opens.
+#[must_use = "a slot is one request the budget already counted"]
+#[derive(Debug)]
+pub struct Slot(());
 
 /// One upstream's shared budget. Clone the `Arc` into every worker; never build two for one
 /// upstream, or the limits multiply.
@@ -191,8 +197,9 @@ impl RateBudget {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until one request may go out, and counts it as sent.
-    pub async fn acquire(&self) {
+    /// Waits until one request may go out, and counts it as sent. Cancel-safe: a caller
+    /// that stops waiting has taken nothing.
+    pub async fn acquire(&self) -> Slot {
         loop {
             let wait = {
                 let mut state = self.lock();
@@ -205,7 +212,7 @@ impl RateBudget {
                         if let Some(view) = state.server.as_mut() {
                             view.sent_since += 1;
                         }
-                        return;
+                        return Slot(());
                     }
                 }
             };

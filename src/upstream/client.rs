@@ -8,7 +8,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::json;
 
-use super::budget::{RateBudget, RateHeaders};
+use super::budget::{RateBudget, RateHeaders, Slot};
 use super::error::UpstreamError;
 use super::query::{BATCH_QUERY, MAX_BATCH};
 use super::response::parse_page;
@@ -98,22 +98,52 @@ impl AniListClient {
         let unique: Vec<AnimeId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let mut answer = BatchAnswer::default();
         for chunk in unique.chunks(MAX_BATCH) {
-            let found = self.fetch_page(chunk).await?;
-            let returned: HashSet<AnimeId> = found.iter().map(|a| a.id).collect();
-            answer
-                .not_found
-                .extend(chunk.iter().filter(|id| !returned.contains(id)));
-            let asked: HashSet<&AnimeId> = chunk.iter().collect();
-            answer
-                .found
-                .extend(found.into_iter().filter(|a| asked.contains(&a.id)));
+            let slot = self.budget.acquire().await;
+            let part = self.fetch_with_slot(slot, chunk).await?;
+            answer.found.extend(part.found);
+            answer.not_found.extend(part.not_found);
         }
         Ok(answer)
     }
 
+    /// Fetches at most 50 ids in one request, spending a slot already taken from the budget
+    /// (retries take their own). A batcher uses this to pick the ids when the slot opens.
+    pub async fn fetch_with_slot(
+        &self,
+        slot: Slot,
+        ids: &[AnimeId],
+    ) -> Result<BatchAnswer, UpstreamError> {
+        let Some(chunk) = ids.get(..MAX_BATCH.min(ids.len())) else {
+            return Ok(BatchAnswer::default());
+        };
+        if ids.len() > MAX_BATCH {
+            return Err(UpstreamError::QueryRejected {
+                status: 400,
+                message: format!(
+                    "{} ids in one request; AniList pages hold {MAX_BATCH}",
+                    ids.len()
+                ),
+            });
+        }
+        let found = self.fetch_page(chunk, slot).await?;
+        let returned: HashSet<AnimeId> = found.iter().map(|a| a.id).collect();
+        let asked: HashSet<&AnimeId> = chunk.iter().collect();
+        Ok(BatchAnswer {
+            not_found: chunk
+                .iter()
+                .filter(|id| !returned.contains(id))
+                .copied()
+                .collect(),
+            found: found
+                .into_iter()
+                .filter(|a| asked.contains(&a.id))
+                .collect(),
+        })
+    }
+
     /// One page, retried: transient failures back off exponentially with jitter; a 429 or
     /// 403 parks the whole budget and is then tried again; permanent failures return at once.
-    async fn fetch_page(&self, ids: &[AnimeId]) -> Result<Vec<Anime>, UpstreamError> {
+    async fn fetch_page(&self, ids: &[AnimeId], slot: Slot) -> Result<Vec<Anime>, UpstreamError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_min_delay)
             .with_max_delay(self.config.retry_max_delay)
@@ -121,8 +151,11 @@ impl AniListClient {
             .with_jitter()
             .build();
         let mut parks = 0;
+        let mut slot = Some(slot);
         loop {
-            self.budget.acquire().await;
+            if slot.take().is_none() {
+                let _ = self.budget.acquire().await;
+            }
             let (headers, outcome) = self.send_once(ids).await;
             let error = match outcome {
                 Ok(anime) => {

@@ -7,7 +7,7 @@ mod error;
 mod query;
 mod response;
 
-pub use budget::{BudgetConfig, BudgetState, ParkReason, RateBudget, RateHeaders};
+pub use budget::{BudgetConfig, BudgetState, ParkReason, RateBudget, RateHeaders, Slot};
 pub use client::{AniListClient, BatchAnswer, ClientConfig, USER_AGENT};
 pub use error::UpstreamError;
 pub use query::{BATCH_QUERY, MAX_BATCH};

@@ -1,0 +1,76 @@
+//! `franchise open`: the anime a user clicked, with its relations. Fresh in the store means no
+//! fetch at all; otherwise one interactive job runs here, ahead of any background import.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use franchise::anime::AnimeId;
+use franchise::config::Settings;
+use franchise::store::StoredAnime;
+use franchise::{Error, Importer};
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The AniList anime id.
+    #[arg(value_name = "ID", allow_negative_numbers = true)]
+    id: AnimeId,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    timeout: u64,
+}
+
+pub async fn run(settings: Settings, args: OpenArgs) -> anyhow::Result<ExitCode> {
+    let importer = Importer::open(settings).await?;
+    importer.start().await?;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(args.timeout),
+        importer.open_anime(args.id),
+    )
+    .await;
+    importer.stop().await;
+    let anime = match answer {
+        Ok(Ok(anime)) => anime,
+        Ok(Err(Error::NotFound(id))) => {
+            eprintln!("error: anime {id} is not on AniList (unknown, deleted or adult id)");
+            return Ok(ExitCode::from(super::EXIT_PARTIAL));
+        }
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => anyhow::bail!(
+            "anime {} was not fetched within {} s; `franchise status` shows the rate budget",
+            args.id,
+            args.timeout
+        ),
+    };
+    print(&anime, args.json).context("printing the anime")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(anime: &StoredAnime, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(anime)?);
+        return Ok(());
+    }
+    println!(
+        "{} {} [{}, {}]",
+        anime.id,
+        anime.title.display().unwrap_or("(untitled)"),
+        anime.format.as_deref().unwrap_or("?"),
+        anime.status.as_deref().unwrap_or("?")
+    );
+    for r in &anime.relations {
+        println!(
+            "  {:<12} -> {} {} ({}{})",
+            r.relation_type,
+            r.to,
+            r.to_title.as_deref().unwrap_or("(untitled)"),
+            r.to_kind,
+            if r.derived { ", derived" } else { "" }
+        );
+    }
+    Ok(())
+}

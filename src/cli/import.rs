@@ -17,7 +17,7 @@ pub struct ImportArgs {
     /// AniList anime ids, the roots of the franchises to import.
     #[arg(required = true, value_name = "ID", allow_negative_numbers = true)]
     ids: Vec<AnimeId>,
-    /// Relation hops from the root to walk [default: import.max_depth in config, 25].
+    /// Relation hops from the root to walk [default: import.max_depth in config, 50].
     #[arg(long, value_name = "N")]
     depth: Option<u32>,
     /// Most anime one import takes in, root included [default: import.max_items, 1000].

@@ -314,7 +314,7 @@ mod tests {
         Jail::expect_with(|jail| {
             let s = load_in(jail, None, &Overrides::default()).unwrap();
             assert_eq!(s.worker_count(), 100);
-            assert_eq!(s.import.max_depth, 25);
+            assert_eq!(s.import.max_depth, 50);
             assert_eq!(s.freshness.franchise_secs, 86_400);
             assert_eq!(s.max_attempts(), 5);
             assert_eq!(s.anilist.url, "https://graphql.anilist.co");

@@ -25,7 +25,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         Self {
-            max_depth: 25,
+            max_depth: 50,
             max_items: 1_000,
             followed: RelationType::FOLLOWED_BY_DEFAULT.to_vec(),
             force_refresh: false,

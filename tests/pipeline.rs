@@ -1,0 +1,337 @@
+//! The whole pipeline in-process: producer → redb queue → workers → batcher → flusher →
+//! SQLite, against the fake AniList over loopback, on real files.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use fake_anilist::{FakeAniList, FakeConfig, Faults, Latency, RateModel, World, WorldSpec};
+use franchise::anime::{AnimeId, RelationType};
+use franchise::config::{Overrides, Settings};
+use franchise::{ImportOptions, Importer};
+use sqlx::Row;
+
+/// Default settings on a temp dir, with the pace sped up for tests (the rolling window and
+/// everything else as shipped).
+fn settings(dir: &Path, fake: &FakeAniList) -> Settings {
+    let overrides = Overrides {
+        data_dir: Some(dir.to_path_buf()),
+        anilist_url: Some(fake.url()),
+        ..Overrides::default()
+    };
+    let mut s = Settings::load(None, &overrides).unwrap();
+    s.anilist.min_spacing_ms = 20;
+    s.queue.heartbeat_ms = 1000;
+    s
+}
+
+/// AniList's degraded limits (30 per window behind headers saying 90, a burst limit of 6 per
+/// 1/60 window) on a 6 s window, so the 20 ms test pace stays under the burst limit while
+/// the client's budget (30 per minute) is the real one.
+fn degraded() -> RateModel {
+    RateModel::degraded().window(Duration::from_secs(6))
+}
+
+async fn fake(world: World, rate: RateModel, latency: Latency) -> FakeAniList {
+    FakeAniList::start(FakeConfig {
+        world,
+        rate,
+        latency,
+        faults: Faults::default(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn wait_done(importer: &Importer, import_id: i64, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let p = importer
+            .store()
+            .import_progress(Some(import_id))
+            .await
+            .unwrap();
+        if p[0].finished_at_ms.is_some() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "import {import_id} stuck: {:?}",
+            p[0]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn aid(raw: i32) -> AnimeId {
+    AnimeId::new(i64::from(raw)).unwrap()
+}
+
+/// Every relation row in the store: (from, to, type, derived).
+async fn relation_rows(importer: &Importer) -> BTreeSet<(i64, i64, String, bool)> {
+    sqlx::query("SELECT anime_id, related_id, relation_type, derived FROM anime_relation")
+        .fetch_all(importer.store().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<i64, _>(3) != 0))
+        .collect()
+}
+
+async fn anime_ids(importer: &Importer) -> BTreeSet<i64> {
+    sqlx::query_scalar("SELECT id FROM anime")
+        .fetch_all(importer.store().pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// The rows the design's rules produce from the world for the anime in `fetched`: every edge
+/// observed, plus a derived inverse for an anime end that was not itself fetched.
+fn expected_rows(world: &World, fetched: &BTreeSet<i64>) -> BTreeSet<(i64, i64, String, bool)> {
+    let mut rows = BTreeSet::new();
+    for id in fetched {
+        let entry = world.get(*id as i32).unwrap();
+        for rel in &entry.relations {
+            let target = i64::from(rel.target);
+            rows.insert((*id, target, rel.relation_type.clone(), false));
+            let target_is_anime = world
+                .get(rel.target)
+                .is_some_and(|t| t.media_type.as_deref() == Some("ANIME"));
+            let inverse = RelationType::parse(&rel.relation_type).inverse();
+            if let (true, false, Some(inverse)) =
+                (target_is_anime, fetched.contains(&target), inverse)
+            {
+                rows.insert((target, *id, inverse.as_str().to_string(), true));
+            }
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_sixty_anime_franchise_stores_exactly_what_the_walk_reaches_and_again_costs_nothing() {
+    let world = World::single_franchise(60, 3);
+    let root = world.franchises()[0].root;
+    let walk = world.walk(root);
+    let reach: BTreeSet<i64> = walk.keys().map(|id| i64::from(*id)).collect();
+    assert_eq!(reach.len(), 60);
+    // A long chain: the default depth cap (50) must not cut this franchise.
+    assert!(walk.values().max().is_some_and(|d| *d > 25));
+    let expected = expected_rows(&world, &reach);
+    // The franchise has a CHARACTER link to another franchise and a MANGA source: both are
+    // stored as edges, neither is walked.
+    assert!(expected.iter().any(|r| r.2 == "CHARACTER" && !r.3));
+    assert!(expected.iter().any(|r| r.2 == "SOURCE"));
+
+    let fake = fake(world.clone(), degraded(), Latency::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
+    importer.start().await.unwrap();
+    let import_id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    wait_done(&importer, import_id, Duration::from_secs(60)).await;
+
+    assert_eq!(anime_ids(&importer).await, reach);
+    assert_eq!(relation_rows(&importer).await, expected);
+    let progress = &importer
+        .store()
+        .import_progress(Some(import_id))
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (progress.discovered, progress.done, progress.failed),
+        (60, 60, 0)
+    );
+    let served = fake.stats();
+    assert_eq!(served.rate_limited, 0);
+    // Every id was asked exactly once.
+    let asked: Vec<i32> = served.log.iter().flat_map(|e| e.ids.clone()).collect();
+    assert_eq!(asked.len(), 60);
+    assert_eq!(asked.iter().collect::<BTreeSet<_>>().len(), 60);
+
+    // Again, while fresh: zero requests, the same rows, an import that is done at once.
+    let rows_before = relation_rows(&importer).await;
+    let again = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    wait_done(&importer, again, Duration::from_secs(5)).await;
+    assert_eq!(fake.stats().requests, served.requests);
+    assert_eq!(relation_rows(&importer).await, rows_before);
+    let progress = &importer.store().import_progress(Some(again)).await.unwrap()[0];
+    assert_eq!((progress.discovered, progress.done), (60, 60));
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn depth_and_size_caps_hold() {
+    let world = World::single_franchise(60, 5);
+    let root = world.franchises()[0].root;
+    let walk = world.walk(root);
+    let fake = fake(world, RateModel::disabled(), Latency::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
+    importer.start().await.unwrap();
+
+    let shallow = ImportOptions {
+        max_depth: 2,
+        ..ImportOptions::default()
+    };
+    let id = importer.import(aid(root), &shallow).await.unwrap();
+    wait_done(&importer, id, Duration::from_secs(30)).await;
+    let within: BTreeSet<i64> = walk
+        .iter()
+        .filter(|(_, depth)| **depth <= 2)
+        .map(|(id, _)| i64::from(*id))
+        .collect();
+    assert!(within.len() < 60, "the cap must cut something");
+    assert_eq!(anime_ids(&importer).await, within);
+
+    let small = ImportOptions {
+        max_items: 10,
+        force_refresh: true,
+        ..ImportOptions::default()
+    };
+    let id = importer.import(aid(root), &small).await.unwrap();
+    wait_done(&importer, id, Duration::from_secs(30)).await;
+    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    assert_eq!((p.discovered, p.done), (10, 10));
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn a_300_anime_franchise_costs_one_request_per_50_ids_per_level() {
+    let world = WorldSpec::default()
+        .seed(12)
+        .franchises(20)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root;
+    let walk = world.walk(giant);
+    assert_eq!(walk.len(), 300);
+    let mut levels: BTreeMap<usize, usize> = BTreeMap::new();
+    for depth in walk.values() {
+        *levels.entry(*depth).or_default() += 1;
+    }
+    let bound: usize = levels.values().map(|n| n.div_ceil(50)).sum();
+
+    let fake = fake(world, degraded(), Latency::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(giant), &ImportOptions::default())
+        .await
+        .unwrap();
+    wait_done(&importer, id, Duration::from_secs(60)).await;
+    let stats = fake.stats();
+    println!(
+        "300-anime import: {} requests, bound Σ⌈level/50⌉ = {bound} over {} levels, ids per request {:?}",
+        stats.requests,
+        levels.len(),
+        stats.ids_per_request
+    );
+    assert!(
+        stats.requests as usize <= bound + 3,
+        "{} requests for a bound of {bound}",
+        stats.requests
+    );
+    assert_eq!(stats.rate_limited, 0);
+    assert_eq!(anime_ids(&importer).await.len(), 300);
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn a_click_during_a_300_anime_import_rides_the_very_next_request() {
+    let world = WorldSpec::default()
+        .seed(13)
+        .franchises(30)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root;
+    let other = world
+        .franchises()
+        .iter()
+        .find(|f| f.root != giant)
+        .map(|f| *f.members.last().unwrap())
+        .unwrap();
+    let latency = Latency::new(Duration::from_millis(150), Duration::from_millis(30));
+    let fake = fake(world, degraded(), latency).await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(giant), &ImportOptions::default())
+        .await
+        .unwrap();
+    // Let the import get going, then click.
+    while fake.stats().requests < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = fake.stats().log.len();
+    let clicked = tokio::time::Instant::now();
+    let anime = importer.open_anime(aid(other)).await.unwrap();
+    let waited = clicked.elapsed();
+    assert_eq!(anime.id, aid(other));
+    let log = fake.stats().log;
+    let carried = log.iter().position(|e| e.ids.contains(&other)).unwrap();
+    println!(
+        "click answered in {waited:?}; request #{carried} carried it, {before} had arrived before the click"
+    );
+    assert!(
+        carried <= before,
+        "the click went in request {carried}, not the next one ({before})"
+    );
+    // About one round trip (150 ± 30 ms) plus one budget slot, far from the import's length.
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    wait_done(&importer, id, Duration::from_secs(60)).await;
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn a_forced_429_parks_every_worker_and_nothing_arrives_during_the_ban() {
+    let world = WorldSpec::default()
+        .seed(14)
+        .franchises(10)
+        .giant(150, 10)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root;
+    let latency = Latency::new(Duration::from_millis(20), Duration::ZERO);
+    let fake = fake(world, degraded().ban_secs(1), latency).await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(giant), &ImportOptions::default())
+        .await
+        .unwrap();
+    while fake.stats().requests < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fake.force_rate_limit();
+    wait_done(&importer, id, Duration::from_secs(60)).await;
+    let stats = fake.stats();
+    assert_eq!(stats.rate_limited, 1);
+    assert_eq!(stats.arrived_during_ban, 0);
+    let limited = stats
+        .log
+        .iter()
+        .position(|e| e.status == Some(429))
+        .unwrap();
+    if let Some(next) = stats.log.get(limited + 1) {
+        assert!(next.at_ms - stats.log[limited].at_ms >= 1_000);
+    }
+    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    assert_eq!((p.done, p.failed), (150, 0));
+    importer.stop().await;
+}

@@ -175,11 +175,11 @@ impl Settings {
             ));
         }
         let a = &self.anilist;
-        if !(1..=10_000).contains(&a.budget_per_minute) {
+        if !(1..=1_000_000).contains(&a.budget_per_minute) {
             return Err(invalid(
                 "anilist.budget_per_minute",
                 a.budget_per_minute.to_string(),
-                "expected requests per minute from 1 to 10000 (AniList allows 30 now, 90 normally)",
+                "expected requests per minute from 1 to 1000000 (AniList allows 30 now, 90 normally)",
             ));
         }
         if !(a.timeout_secs.is_finite() && a.timeout_secs > 0.0 && a.timeout_secs <= 600.0) {
@@ -272,7 +272,7 @@ impl Settings {
     pub fn budget(&self) -> BudgetConfig {
         let a = &self.anilist;
         BudgetConfig {
-            requests: a.budget_per_minute.clamp(1, 10_000) as u32,
+            requests: a.budget_per_minute.clamp(1, 1_000_000) as u32,
             window: Duration::from_secs(60),
             min_spacing: Duration::from_millis(a.min_spacing_ms),
             retry_after_margin: Duration::from_secs(1),

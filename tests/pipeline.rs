@@ -3,72 +3,15 @@
 
 mod common;
 
+use common::run::{aid, anime_ids, degraded, settings, wait_done};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
-use fake_anilist::{FakeAniList, FakeConfig, Faults, Latency, RateModel, World, WorldSpec};
-use franchise::anime::{AnimeId, RelationType};
-use franchise::config::{Overrides, Settings};
+use fake_anilist::{Faults, Latency, RateModel, World, WorldSpec};
+use franchise::anime::RelationType;
 use franchise::{ImportOptions, Importer};
 use sqlx::Row;
-
-/// Default settings on a temp dir, with the pace sped up for tests (the rolling window and
-/// everything else as shipped).
-fn settings(dir: &Path, fake: &FakeAniList) -> Settings {
-    let overrides = Overrides {
-        data_dir: Some(dir.to_path_buf()),
-        anilist_url: Some(fake.url()),
-        ..Overrides::default()
-    };
-    let mut s = Settings::load(None, &overrides).unwrap();
-    s.anilist.min_spacing_ms = 20;
-    s.queue.heartbeat_ms = 1000;
-    s
-}
-
-/// AniList's degraded limits (30 per window behind headers saying 90, a burst limit of 6 per
-/// 1/60 window) on a 6 s window, so the 20 ms test pace stays under the burst limit while
-/// the client's budget (30 per minute) is the real one.
-fn degraded() -> RateModel {
-    RateModel::degraded().window(Duration::from_secs(6))
-}
-
-async fn fake(world: World, rate: RateModel, latency: Latency) -> FakeAniList {
-    FakeAniList::start(FakeConfig {
-        world,
-        rate,
-        latency,
-        faults: Faults::default(),
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn wait_done(importer: &Importer, import_id: i64, limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let p = importer
-            .store()
-            .import_progress(Some(import_id))
-            .await
-            .unwrap();
-        if p[0].finished_at_ms.is_some() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "import {import_id} stuck: {:?}",
-            p[0]
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn aid(raw: i32) -> AnimeId {
-    AnimeId::new(i64::from(raw)).unwrap()
-}
 
 /// Every relation row in the store: (from, to, type, derived).
 async fn relation_rows(importer: &Importer) -> BTreeSet<(i64, i64, String, bool)> {
@@ -78,15 +21,6 @@ async fn relation_rows(importer: &Importer) -> BTreeSet<(i64, i64, String, bool)
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<i64, _>(3) != 0))
-        .collect()
-}
-
-async fn anime_ids(importer: &Importer) -> BTreeSet<i64> {
-    sqlx::query_scalar("SELECT id FROM anime")
-        .fetch_all(importer.store().pool())
-        .await
-        .unwrap()
-        .into_iter()
         .collect()
 }
 
@@ -128,7 +62,13 @@ async fn a_sixty_anime_franchise_stores_exactly_what_the_walk_reaches_and_again_
     assert!(expected.iter().any(|r| r.2 == "CHARACTER" && !r.3));
     assert!(expected.iter().any(|r| r.2 == "SOURCE"));
 
-    let fake = fake(world.clone(), degraded(), Latency::default()).await;
+    let fake = common::run::fake(
+        world.clone(),
+        degraded(),
+        Latency::default(),
+        Faults::default(),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
     importer.start().await.unwrap();
@@ -175,7 +115,13 @@ async fn depth_and_size_caps_hold() {
     let world = World::single_franchise(60, 5);
     let root = world.franchises()[0].root;
     let walk = world.walk(root);
-    let fake = fake(world, RateModel::disabled(), Latency::default()).await;
+    let fake = common::run::fake(
+        world,
+        RateModel::disabled(),
+        Latency::default(),
+        Faults::default(),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
     importer.start().await.unwrap();
@@ -223,7 +169,7 @@ async fn a_300_anime_franchise_costs_one_request_per_50_ids_per_level() {
     }
     let bound: usize = levels.values().map(|n| n.div_ceil(50)).sum();
 
-    let fake = fake(world, degraded(), Latency::default()).await;
+    let fake = common::run::fake(world, degraded(), Latency::default(), Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
     importer.start().await.unwrap();
@@ -265,7 +211,7 @@ async fn a_click_during_a_300_anime_import_rides_the_very_next_request() {
         .map(|f| *f.members.last().unwrap())
         .unwrap();
     let latency = Latency::new(Duration::from_millis(150), Duration::from_millis(30));
-    let fake = fake(world, degraded(), latency).await;
+    let fake = common::run::fake(world, degraded(), latency, Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
     importer.start().await.unwrap();
@@ -307,7 +253,7 @@ async fn a_forced_429_parks_every_worker_and_nothing_arrives_during_the_ban() {
         .build();
     let giant = world.giants().next().unwrap().root;
     let latency = Latency::new(Duration::from_millis(20), Duration::ZERO);
-    let fake = fake(world, degraded().ban_secs(1), latency).await;
+    let fake = common::run::fake(world, degraded().ban_secs(1), latency, Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
     importer.start().await.unwrap();

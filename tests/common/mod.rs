@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: building anime records and opening stores.
 #![allow(dead_code)]
 
+pub mod run;
+
 use franchise::anime::{
     Anime, AnimeId, FuzzyDate, MediaKind, RelatedMedia, RelationEdge, RelationType, Title,
 };

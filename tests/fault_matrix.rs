@@ -1,0 +1,415 @@
+//! The fault matrix: imports against a misbehaving fake AniList. Every import finishes with
+//! exactly the reachable data, or marks what it could not get as failed with a clear reason,
+//! and no request ever arrives while the fake has us banned.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::run::{aid, anime_ids, degraded, fake, items, settings, wait_done};
+use fake_anilist::world::{FuzzyDate, Relation, Title};
+use fake_anilist::{Entry, FakeAniList, Faults, Latency, RateModel, World, WorldSpec};
+use franchise::config::Settings;
+use franchise::{ImportOptions, Importer};
+
+/// Anime an anonymous client can reach from `root`: walkable edges, ANIME nodes, through
+/// visible ones only (a dead or adult anime is asked for, found missing, and walked no further).
+fn reachable(world: &World, root: i32) -> (BTreeSet<i64>, BTreeSet<i64>) {
+    let mut seen = BTreeSet::from([root]);
+    let mut frontier = vec![root];
+    let (mut visible, mut hidden) = (BTreeSet::new(), BTreeSet::new());
+    while let Some(id) = frontier.pop() {
+        let Some(entry) = world.get(id) else { continue };
+        if entry.dead || entry.is_adult {
+            hidden.insert(i64::from(id));
+            continue;
+        }
+        visible.insert(i64::from(id));
+        for rel in &entry.relations {
+            let anime = world
+                .get(rel.target)
+                .is_some_and(|t| t.media_type.as_deref() == Some("ANIME"));
+            if anime
+                && fake_anilist::world::relation::walkable(&rel.relation_type)
+                && seen.insert(rel.target)
+            {
+                frontier.push(rel.target);
+            }
+        }
+    }
+    (visible, hidden)
+}
+
+async fn import_under(
+    world: World,
+    rate: RateModel,
+    latency: Latency,
+    faults: Faults,
+    tune: impl FnOnce(&mut Settings),
+    limit: Duration,
+) -> (FakeAniList, Importer, i64, tempfile::TempDir, i32) {
+    let root = world.franchises()[0].root;
+    let fake = fake(world, rate, latency, faults).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), &fake);
+    tune(&mut s);
+    let importer = Importer::open(s).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    wait_done(&importer, id, limit).await;
+    (fake, importer, id, dir, root)
+}
+
+/// The import got exactly the reachable anime; every hidden one failed as not found.
+async fn assert_exact(importer: &Importer, fake: &FakeAniList, import_id: i64, root: i32) {
+    let world = fake.world();
+    let (visible, hidden) = reachable(&world, root);
+    assert_eq!(anime_ids(importer).await, visible);
+    for (id, state, reason) in items(importer, import_id).await {
+        if hidden.contains(&id) {
+            assert_eq!(state, "failed", "{id}");
+            assert!(reason.unwrap_or_default().contains("not found"), "{id}");
+        } else {
+            assert_eq!(state, "done", "{id}: {reason:?}");
+        }
+    }
+    assert_eq!(fake.stats().arrived_during_ban, 0);
+}
+
+fn forty() -> World {
+    WorldSpec::default()
+        .seed(31)
+        .franchises(5)
+        .giant(40, 6)
+        .clean()
+        .build()
+}
+
+#[tokio::test]
+async fn twenty_percent_5xx_still_imports_everything() {
+    let faults = Faults {
+        seed: 2,
+        fail_500: 0.1,
+        fail_502: 0.1,
+        ..Faults::default()
+    };
+    let (fake, importer, id, _dir, root) = import_under(
+        forty(),
+        degraded(),
+        Latency::default(),
+        faults,
+        |_| {},
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_exact(&importer, &fake, id, root).await;
+    assert!(fake.stats().server_errors > 0, "the fault must have fired");
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_until_the_answer_lands() {
+    let faults = Faults {
+        seed: 3,
+        timeout: 0.2,
+        timeout_hold: Duration::from_secs(2),
+        ..Faults::default()
+    };
+    let (fake, importer, id, _dir, root) = import_under(
+        forty(),
+        degraded(),
+        Latency::default(),
+        faults,
+        |s| s.anilist.timeout_secs = 0.5,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_exact(&importer, &fake, id, root).await;
+    assert!(fake.stats().faults > 0);
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn truncated_and_malformed_bodies_are_retried() {
+    let faults = Faults {
+        seed: 4,
+        truncate: 0.15,
+        malformed: 0.1,
+        ..Faults::default()
+    };
+    let (fake, importer, id, _dir, root) = import_under(
+        forty(),
+        degraded(),
+        Latency::default(),
+        faults,
+        |_| {},
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_exact(&importer, &fake, id, root).await;
+    assert!(fake.stats().faults > 0);
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_storm_parks_everyone_and_nothing_arrives_during_any_ban() {
+    // The fake allows 2 per 3 s window and bans for 1 s, far stricter than our 30/min budget
+    // spent in bursts: a 429 every few requests of a 13-level walk.
+    let storm = RateModel::degraded()
+        .window(Duration::from_secs(3))
+        .real_limit(2)
+        .ban_secs(1);
+    let deep = WorldSpec::default()
+        .seed(32)
+        .franchises(5)
+        .giant(60, 12)
+        .clean()
+        .build();
+    let (fake, importer, id, _dir, _root) = import_under(
+        deep,
+        storm,
+        Latency::default(),
+        Faults::default(),
+        |s| s.anilist.min_spacing_ms = 100,
+        Duration::from_secs(120),
+    )
+    .await;
+    let stats = fake.stats();
+    println!(
+        "429 storm: {} requests, {} 429s",
+        stats.requests, stats.rate_limited
+    );
+    assert!(
+        stats.rate_limited >= 3,
+        "a storm, not a shower: {}",
+        stats.rate_limited
+    );
+    assert_eq!(stats.arrived_during_ban, 0);
+    for (anime, state, reason) in items(&importer, id).await {
+        assert!(
+            state == "done" || reason.as_deref().unwrap_or_default().contains("rate limit"),
+            "{anime}: {state} {reason:?}"
+        );
+    }
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn a_30_s_outage_makes_the_workers_back_off_as_one_then_resume() {
+    let faults = Faults {
+        seed: 5,
+        outage_at: Some(Duration::from_millis(300)),
+        outage_for: Duration::from_secs(30),
+        ..Faults::default()
+    };
+    let latency = Latency::new(Duration::from_millis(100), Duration::ZERO);
+    let (fake, importer, id, _dir, root) = import_under(
+        forty(),
+        degraded(),
+        latency,
+        faults,
+        |s| s.anilist.outage_pause_min_secs = 2.0,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_exact(&importer, &fake, id, root).await;
+    let stats = fake.stats();
+    let outage_hits = stats.outages;
+    println!(
+        "30 s outage: {} requests, {outage_hits} answered 403",
+        stats.requests
+    );
+    // Backing off as one: a few probes (2, 4, 8, 16 s pauses), not every worker hammering.
+    assert!(
+        (1..=8).contains(&outage_hits),
+        "{outage_hits} requests hit the outage"
+    );
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn ids_missing_from_id_in_answers_fail_as_not_found() {
+    let world = WorldSpec::default()
+        .seed(33)
+        .franchises(5)
+        .giant(60, 6)
+        .dead_rate(0.1)
+        .adult_rate(0.1)
+        .build();
+    let (fake, importer, id, _dir, root) = import_under(
+        world,
+        degraded(),
+        Latency::default(),
+        Faults::default(),
+        |_| {},
+        Duration::from_secs(60),
+    )
+    .await;
+    let (_, hidden) = reachable(&fake.world(), root);
+    assert!(!hidden.is_empty(), "the world must hide some ids");
+    assert_exact(&importer, &fake, id, root).await;
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn a_65_edge_fan_out_is_stored_whole() {
+    let world = WorldSpec::default()
+        .seed(34)
+        .franchises(0)
+        .fan_out(65)
+        .clean()
+        .build();
+    let root = world.fan_outs().next().unwrap().root;
+    let edges = world.get(root).unwrap().relations.len();
+    assert!(edges >= 65);
+    let (fake, importer, id, _dir, _) = import_under(
+        world,
+        degraded(),
+        Latency::default(),
+        Faults::default(),
+        |_| {},
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_exact(&importer, &fake, id, root).await;
+    let stored = importer.store().anime(aid(root)).await.unwrap().unwrap();
+    assert_eq!(
+        stored.relations.iter().filter(|r| !r.derived).count(),
+        edges
+    );
+    importer.stop().await;
+}
+
+fn entry(id: i32, media_type: &str, relations: &[(&str, i32)]) -> Entry {
+    Entry {
+        id,
+        media_type: Some(media_type.to_string()),
+        format: Some(if media_type == "ANIME" { "TV" } else { "MANGA" }.to_string()),
+        status: Some("FINISHED".to_string()),
+        start_date: FuzzyDate::default(),
+        title: Title {
+            romaji: Some(format!("Hand-made {id}")),
+            ..Title::default()
+        },
+        relations: relations
+            .iter()
+            .enumerate()
+            .map(|(i, (rel, target))| Relation {
+                edge_id: id * 100 + i as i32,
+                relation_type: rel.to_string(),
+                target: *target,
+            })
+            .collect(),
+        ..Entry::default()
+    }
+}
+
+fn hand_made(entries: Vec<Entry>) -> World {
+    let mut world = World::default();
+    for e in entries {
+        world.insert(e);
+    }
+    world
+}
+
+async fn import_root(world: World, root: i32) -> (FakeAniList, Importer, i64, tempfile::TempDir) {
+    let fake = fake(world, degraded(), Latency::default(), Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    wait_done(&importer, id, Duration::from_secs(30)).await;
+    (fake, importer, id, dir)
+}
+
+#[tokio::test]
+async fn relation_cycles_and_self_relations_end_the_walk() {
+    // 1 → 2 → 3 → 1 in a SEQUEL cycle, 2 its own ALTERNATIVE, 3 SIDE_STORY of itself.
+    let world = hand_made(vec![
+        entry(1, "ANIME", &[("SEQUEL", 2), ("PREQUEL", 3)]),
+        entry(
+            2,
+            "ANIME",
+            &[("PREQUEL", 1), ("SEQUEL", 3), ("ALTERNATIVE", 2)],
+        ),
+        entry(
+            3,
+            "ANIME",
+            &[("PREQUEL", 2), ("SEQUEL", 1), ("SIDE_STORY", 3)],
+        ),
+    ]);
+    let (fake, importer, id, _dir) = import_root(world, 1).await;
+    assert_eq!(anime_ids(&importer).await, BTreeSet::from([1, 2, 3]));
+    assert_eq!(
+        fake.stats().log.iter().map(|e| e.ids.len()).sum::<usize>(),
+        3,
+        "each asked once"
+    );
+    let relations = importer
+        .store()
+        .relations_from(&[aid(2), aid(3)])
+        .await
+        .unwrap();
+    assert!(
+        relations
+            .iter()
+            .any(|r| r.from == aid(2) && r.to == aid(2) && r.relation_type == "ALTERNATIVE")
+    );
+    assert!(
+        relations
+            .iter()
+            .any(|r| r.from == aid(3) && r.to == aid(3) && !r.derived)
+    );
+    let members = importer
+        .store()
+        .franchise(aid(2), &franchise::anime::RelationType::FOLLOWED_BY_DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 3);
+    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    assert_eq!((p.discovered, p.done), (3, 3));
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn manga_only_neighbours_are_stored_as_edges_and_never_fetched() {
+    let world = hand_made(vec![
+        entry(
+            1,
+            "ANIME",
+            &[("SOURCE", 500), ("ADAPTATION", 501), ("SPIN_OFF", 502)],
+        ),
+        entry(500, "MANGA", &[("ADAPTATION", 1)]),
+        entry(501, "MANGA", &[("SOURCE", 1)]),
+        entry(502, "MANGA", &[("PARENT", 1)]),
+    ]);
+    let (fake, importer, id, _dir) = import_root(world, 1).await;
+    assert_eq!(anime_ids(&importer).await, BTreeSet::from([1]));
+    let asked: BTreeMap<i32, usize> =
+        fake.stats()
+            .log
+            .iter()
+            .flat_map(|e| e.ids.clone())
+            .fold(BTreeMap::new(), |mut m, id| {
+                *m.entry(id).or_default() += 1;
+                m
+            });
+    assert_eq!(
+        asked,
+        BTreeMap::from([(1, 1)]),
+        "no MANGA id is ever asked for"
+    );
+    let stored = importer.store().anime(aid(1)).await.unwrap().unwrap();
+    assert_eq!(stored.relations.len(), 3);
+    assert!(stored.relations.iter().all(|r| r.to_kind == "MANGA"));
+    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    assert_eq!((p.discovered, p.done), (1, 1));
+    importer.stop().await;
+}

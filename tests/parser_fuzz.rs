@@ -25,7 +25,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".{0,12}".prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 64, 6, |inner| {
@@ -81,7 +82,16 @@ fn media() -> impl Strategy<Value = Value> {
 }
 
 fn statuses() -> impl Strategy<Value = u16> {
-    prop_oneof![Just(200u16), Just(400), Just(403), Just(404), Just(429), Just(500), Just(502), any::<u16>()]
+    prop_oneof![
+        Just(200u16),
+        Just(400),
+        Just(403),
+        Just(404),
+        Just(429),
+        Just(500),
+        Just(502),
+        any::<u16>()
+    ]
 }
 
 /// The parser's whole contract: parsed, or a typed error; and parsed ids are valid.

@@ -43,7 +43,9 @@ pub async fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<ExitCod
         options.max_items = max_items;
     }
     options.force_refresh = args.force_refresh;
-    options.validate().map_err(anyhow::Error::msg)?;
+    options
+        .validate()
+        .map_err(|e| super::UsageError(format!("invalid --max-items: {e}")))?;
 
     let importer = match Importer::open(settings.clone()).await {
         Ok(importer) => importer,

@@ -71,6 +71,23 @@ enum Command {
     Fetch(fetch::FetchArgs),
 }
 
+/// A bad flag or setting (exit 2, like clap's own usage errors), as opposed to a failure.
+pub fn is_usage_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<franchise::config::ConfigError>()
+            || cause.is::<UsageError>()
+            || matches!(
+                cause.downcast_ref::<franchise::Error>(),
+                Some(franchise::Error::Config(_) | franchise::Error::InvalidOption(_))
+            )
+    })
+}
+
+/// A flag value clap accepted but the command cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         data_dir: cli.data_dir,

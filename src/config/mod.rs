@@ -74,7 +74,7 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config error: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    Parse(String),
     #[error("config file {path} cannot be read: {reason}")]
     File { path: PathBuf, reason: String },
     #[error("invalid setting `{key}` = {value}: {expected}")]
@@ -83,6 +83,28 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+}
+
+/// One line per problem: what is wrong, with which key, from which layer. (figment's own
+/// text repeats itself when printed with its source, and prefixes keys with its profile.)
+fn describe(error: figment::Error) -> ConfigError {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let mut line = e.kind.to_string();
+            if !e.path.is_empty() {
+                line.push_str(&format!(" for `{}`", e.path.join(".")));
+            }
+            if let Some(meta) = &e.metadata {
+                line.push_str(&format!(" in {}", meta.name));
+                if let Some(source) = &meta.source {
+                    line.push_str(&format!(" {source}"));
+                }
+            }
+            line
+        })
+        .collect();
+    ConfigError::Parse(lines.join("; "))
 }
 
 impl Settings {
@@ -121,7 +143,7 @@ impl Settings {
         if let Some(budget) = overrides.budget_per_minute {
             figment = figment.merge(Serialized::default("anilist.budget_per_minute", budget));
         }
-        let settings: Settings = figment.extract().map_err(Box::new)?;
+        let settings: Settings = figment.extract().map_err(describe)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -380,7 +402,10 @@ mod tests {
             }
             jail.set_env("FRANCHISE_WORKERS", "abc");
             let err = load_in(jail, None, &Overrides::default()).unwrap_err();
-            assert!(err.contains("WORKERS") && err.contains("\"abc\""), "{err}");
+            assert!(
+                err.contains("`workers`") && err.contains("\"abc\""),
+                "{err}"
+            );
             Ok(())
         });
     }

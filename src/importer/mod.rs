@@ -28,6 +28,8 @@ pub struct Importer {
     client: AniListClient,
     notices: broadcast::Sender<Notice>,
     running: Mutex<Option<running::Running>>,
+    /// Imports up to this id were re-queued by `open`; the watcher takes over after it.
+    requeued_up_to: i64,
 }
 
 impl Importer {
@@ -42,6 +44,9 @@ impl Importer {
         let client = AniListClient::new(settings.client(), Arc::new(budget))
             .map_err(Error::InvalidOption)?;
         let (notices, _) = broadcast::channel(4096);
+        // Read before the re-queue: an import another process records in between is newer
+        // than this mark, so the watcher pushes it (pushes are idempotent, overlap is harmless).
+        let requeued_up_to = store.latest_import_id().await?;
         let importer = Self {
             settings,
             store,
@@ -49,6 +54,7 @@ impl Importer {
             client,
             notices,
             running: Mutex::new(None),
+            requeued_up_to,
         };
         let pending = importer.store.queued_items().await?;
         if !pending.is_empty() {

@@ -62,6 +62,7 @@ impl Importer {
             self.store.clone(),
             self.queue.clone(),
             self.client.clone(),
+            self.requeued_up_to,
             shutdown.clone(),
         )));
         *running = Some(Running {
@@ -98,10 +99,10 @@ async fn watch(
     store: crate::store::Store,
     queue: crate::queue::JobQueue,
     client: crate::upstream::AniListClient,
+    mut seen: i64,
     shutdown: CancellationToken,
 ) {
     let pid = std::process::id();
-    let mut seen = store.latest_import_id().await.unwrap_or(0);
     let mut tick = tokio::time::interval(WATCH_EVERY);
     loop {
         tokio::select! {

@@ -62,7 +62,8 @@ fn print_text(status: &Status) {
             q.background.done,
             q.background.failed
         ),
-        None => println!("queue   (not readable now)"),
+        None if status.worker.is_some() => println!("queue   (not reported yet)"),
+        None => println!("queue   empty (no queue file, or it could not be read)"),
     }
     match &status.budget {
         Some(b) => println!(

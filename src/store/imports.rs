@@ -214,20 +214,13 @@ pub(crate) async fn fresh_among(
     ids: &[AnimeId],
     since_ms: i64,
 ) -> Result<HashSet<AnimeId>, sqlx::Error> {
-    let mut fresh = HashSet::new();
-    for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM anime WHERE fetched_at >= ");
-        q.push_bind(since_ms).push(" AND id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(i64::from(*id));
-        }
-        q.push(")");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            fresh.insert(to_id(row.try_get(0)?)?);
-        }
-    }
-    Ok(fresh)
+    ids_since(
+        conn,
+        "SELECT id FROM anime WHERE fetched_at >= ",
+        ids,
+        since_ms,
+    )
+    .await
 }
 
 /// Those of `ids` AniList said were missing since `since_ms`: not worth asking again.
@@ -236,10 +229,20 @@ pub(crate) async fn missing_among(
     ids: &[AnimeId],
     since_ms: i64,
 ) -> Result<HashSet<AnimeId>, sqlx::Error> {
-    let mut missing = HashSet::new();
+    let select = "SELECT id FROM anime_missing WHERE checked_at >= ";
+    ids_since(conn, select, ids, since_ms).await
+}
+
+/// Those of `ids` that `select` (ending in "column >= ") finds at or after `since_ms`.
+async fn ids_since(
+    conn: &mut SqliteConnection,
+    select: &'static str,
+    ids: &[AnimeId],
+    since_ms: i64,
+) -> Result<HashSet<AnimeId>, sqlx::Error> {
+    let mut found = HashSet::new();
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT id FROM anime_missing WHERE checked_at >= ");
+        let mut q = QueryBuilder::<Sqlite>::new(select);
         q.push_bind(since_ms).push(" AND id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
@@ -247,10 +250,10 @@ pub(crate) async fn missing_among(
         }
         q.push(")");
         for row in q.build().fetch_all(&mut *conn).await? {
-            missing.insert(to_id(row.try_get(0)?)?);
+            found.insert(to_id(row.try_get(0)?)?);
         }
     }
-    Ok(missing)
+    Ok(found)
 }
 
 /// Inserts new items of one import in multi-row statements; (anime, depth, state, reason).

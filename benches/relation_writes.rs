@@ -154,8 +154,8 @@ fn single_rows(anime: &[Anime]) -> Vec<Row> {
 }
 
 const SINGLE_ROW_SQL: &str = "INSERT INTO anime_relation (anime_id, related_id, relation_type, \
-     derived, related_kind, related_format, related_status, related_title, edge_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     derived, related_kind, related_format, related_status, related_title, edge_id, written_gen) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) \
      ON CONFLICT (anime_id, related_id) DO UPDATE SET relation_type = excluded.relation_type, \
      derived = excluded.derived, related_kind = excluded.related_kind, \
      related_format = excluded.related_format, related_status = excluded.related_status, \

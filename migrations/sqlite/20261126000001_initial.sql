@@ -41,10 +41,15 @@ CREATE TABLE anime_relation (
     related_status TEXT,
     related_title  TEXT,
     edge_id        INTEGER,
+    -- The flush that last wrote the row: rows of a refetched anime that this flush did not
+    -- write are edges AniList no longer reports, and are deleted.
+    written_gen    INTEGER NOT NULL,
     PRIMARY KEY (anime_id, related_id)
 );
 
-CREATE INDEX anime_relation_by_related ON anime_relation (related_id);
+-- Finds the derived rows an anime's edges produced, to drop those it no longer has. Only
+-- derived rows are looked up this way, so only they are indexed (fewer B-tree writes).
+CREATE INDEX anime_relation_derived_by_related ON anime_relation (related_id) WHERE derived = 1;
 
 CREATE TABLE import (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -36,6 +36,7 @@ impl Importer {
         let batcher = Batcher {
             requests: request_rx,
             client: self.client.clone(),
+            store: self.store.clone(),
             window: self.settings.batch_window(),
             flusher: batch_tx,
             shutdown: shutdown.clone(),
@@ -56,7 +57,7 @@ impl Importer {
             max_attempts: self.settings.max_attempts(),
             ..RunOptions::default()
         };
-        let handler = job_handler(self.store.clone(), request_tx);
+        let handler = job_handler(request_tx);
         let workers = self.queue.run(options, handler, shutdown.clone())?;
         tasks.push(tokio::spawn(watch(
             self.store.clone(),

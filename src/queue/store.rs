@@ -14,6 +14,9 @@ use super::error::QueueError;
 use super::job::{FetchJob, Lane};
 use super::open::open_database;
 
+/// Jobs per push transaction.
+const PUSH_CHUNK: usize = 5_000;
+
 /// A cheap-to-clone handle over ONE redb file holding both lanes. redb lets one process open a
 /// file once, so every producer and worker of the process must share this handle.
 #[derive(Debug, Clone)]
@@ -67,15 +70,21 @@ impl JobQueue {
         self.max_attempts
     }
 
-    /// Pushes `jobs` into `lane` in ONE redb transaction. A job whose idempotency key the
-    /// queue still knows (queued, running, or finished within 7 days) is skipped, so a
-    /// start-up re-push is safe. Returns how many were newly enqueued.
+    /// Pushes `jobs` into `lane`, one redb transaction per 5,000 jobs (so pushing 100,000 does
+    /// not hold them all encoded in memory at once). A job whose idempotency key the queue
+    /// still knows (queued, running, or finished within 7 days) is skipped, so a start-up
+    /// re-push is safe. Returns how many were newly enqueued.
     pub async fn push(&self, lane: Lane, jobs: Vec<FetchJob>) -> Result<usize, QueueError> {
-        if jobs.is_empty() {
-            return Ok(0);
+        let mut enqueued = 0;
+        for chunk in jobs.chunks(PUSH_CHUNK) {
+            enqueued += self.push_chunk(lane, chunk).await?;
         }
+        Ok(enqueued)
+    }
+
+    async fn push_chunk(&self, lane: Lane, jobs: &[FetchJob]) -> Result<usize, QueueError> {
         let mut tasks = Vec::with_capacity(jobs.len());
-        for job in &jobs {
+        for job in jobs {
             let args = serde_json::to_vec(job).map_err(|source| QueueError::Encode {
                 anime_id: job.anime_id,
                 source,

@@ -110,30 +110,41 @@ pub(crate) async fn record_outcomes(
     now_ms: i64,
 ) -> Result<Vec<QueuedItem>, sqlx::Error> {
     let mut completed = Vec::new();
-    for r in results {
-        let (state, reason) = match &r.outcome {
-            ItemOutcome::Done => (ItemState::Done, None),
-            ItemOutcome::Failed(reason) => (ItemState::Failed, Some(reason.as_str())),
-        };
-        let row = sqlx::query(
-            "UPDATE import_item SET state = $1, reason = $2, updated_at = $3 \
-             WHERE import_id = $4 AND anime_id = $5 AND state = 'queued' RETURNING depth",
-        )
-        .bind(state.as_str())
-        .bind(reason)
-        .bind(now_ms)
-        .bind(r.import_id)
-        .bind(i64::from(r.anime_id))
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let (Some(row), ItemState::Done) = (row, state) {
-            completed.push(QueuedItem {
-                import_id: r.import_id,
-                anime_id: r.anime_id,
-                depth: row.try_get::<i64, _>(0)?.clamp(0, i64::from(u32::MAX)) as u32,
-            });
+    // One statement per chunk, not one per item: each statement is a hand-off to sqlx's
+    // SQLite thread, and a flush settles hundreds of items.
+    for chunk in results.chunks(IDS_PER_STATEMENT / 4) {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE import_item SET state = v.column3, ");
+        q.push("reason = v.column4, updated_at = ")
+            .push_bind(now_ms)
+            .push(" FROM (");
+        q.push_values(chunk, |mut row, r| {
+            let (state, reason) = match &r.outcome {
+                ItemOutcome::Done => (ItemState::Done, None),
+                ItemOutcome::Failed(reason) => (ItemState::Failed, Some(reason.as_str())),
+            };
+            row.push_bind(r.import_id)
+                .push_bind(i64::from(r.anime_id))
+                .push_bind(state.as_str())
+                .push_bind(reason);
+        });
+        q.push(
+            ") AS v WHERE import_item.import_id = v.column1 AND import_item.anime_id = v.column2 \
+             AND import_item.state = 'queued' \
+             RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
+             import_item.state",
+        );
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let state: String = row.try_get(3)?;
+            if ItemState::parse(&state) == Some(ItemState::Done) {
+                completed.push(QueuedItem {
+                    import_id: row.try_get(0)?,
+                    anime_id: to_id(row.try_get(1)?)?,
+                    depth: row.try_get::<i64, _>(2)?.clamp(0, i64::from(u32::MAX)) as u32,
+                });
+            }
         }
     }
+    completed.sort();
     Ok(completed)
 }
 
@@ -201,7 +212,7 @@ pub(crate) async fn item_count(
     conn: &mut SqliteConnection,
     import_id: i64,
 ) -> Result<u64, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_item WHERE import_id = $1")
+    let n: i64 = sqlx::query_scalar("SELECT item_count FROM import WHERE id = $1")
         .bind(import_id)
         .fetch_one(&mut *conn)
         .await?;
@@ -257,12 +268,14 @@ async fn ids_since(
 }
 
 /// Inserts new items of one import in multi-row statements; (anime, depth, state, reason).
+/// Keeps the import's item count.
 pub(crate) async fn insert_items(
     conn: &mut SqliteConnection,
     import_id: i64,
     items: &[(AnimeId, u32, ItemState, Option<&str>)],
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
+    let mut inserted = 0;
     for chunk in items.chunks(IDS_PER_STATEMENT / 6) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO import_item (import_id, anime_id, depth, state, reason, updated_at) ",
@@ -276,7 +289,14 @@ pub(crate) async fn insert_items(
                 .push_bind(now_ms);
         });
         q.push(" ON CONFLICT (import_id, anime_id) DO NOTHING");
-        q.build().execute(&mut *conn).await?;
+        inserted += q.build().execute(&mut *conn).await?.rows_affected();
+    }
+    if inserted > 0 {
+        sqlx::query("UPDATE import SET item_count = item_count + $1 WHERE id = $2")
+            .bind(i64::try_from(inserted).unwrap_or(i64::MAX))
+            .bind(import_id)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -344,6 +364,29 @@ pub(crate) async fn queued_items_after(
             })
         })
         .collect()
+}
+
+/// The states of these items, for those the imports have.
+pub(crate) async fn item_states(
+    conn: &mut SqliteConnection,
+    items: &[(i64, AnimeId)],
+) -> Result<HashMap<(i64, AnimeId), ItemState>, sqlx::Error> {
+    let mut states = HashMap::with_capacity(items.len());
+    for chunk in items.chunks(IDS_PER_STATEMENT / 2) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT it.import_id, it.anime_id, it.state FROM import_item it JOIN (",
+        );
+        q.push_values(chunk, |mut row, (import_id, anime_id)| {
+            row.push_bind(*import_id).push_bind(i64::from(*anime_id));
+        });
+        q.push(") AS v ON it.import_id = v.column1 AND it.anime_id = v.column2");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let state: String = row.try_get(2)?;
+            let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
+            states.insert((row.try_get(0)?, to_id(row.try_get(1)?)?), state);
+        }
+    }
+    Ok(states)
 }
 
 /// The state of one item, if the import has it.

@@ -180,6 +180,15 @@ impl Store {
         Ok(imports::item_state(&mut conn, import_id, anime_id).await?)
     }
 
+    /// The states of these (import, anime) items, for those the imports have.
+    pub async fn item_states(
+        &self,
+        items: &[(i64, AnimeId)],
+    ) -> Result<HashMap<(i64, AnimeId), ItemState>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        Ok(imports::item_states(&mut conn, items).await?)
+    }
+
     /// When this anime was last fetched, if it is stored.
     pub async fn fetched_at(&self, id: AnimeId) -> Result<Option<i64>, StoreError> {
         Ok(

@@ -11,12 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::request::{FetchRequest, FetchedBatch};
 use crate::anime::AnimeId;
-use crate::queue::Lane;
+use crate::queue::{JobFailure, Lane};
+use crate::store::{ItemState, Store};
 use crate::upstream::{AniListClient, MAX_BATCH};
 
 pub(crate) struct Batcher {
     pub requests: mpsc::UnboundedReceiver<FetchRequest>,
     pub client: AniListClient,
+    pub store: Store,
     /// How long to wait for more ids before a partial batch goes.
     pub window: Duration,
     pub flusher: mpsc::UnboundedSender<FetchedBatch>,
@@ -119,12 +121,65 @@ impl Batcher {
             };
             let (ids, requests) = pending.take(MAX_BATCH);
             let client = self.client.clone();
+            let store = self.store.clone();
             let flusher = self.flusher.clone();
             tokio::spawn(async move {
+                let (ids, requests) = drop_settled(&store, ids, requests).await;
+                if ids.is_empty() {
+                    return;
+                }
                 let outcome = client.fetch_with_slot(slot, &ids).await;
                 // A closed flusher means shutdown: the jobs see their reply dropped and retry.
                 let _ = flusher.send(FetchedBatch { outcome, requests });
             });
         }
     }
+}
+
+/// Answers, without a fetch, the re-delivered jobs whose items a flush already settled (at
+/// least once delivery after a crash), with one store query per batch. Returns the ids and
+/// requests still to fetch.
+async fn drop_settled(
+    store: &Store,
+    ids: Vec<AnimeId>,
+    requests: Vec<FetchRequest>,
+) -> (Vec<AnimeId>, Vec<FetchRequest>) {
+    let keys: Vec<(i64, AnimeId)> = requests
+        .iter()
+        .filter_map(|r| r.job.import_id.map(|import| (import, r.job.anime_id)))
+        .collect();
+    if keys.is_empty() {
+        return (ids, requests);
+    }
+    let states = match store.item_states(&keys).await {
+        Ok(states) => states,
+        // Unknown: fetch them all; the flush ignores items already settled.
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read item states; fetching the whole batch");
+            return (ids, requests);
+        }
+    };
+    let mut keep = Vec::with_capacity(requests.len());
+    for request in requests {
+        let Some(import_id) = request.job.import_id else {
+            keep.push(request);
+            continue;
+        };
+        match states.get(&(import_id, request.job.anime_id)) {
+            Some(ItemState::Queued) => keep.push(request),
+            Some(ItemState::Done | ItemState::Failed) => {
+                let _ = request.reply.send(Ok(()));
+            }
+            None => {
+                let reason = format!(
+                    "import {import_id} has no item for anime {}",
+                    request.job.anime_id
+                );
+                let _ = request.reply.send(Err(JobFailure::Abort(reason)));
+            }
+        }
+    }
+    let wanted: std::collections::HashSet<AnimeId> = keep.iter().map(|r| r.job.anime_id).collect();
+    let ids = ids.into_iter().filter(|id| wanted.contains(id)).collect();
+    (ids, keep)
 }

@@ -3,164 +3,21 @@
 //! the JSON shapes of `status`, `show` and `import`, a second process while another owns the
 //! queue, and bad input refused with a message that names it.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{
+    assert_success, child_log, count, describe, franchise, open_store, open_store_when_created,
+    run, snapshot, spawn, start_fake, store_counts, text, wait_child,
+};
 use fake_anilist::world::WorldSpec;
-use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, World};
+use fake_anilist::{FakeAniList, World};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_franchise");
-
-/// Starts the fake on a free loopback port, rate limiting off, with a fixed latency.
-async fn start_fake(world: World, latency: Duration) -> FakeAniList {
-    FakeAniList::start(FakeConfig {
-        world,
-        rate: RateModel::disabled(),
-        latency: Latency::new(latency, Duration::ZERO),
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("start fake-anilist")
-}
-
-/// The binary with a clean FRANCHISE_* environment (fast heartbeat and spacing, a generous
-/// budget), pointed at `data_dir` and the fake. Global flags go before the subcommand.
-fn franchise(data_dir: &Path, url: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("FRANCHISE_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("FRANCHISE_QUEUE__HEARTBEAT_MS", "1000")
-        .env("FRANCHISE_ANILIST__MIN_SPACING_MS", "20")
-        // Below the flag layer, so a `--budget` flag in a test still wins.
-        .env("FRANCHISE_ANILIST__BUDGET_PER_MINUTE", "1000")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--anilist-url")
-        .arg(url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
-}
-
-/// Runs to completion within `within`, capturing stdout and stderr.
-async fn run(mut cmd: Command, args: &[&str], within: Duration) -> Output {
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let what = format!("franchise {}", args.join(" "));
-    match tokio::time::timeout(within, cmd.output()).await {
-        Ok(output) => output.unwrap_or_else(|e| panic!("{what}: cannot run: {e}")),
-        Err(_) => panic!("{what} did not finish within {within:?}"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(out.status.success(), "{what} failed: {}", describe(out));
-}
-
-/// Spawns a long-running child whose stdout/stderr go to files in `logs` (a pipe nobody
-/// reads could fill up and stall it).
-fn spawn(mut cmd: Command, args: &[&str], logs: &Path, name: &str) -> Child {
-    let out = std::fs::File::create(logs.join(format!("{name}.out"))).unwrap();
-    let err = std::fs::File::create(logs.join(format!("{name}.err"))).unwrap();
-    cmd.args(args)
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn franchise {}: {e}", args.join(" ")))
-}
-
-fn child_log(logs: &Path, name: &str) -> String {
-    let read = |ext: &str| std::fs::read_to_string(logs.join(format!("{name}.{ext}")));
-    format!(
-        "--- {name} stdout\n{}--- {name} stderr\n{}",
-        read("out").unwrap_or_default(),
-        read("err").unwrap_or_default()
-    )
-}
-
-async fn wait_child(child: &mut Child, within: Duration, what: &str) -> ExitStatus {
-    match tokio::time::timeout(within, child.wait()).await {
-        Ok(status) => status.unwrap_or_else(|e| panic!("{what}: wait: {e}")),
-        Err(_) => panic!("{what} did not exit within {within:?}"),
-    }
-}
-
-/// A read-only look at a data dir's SQLite store (WAL mode: readers never block the writer).
-async fn open_store(data_dir: &Path) -> SqlitePool {
-    let path = data_dir.join("franchise.sqlite");
-    let options = SqliteConnectOptions::new()
-        .filename(&path)
-        .read_only(true)
-        .busy_timeout(Duration::from_secs(10));
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap_or_else(|e| panic!("open {} read-only: {e}", path.display()))
-}
-
-/// Waits until the store file exists, then opens it read-only.
-async fn open_store_when_created(data_dir: &Path, within: Duration) -> SqlitePool {
-    let deadline = Instant::now() + within;
-    while !data_dir.join("franchise.sqlite").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no store in {}",
-            data_dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Let the creating process finish its migrations before we read tables.
-    let deadline = Instant::now() + within;
-    loop {
-        let pool = open_store(data_dir).await;
-        if sqlx::query("SELECT COUNT(*) FROM import_item")
-            .fetch_one(&pool)
-            .await
-            .is_ok()
-        {
-            return pool;
-        }
-        pool.close().await;
-        assert!(Instant::now() < deadline, "store never got its tables");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Each row of `sql` (which selects one `json_array(...)`) as its JSON text.
-async fn rows(pool: &SqlitePool, sql: &'static str) -> Vec<String> {
-    sqlx::query_scalar::<_, String>(sql)
-        .fetch_all(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-async fn count(pool: &SqlitePool, sql: &'static str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
 
 /// (done, queued, finished) of one import.
 async fn progress(pool: &SqlitePool, import_id: i64) -> (i64, i64, bool) {
@@ -202,43 +59,6 @@ fn expected_items(world: &World, root: i32) -> BTreeMap<i32, (usize, String)> {
         .into_iter()
         .map(|(id, depth)| (id, (depth, "done".to_string())))
         .collect()
-}
-
-/// The comparable contents of a store: anime without fetched_at, relations whole, and the
-/// items of every import without timestamps.
-async fn snapshot(pool: &SqlitePool) -> [Vec<String>; 3] {
-    [
-        rows(
-            pool,
-            "SELECT json_array(id, id_mal, kind, title_romaji, title_english, title_native, \
-             format, status, episodes, season, season_year, start_year, start_month, start_day) \
-             FROM anime ORDER BY id",
-        )
-        .await,
-        rows(
-            pool,
-            "SELECT json_array(anime_id, related_id, relation_type, derived, related_kind, \
-             related_format, related_status, related_title, edge_id) \
-             FROM anime_relation ORDER BY anime_id, related_id",
-        )
-        .await,
-        rows(
-            pool,
-            "SELECT json_array(import_id, anime_id, depth, state, reason) FROM import_item \
-             ORDER BY import_id, anime_id",
-        )
-        .await,
-    ]
-}
-
-async fn store_counts(pool: &SqlitePool) -> [i64; 5] {
-    [
-        count(pool, "SELECT COUNT(*) FROM anime").await,
-        count(pool, "SELECT COUNT(*) FROM anime_relation").await,
-        count(pool, "SELECT COUNT(*) FROM import").await,
-        count(pool, "SELECT COUNT(*) FROM import_item").await,
-        count(pool, "SELECT COUNT(*) FROM anime_missing").await,
-    ]
 }
 
 fn keys(value: &Value) -> BTreeSet<&str> {

@@ -4,17 +4,27 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use apalis_redb::{Connection, Database};
+use apalis_redb::Connection;
 use redb::{DatabaseError, StorageError};
 
 use super::error::QueueError;
 use super::pidfile;
 
+/// redb's page cache. Its default (1 GiB) let the cache alone pass 100 MiB of memory while a
+/// 100,000-job queue was pushed; the queue's working set is the head of two lanes.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Opens the file off the async executor (redb's open may repair the file, which is slow) and
 /// records this process as its owner.
 pub(crate) async fn open_database(path: &Path) -> Result<Connection, QueueError> {
     let owned = path.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || Database::create(&owned)).await;
+    let opened = tokio::task::spawn_blocking(move || {
+        create_whole(&owned)?;
+        redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&owned)
+    })
+    .await;
     match opened {
         Ok(Ok(db)) => {
             pidfile::record_owner(path);
@@ -32,6 +42,25 @@ pub(crate) async fn open_database(path: &Path) -> Result<Connection, QueueError>
             reason: format!("the open was cancelled: {join}"),
         }),
     }
+}
+
+/// Creates a missing queue file under a temporary name and renames it into place once redb has
+/// finished it. redb writes a new file's header last, so a process killed while creating
+/// `queue.redb` in place left a file every later start refused as damaged.
+fn create_whole(path: &Path) -> Result<(), DatabaseError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".new");
+    let partial = PathBuf::from(partial);
+    // A leftover from a killed creation holds nothing: start it again.
+    let _ = std::fs::remove_file(&partial);
+    drop(redb::Builder::new().create(&partial)?);
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| DatabaseError::Storage(StorageError::Io(e)))
 }
 
 fn classify(path: PathBuf, err: DatabaseError) -> QueueError {

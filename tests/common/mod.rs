@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: building anime records and opening stores.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod run;
 
 use franchise::anime::{

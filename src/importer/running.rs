@@ -131,6 +131,9 @@ async fn watch(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not look for new imports"),
         }
+        if let Err(e) = store.checkpoint().await {
+            tracing::debug!(error = %e, "background checkpoint failed");
+        }
         let snapshot = serde_json::json!({
             "budget": client.budget().state(),
             "queue": queue.depth().await.ok(),

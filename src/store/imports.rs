@@ -133,7 +133,7 @@ pub(crate) async fn record_outcomes(
              RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
              import_item.state",
         );
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let state: String = row.try_get(3)?;
             if ItemState::parse(&state) == Some(ItemState::Done) {
                 completed.push(QueuedItem {
@@ -174,7 +174,7 @@ pub(crate) async fn followed_edges(
             list.push_bind(t.as_str());
         }
         q.push(") ORDER BY anime_id, related_id");
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             edges.push((to_id(row.try_get(0)?)?, to_id(row.try_get(1)?)?));
         }
     }
@@ -198,7 +198,7 @@ pub(crate) async fn existing_items(
             list.push_bind(i64::from(*id));
         }
         q.push(")");
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let state: String = row.try_get(2)?;
             let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
             let depth = row.try_get::<i64, _>(1)?.clamp(0, i64::from(u32::MAX)) as u32;
@@ -260,7 +260,7 @@ async fn ids_since(
             list.push_bind(i64::from(*id));
         }
         q.push(")");
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             found.insert(to_id(row.try_get(0)?)?);
         }
     }
@@ -289,7 +289,12 @@ pub(crate) async fn insert_items(
                 .push_bind(now_ms);
         });
         q.push(" ON CONFLICT (import_id, anime_id) DO NOTHING");
-        inserted += q.build().execute(&mut *conn).await?.rows_affected();
+        inserted += q
+            .build()
+            .persistent(false)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     }
     if inserted > 0 {
         sqlx::query("UPDATE import SET item_count = item_count + $1 WHERE id = $2")
@@ -380,7 +385,7 @@ pub(crate) async fn item_states(
             row.push_bind(*import_id).push_bind(i64::from(*anime_id));
         });
         q.push(") AS v ON it.import_id = v.column1 AND it.anime_id = v.column2");
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let state: String = row.try_get(2)?;
             let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
             states.insert((row.try_get(0)?, to_id(row.try_get(1)?)?), state);

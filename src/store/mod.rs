@@ -62,7 +62,11 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run in the background (see `checkpoint`), not inside whichever commit
+            // crosses SQLite's default 1,000 pages: at 100,000 anime those inline checkpoints
+            // took a quarter of the flusher's time. This is only the backstop.
+            .pragma("wal_autocheckpoint", "16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -88,6 +92,15 @@ impl Store {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Copies committed WAL pages into the database file without waiting for readers or
+    /// writers (a PASSIVE checkpoint); the worker process calls it every second.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Closes the pool, checkpointing the WAL so the file is complete on its own.

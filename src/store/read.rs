@@ -57,7 +57,7 @@ impl Store {
                 list.push_bind(i64::from(*id));
             }
             q.push(") ORDER BY anime_id, related_id");
-            for row in q.build().fetch_all(self.pool()).await? {
+            for row in q.build().persistent(false).fetch_all(self.pool()).await? {
                 out.push(StoredRelation {
                     from: to_id(row.try_get(0)?)?,
                     to: to_id(row.try_get(1)?)?,
@@ -98,7 +98,7 @@ impl Store {
             ")) SELECT a.id, COALESCE(a.title_english, a.title_romaji, a.title_native), \
              a.format, a.status FROM walk JOIN anime a ON a.id = walk.id ORDER BY a.id",
         );
-        let rows = q.build().fetch_all(self.pool()).await?;
+        let rows = q.build().persistent(false).fetch_all(self.pool()).await?;
         rows.into_iter()
             .map(|row| {
                 Ok(AnimeSummary {

@@ -36,7 +36,7 @@ pub(crate) async fn record_missing(
             row.push_bind(i64::from(*id)).push_bind(checked_at_ms);
         });
         q.push(" ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at");
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     for chunk in found.chunks(ANIME_ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM anime_missing WHERE id IN (");
@@ -45,7 +45,7 @@ pub(crate) async fn record_missing(
             list.push_bind(i64::from(a.id));
         }
         q.push(")");
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -114,7 +114,7 @@ pub(crate) async fn upsert_anime(
              start_month = excluded.start_month, start_day = excluded.start_day, \
              fetched_at = excluded.fetched_at",
         );
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
 
     // Upsert in place, then drop what this flush did not write: cheaper than deleting every
@@ -138,7 +138,7 @@ pub(crate) async fn upsert_anime(
             list.push_bind(*id);
         }
         q.push(")))");
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -248,7 +248,7 @@ pub(crate) async fn write_relations(
             // A derived row never replaces an observed one.
             q.push(" WHERE anime_relation.derived = 1");
         }
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use franchise::config::Settings;
 use franchise::importer::{Status, status_of_store};
-use franchise::queue::JobQueue;
+use franchise::queue::{JobQueue, QueueError};
 use franchise::store::Store;
 
 #[derive(Debug, Args)]
@@ -21,8 +21,11 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<ExitCo
     let mut status = status_of_store(&store).await?;
     if status.worker.is_none() && settings.queue_path().exists() {
         // Nobody runs the workers: the queue file is free to read.
-        if let Ok(queue) = JobQueue::open(&settings.queue_path()).await {
-            status.queue = queue.depth().await.ok();
+        match JobQueue::open(&settings.queue_path()).await {
+            Ok(queue) => status.queue = queue.depth().await.ok(),
+            // A short-lived command (import, open) owns it for a moment: nothing to report.
+            Err(QueueError::Locked { .. }) => {}
+            Err(e) => eprintln!("warning: {e}"),
         }
     }
     if args.json {

@@ -141,10 +141,11 @@ fn render(opts: &Options, report: &mut Report, clicks: &[Click], imports: &[(Dur
     let during = clicks.iter().filter(|c| c.import_running).count();
     let med = median(ok.clone());
     let max = ok.iter().max().copied();
-    for (wall, requests, limited) in imports {
+    for (run, (wall, requests, limited)) in imports.iter().enumerate() {
         let _ = writeln!(
             out,
-            "\nThe import with the clicks took {}, {requests} requests, {limited} 429s.",
+            "\nRun {}: the import with the clicks took {}, {requests} requests, {limited} 429s.",
+            run + 1,
             secs(*wall)
         );
     }

@@ -16,7 +16,8 @@ pub struct LogEntry {
     pub at_ms: u64,
     /// Ids asked for (`id_in` members, `Media(id:)` ids), in request order.
     pub ids: Vec<i32>,
-    /// `None` while the request is still in flight.
+    /// `None` while the request is still in flight, and forever if the client went away
+    /// before the answer (a killed process): the handler is dropped before it can record one.
     pub status: Option<u16>,
     pub anonymous: bool,
     pub fault: Option<FaultKind>,

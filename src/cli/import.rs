@@ -64,11 +64,12 @@ pub async fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<ExitCod
         if !args.json {
             println!("run `franchise work` (or pass --wait) to fetch them");
         }
+        importer.close().await;
         return Ok(ExitCode::SUCCESS);
     }
     importer.start().await?;
     let code = wait_for_imports(importer.store(), &imports, args.json).await;
-    importer.stop().await;
+    importer.close().await;
     code
 }
 
@@ -89,7 +90,9 @@ async fn record_only(
         return Ok(ExitCode::SUCCESS);
     }
     let store = franchise::store::Store::open_sqlite(&settings.store_path()).await?;
-    wait_for_imports(&store, &imports, args.json).await
+    let code = wait_for_imports(&store, &imports, args.json).await;
+    store.close().await;
+    code
 }
 
 fn report(args: &ImportArgs, import_id: i64, root: AnimeId, owner: Option<u32>) {

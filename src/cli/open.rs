@@ -32,7 +32,7 @@ pub async fn run(settings: Settings, args: OpenArgs) -> anyhow::Result<ExitCode>
         importer.open_anime(args.id),
     )
     .await;
-    importer.stop().await;
+    importer.close().await;
     let anime = match answer {
         Ok(Ok(anime)) => anime,
         Ok(Err(Error::NotFound(id))) => {

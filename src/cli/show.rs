@@ -37,6 +37,7 @@ pub async fn run(settings: &Settings, args: ShowArgs) -> anyhow::Result<ExitCode
     }
     let ids: Vec<AnimeId> = anime.iter().map(|a| a.id).collect();
     let relations = store.relations_from(&ids).await?;
+    store.close().await;
     if args.json {
         println!("{}", to_json(args.id, &anime, &relations));
     } else if args.dot {

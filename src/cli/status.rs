@@ -19,6 +19,7 @@ pub struct StatusArgs {
 pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open_sqlite(&settings.store_path()).await?;
     let mut status = status_of_store(&store).await?;
+    store.close().await;
     if status.worker.is_none() && settings.queue_path().exists() {
         // Nobody runs the workers: the queue file is free to read.
         match JobQueue::open(&settings.queue_path()).await {

@@ -44,7 +44,7 @@ pub async fn run(settings: Settings, args: WorkArgs) -> anyhow::Result<ExitCode>
         }
     }
     eprintln!("stopping: letting in-flight jobs finish…");
-    importer.stop().await;
+    importer.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

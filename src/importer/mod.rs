@@ -37,9 +37,14 @@ impl Importer {
     /// (re-pushes of jobs still in the queue are dropped by their idempotency keys).
     pub async fn open(settings: Settings) -> Result<Self, Error> {
         let store = Store::open_sqlite(&settings.store_path()).await?;
-        let queue = JobQueue::open(&settings.queue_path())
-            .await?
-            .with_max_attempts(settings.max_attempts())?;
+        let queue = match JobQueue::open(&settings.queue_path()).await {
+            Ok(queue) => queue.with_max_attempts(settings.max_attempts())?,
+            Err(e) => {
+                // Leave the store as complete on disk as we found it.
+                store.close().await;
+                return Err(e.into());
+            }
+        };
         let budget = RateBudget::new(settings.budget()).map_err(Error::InvalidOption)?;
         let client = AniListClient::new(settings.client(), Arc::new(budget))
             .map_err(Error::InvalidOption)?;

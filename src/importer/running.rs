@@ -89,6 +89,13 @@ impl Importer {
         let _ = self.store.retract_runtime(std::process::id()).await;
     }
 
+    /// Stops the workers and closes the store, which checkpoints SQLite's WAL so the database
+    /// file is complete on its own. Call it before the process exits.
+    pub async fn close(self) {
+        self.stop().await;
+        self.store.close().await;
+    }
+
     pub async fn is_running(&self) -> bool {
         self.running.lock().await.is_some()
     }

@@ -43,8 +43,13 @@ pub struct ItemResult {
 /// Bound values per statement stay far below SQLite's 32,766.
 const IDS_PER_STATEMENT: usize = 5_000;
 
-fn to_id(raw: i64) -> Result<AnimeId, sqlx::Error> {
+pub(crate) fn to_id(raw: i64) -> Result<AnimeId, sqlx::Error> {
     AnimeId::new(raw).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A stored depth or cap (never negative, and small) as the walk's `u32`.
+fn to_u32(raw: i64) -> u32 {
+    raw.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 pub(crate) async fn insert_import(
@@ -87,12 +92,8 @@ pub(crate) async fn import_rules(
     let Some(row) = row else { return Ok(None) };
     let followed: String = row.try_get("followed")?;
     Ok(Some(ImportRules {
-        max_depth: row
-            .try_get::<i64, _>("max_depth")?
-            .clamp(0, i64::from(u32::MAX)) as u32,
-        max_items: row
-            .try_get::<i64, _>("max_items")?
-            .clamp(0, i64::from(u32::MAX)) as u32,
+        max_depth: to_u32(row.try_get("max_depth")?),
+        max_items: to_u32(row.try_get("max_items")?),
         followed: followed
             .split(',')
             .filter(|s| !s.is_empty())
@@ -139,7 +140,7 @@ pub(crate) async fn record_outcomes(
                 completed.push(QueuedItem {
                     import_id: row.try_get(0)?,
                     anime_id: to_id(row.try_get(1)?)?,
-                    depth: row.try_get::<i64, _>(2)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    depth: to_u32(row.try_get(2)?),
                 });
             }
         }
@@ -201,7 +202,7 @@ pub(crate) async fn existing_items(
         for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let state: String = row.try_get(2)?;
             let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
-            let depth = row.try_get::<i64, _>(1)?.clamp(0, i64::from(u32::MAX)) as u32;
+            let depth = to_u32(row.try_get(1)?);
             found.insert(to_id(row.try_get(0)?)?, (depth, state));
         }
     }
@@ -365,7 +366,7 @@ pub(crate) async fn queued_items_after(
             Ok(QueuedItem {
                 import_id: row.try_get(0)?,
                 anime_id: to_id(row.try_get(1)?)?,
-                depth: row.try_get::<i64, _>(2)?.clamp(0, i64::from(u32::MAX)) as u32,
+                depth: to_u32(row.try_get(2)?),
             })
         })
         .collect()
@@ -392,19 +393,4 @@ pub(crate) async fn item_states(
         }
     }
     Ok(states)
-}
-
-/// The state of one item, if the import has it.
-pub(crate) async fn item_state(
-    conn: &mut SqliteConnection,
-    import_id: i64,
-    anime_id: AnimeId,
-) -> Result<Option<ItemState>, sqlx::Error> {
-    let state: Option<String> =
-        sqlx::query_scalar("SELECT state FROM import_item WHERE import_id = $1 AND anime_id = $2")
-            .bind(import_id)
-            .bind(i64::from(anime_id))
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(state.as_deref().and_then(ItemState::parse))
 }

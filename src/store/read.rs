@@ -7,13 +7,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::Store;
 use super::error::StoreError;
-use super::imports::{self, QueuedItem};
+use super::imports::{self, QueuedItem, to_id};
 use super::records::{AnimeSummary, ImportProgress, ItemState, StoredAnime, StoredRelation};
 use crate::anime::{AnimeId, RelationType, Title};
-
-fn to_id(raw: i64) -> Result<AnimeId, StoreError> {
-    AnimeId::new(raw).map_err(|e| StoreError::Sql(sqlx::Error::Decode(Box::new(e))))
-}
 
 impl Store {
     /// One stored anime with its relations (observed and derived), or `None`.
@@ -168,16 +164,6 @@ impl Store {
     pub async fn queued_items(&self) -> Result<Vec<QueuedItem>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         Ok(imports::queued_items(&mut conn).await?)
-    }
-
-    /// The state of one import item, if the import has it.
-    pub async fn item_state(
-        &self,
-        import_id: i64,
-        anime_id: AnimeId,
-    ) -> Result<Option<ItemState>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        Ok(imports::item_state(&mut conn, import_id, anime_id).await?)
     }
 
     /// The states of these (import, anime) items, for those the imports have.

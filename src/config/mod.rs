@@ -262,6 +262,16 @@ impl Settings {
         self.workers.clamp(1, 1000) as usize
     }
 
+    /// How long an anime stays fresh for a franchise import (and for the flusher's walk).
+    pub fn franchise_ttl(&self) -> Duration {
+        Duration::from_secs(self.freshness.franchise_secs)
+    }
+
+    /// How long an anime stays fresh for open-on-click.
+    pub fn detailed_ttl(&self) -> Duration {
+        Duration::from_secs(self.freshness.detailed_secs)
+    }
+
     pub fn batch_window(&self) -> Duration {
         Duration::from_millis(self.batch_window_ms)
     }

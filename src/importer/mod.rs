@@ -5,7 +5,6 @@ mod running;
 mod status;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Mutex, broadcast};
 
@@ -14,7 +13,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::producer::{ImportOptions, create_import};
 use crate::queue::{FetchJob, JobQueue, Lane};
-use crate::store::{QueuedItem, Store, StoredAnime, unix_ms_now};
+use crate::store::{QueuedItem, Store, StoredAnime, fresh_since};
 use crate::upstream::{AniListClient, RateBudget};
 use crate::workers::{Notice, NoticeOutcome};
 
@@ -85,7 +84,7 @@ impl Importer {
             &self.store,
             root,
             options,
-            self.fresh_since(self.franchise_ttl()),
+            fresh_since(self.settings.franchise_ttl()),
         )
         .await?;
         self.enqueue(to_fetch).await?;
@@ -95,9 +94,9 @@ impl Importer {
     /// The anime the user just clicked, with its relations: from the store if it is fresh,
     /// else fetched in the interactive lane, ahead of every background import.
     pub async fn open_anime(&self, id: AnimeId) -> Result<StoredAnime, Error> {
-        let detailed = Duration::from_secs(self.settings.freshness.detailed_secs);
+        let detailed = self.settings.detailed_ttl();
         if let Some(anime) = self.store.anime(id).await?
-            && anime.fetched_at_ms >= self.fresh_since(detailed)
+            && anime.fetched_at_ms >= fresh_since(detailed)
         {
             return Ok(anime);
         }
@@ -126,7 +125,7 @@ impl Importer {
                 // Missed notices: the store has the answer if it was ours.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     if let Some(anime) = self.store.anime(id).await?
-                        && anime.fetched_at_ms >= self.fresh_since(detailed)
+                        && anime.fetched_at_ms >= fresh_since(detailed)
                     {
                         return Ok(anime);
                     }
@@ -142,26 +141,8 @@ impl Importer {
     }
 
     async fn enqueue(&self, items: Vec<QueuedItem>) -> Result<usize, Error> {
-        if items.is_empty() {
-            return Ok(0);
-        }
-        let jobs = items
-            .into_iter()
-            .map(|item| FetchJob {
-                import_id: Some(item.import_id),
-                anime_id: item.anime_id,
-                depth: item.depth,
-            })
-            .collect();
+        let jobs = items.iter().map(FetchJob::from).collect();
         Ok(self.queue.push(Lane::Background, jobs).await?)
-    }
-
-    fn franchise_ttl(&self) -> Duration {
-        Duration::from_secs(self.settings.freshness.franchise_secs)
-    }
-
-    fn fresh_since(&self, ttl: Duration) -> i64 {
-        unix_ms_now().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
     }
 }
 
@@ -174,10 +155,8 @@ pub async fn record_import(
 ) -> Result<i64, Error> {
     options.validate().map_err(Error::InvalidOption)?;
     let store = Store::open_sqlite(&settings.store_path()).await?;
-    let ttl =
-        i64::try_from(settings.freshness.franchise_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let (import_id, _) =
-        create_import(&store, root, options, unix_ms_now().saturating_sub(ttl)).await?;
+    let since = fresh_since(settings.franchise_ttl());
+    let (import_id, _) = create_import(&store, root, options, since).await?;
     store.close().await;
     Ok(import_id)
 }

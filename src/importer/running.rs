@@ -45,7 +45,7 @@ impl Importer {
             batches: batch_rx,
             store: self.store.clone(),
             queue: self.queue.clone(),
-            fresh_for: self.franchise_ttl(),
+            fresh_for: self.settings.franchise_ttl(),
             notices: self.notices.clone(),
         };
         let mut tasks = vec![tokio::spawn(batcher.run()), tokio::spawn(flusher.run())];
@@ -120,14 +120,7 @@ async fn watch(
         match store.latest_import_id().await {
             Ok(latest) if latest > seen => match store.queued_items_after(seen).await {
                 Ok(items) => {
-                    let jobs = items
-                        .into_iter()
-                        .map(|item| crate::queue::FetchJob {
-                            import_id: Some(item.import_id),
-                            anime_id: item.anime_id,
-                            depth: item.depth,
-                        })
-                        .collect();
+                    let jobs = items.iter().map(crate::queue::FetchJob::from).collect();
                     match queue.push(crate::queue::Lane::Background, jobs).await {
                         Ok(_) => seen = latest,
                         Err(e) => tracing::warn!(error = %e, "could not enqueue new imports"),

@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::anime::AnimeId;
+use crate::store::QueuedItem;
 
 /// One unit of work: fetch anime `anime_id` for import `import_id` (None = a lazy
 /// open-on-click job, which belongs to no import and so needs no de-duplication).
@@ -24,6 +25,17 @@ impl FetchJob {
     pub fn idempotency_key(&self) -> Option<String> {
         self.import_id
             .map(|import| format!("import:{import}:anime:{}", self.anime_id))
+    }
+}
+
+/// An import item waiting for a fetch becomes the job that fetches it.
+impl From<&QueuedItem> for FetchJob {
+    fn from(item: &QueuedItem) -> Self {
+        Self {
+            import_id: Some(item.import_id),
+            anime_id: item.anime_id,
+            depth: item.depth,
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 pub use error::StoreError;
 pub use imports::{ImportRules, ItemOutcome, ItemResult, QueuedItem};
 pub use records::{
-    AnimeSummary, ImportProgress, ItemState, StoredAnime, StoredRelation, unix_ms_now,
+    AnimeSummary, ImportProgress, ItemState, StoredAnime, StoredRelation, fresh_since, unix_ms_now,
 };
 pub use runtime::RuntimeSnapshot;
 pub use write::FlushBatch;

@@ -15,6 +15,11 @@ pub fn unix_ms_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The oldest fetch time (Unix ms) that is still fresh for `ttl`.
+pub fn fresh_since(ttl: std::time::Duration) -> i64 {
+    unix_ms_now().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// An anime as stored, with when it was fetched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredAnime {

@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::request::{FetchedBatch, Notice, NoticeOutcome};
 use crate::producer::{NOT_FOUND, commit_batch};
 use crate::queue::{FetchJob, JobFailure, JobQueue, Lane};
-use crate::store::{FlushBatch, ItemOutcome, ItemResult, QueuedItem, Store, unix_ms_now};
+use crate::store::{FlushBatch, ItemOutcome, ItemResult, QueuedItem, Store, fresh_since};
 
 /// How many fetched answers at most go into one transaction.
 const MAX_BATCHES_PER_FLUSH: usize = 16;
@@ -97,8 +97,7 @@ impl Flusher {
             }
         }
 
-        let fresh_since = unix_ms_now() - self.fresh_for.as_millis() as i64;
-        match commit_batch(&self.store, &write, fresh_since).await {
+        match commit_batch(&self.store, &write, fresh_since(self.fresh_for)).await {
             Ok(next) => unpushed.extend(next),
             Err(e) => {
                 // Nothing was written: every job goes back to the queue to try again.
@@ -113,14 +112,7 @@ impl Flusher {
         // Discovered anime are enqueued before the jobs that found them are acknowledged. If
         // the push fails they stay queued in SQL; the next flush (or a restart) pushes them.
         if !unpushed.is_empty() {
-            let jobs: Vec<FetchJob> = unpushed
-                .iter()
-                .map(|item| FetchJob {
-                    import_id: Some(item.import_id),
-                    anime_id: item.anime_id,
-                    depth: item.depth,
-                })
-                .collect();
+            let jobs: Vec<FetchJob> = unpushed.iter().map(FetchJob::from).collect();
             match self.queue.push(Lane::Background, jobs).await {
                 Ok(_) => unpushed.clear(),
                 Err(e) => tracing::error!(error = %e, "enqueueing discovered anime failed"),

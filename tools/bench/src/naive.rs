@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use franchise::anime::RelationType;
 use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
@@ -12,19 +13,6 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 /// One anime per request, relation edges with the node's id and type only.
 const QUERY: &str = "query ($id: Int) { Media(id: $id, type: ANIME) { id format status \
     title { romaji } relations { edges { relationType(version: 2) node { id type } } } } }";
-
-/// Relation types the walk follows (DESIGN.md), to ANIME nodes only.
-const FOLLOWED: [&str; 9] = [
-    "SEQUEL",
-    "PREQUEL",
-    "PARENT",
-    "SIDE_STORY",
-    "SPIN_OFF",
-    "SUMMARY",
-    "ALTERNATIVE",
-    "COMPILATION",
-    "CONTAINS",
-];
 
 /// Transient failures (5xx, connection errors) retried before a run is abandoned.
 const MAX_TRANSIENT_RETRIES: u32 = 5;
@@ -50,7 +38,12 @@ impl Fetched {
     pub fn followed(&self) -> impl Iterator<Item = i64> + '_ {
         self.edges
             .iter()
-            .filter(|e| e.target_is_anime && FOLLOWED.contains(&e.relation_type.as_str()))
+            .filter(|e| {
+                e.target_is_anime
+                    && RelationType::FOLLOWED_BY_DEFAULT
+                        .iter()
+                        .any(|t| t.as_str() == e.relation_type)
+            })
             .map(|e| e.target)
     }
 
@@ -59,28 +52,12 @@ impl Fetched {
         let mut rows = Vec::with_capacity(self.edges.len() * 2);
         for e in &self.edges {
             rows.push((self.id, e.target, e.relation_type.clone()));
-            if let Some(inverse) = inverse(&e.relation_type) {
-                rows.push((e.target, self.id, inverse.to_string()));
+            if let Some(inverse) = RelationType::parse(&e.relation_type).inverse() {
+                rows.push((e.target, self.id, inverse.as_str().to_string()));
             }
         }
         rows
     }
-}
-
-fn inverse(relation_type: &str) -> Option<&'static str> {
-    Some(match relation_type {
-        "SEQUEL" => "PREQUEL",
-        "PREQUEL" => "SEQUEL",
-        "SIDE_STORY" | "SPIN_OFF" | "SUMMARY" => "PARENT",
-        "ALTERNATIVE" => "ALTERNATIVE",
-        "COMPILATION" => "CONTAINS",
-        "CONTAINS" => "COMPILATION",
-        "SOURCE" => "ADAPTATION",
-        "ADAPTATION" => "SOURCE",
-        "CHARACTER" => "CHARACTER",
-        "OTHER" => "OTHER",
-        _ => return None,
-    })
 }
 
 #[derive(Deserialize)]

@@ -2,31 +2,23 @@
 //! or truncated SQLite store, a store from a newer franchise, an unwritable data dir. Each is
 //! refused with a message that says what to do and a non-zero exit, and no file is changed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::process::{self, run};
 use fake_anilist::{FakeAniList, FakeConfig, RateModel, World};
 
-const BIN: &str = env!("CARGO_BIN_EXE_franchise");
-
-fn franchise(data_dir: &Path, url: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("FRANCHISE_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("FRANCHISE_QUEUE__HEARTBEAT_MS", "1000")
-        .env("FRANCHISE_ANILIST__MIN_SPACING_MS", "20")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--anilist-url")
-        .arg(url)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+/// Runs the binary as the other CLI tests do (clean FRANCHISE_* environment, fast heartbeat).
+async fn franchise(data_dir: &Path, url: &str, args: &[&str]) -> Output {
+    run(
+        process::franchise(data_dir, url),
+        args,
+        Duration::from_secs(120),
+    )
+    .await
 }
 
 fn stderr(out: &Output) -> String {
@@ -53,11 +45,7 @@ async fn imported(fake: &FakeAniList) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = fake.world().franchises()[0].root.to_string();
     let url = fake.url();
-    let path = dir.path().to_path_buf();
-    let out =
-        tokio::task::spawn_blocking(move || franchise(&path, &url, &["import", &root, "--wait"]))
-            .await
-            .unwrap();
+    let out = franchise(dir.path(), &url, &["import", &root, "--wait"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     dir
 }
@@ -163,17 +151,7 @@ async fn damaged_files_are_refused_plainly_and_left_untouched() {
         let dir = imported(&fake).await;
         damage(&dir.path().join(file));
         let before = contents(dir.path());
-        let (path, url, owned): (PathBuf, String, Vec<String>) = (
-            dir.path().into(),
-            fake.url(),
-            args.iter().map(|a| a.to_string()).collect(),
-        );
-        let out = tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-            franchise(&path, &url, &args)
-        })
-        .await
-        .unwrap();
+        let out = franchise(dir.path(), &fake.url(), args).await;
         let err = stderr(&out);
         assert!(!out.status.success(), "{file} {args:?} succeeded");
         assert!(!err.contains("panicked"), "{err}");
@@ -217,29 +195,17 @@ async fn a_damaged_queue_moved_aside_is_rebuilt_from_the_store() {
     let root = fake.world().franchises()[0].root.to_string();
     let (path, url) = (dir.path().to_path_buf(), fake.url());
     // Record the import but run nothing; then the queue file is destroyed.
-    let out = tokio::task::spawn_blocking({
-        let (path, url, root) = (path.clone(), url.clone(), root.clone());
-        move || franchise(&path, &url, &["import", &root])
-    })
-    .await
-    .unwrap();
+    let out = franchise(&path, &url, &["import", &root]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     garbage(&path.join("queue.redb"));
     std::fs::rename(path.join("queue.redb"), path.join("queue.redb.broken")).unwrap();
     // As the error message advises: a fresh queue is made and the import re-queued from SQL.
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::task::spawn_blocking(move || {
-            franchise(
-                &path,
-                &url,
-                &["work", "--until-idle", "--report-every", "0"],
-            )
-        }),
+    let out = franchise(
+        &path,
+        &url,
+        &["work", "--until-idle", "--report-every", "0"],
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let store = franchise::store::Store::open_sqlite(&dir.path().join("franchise.sqlite"))
         .await
@@ -255,11 +221,7 @@ async fn an_unusable_data_dir_is_named() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let data_dir = file.join("data");
-    let out = tokio::task::spawn_blocking(move || {
-        franchise(&data_dir, "http://127.0.0.1:9/", &["import", "1"])
-    })
-    .await
-    .unwrap();
+    let out = franchise(&data_dir, "http://127.0.0.1:9/", &["import", "1"]).await;
     let err = stderr(&out);
     assert!(!out.status.success());
     assert!(err.contains("not-a-dir"), "{err}");

@@ -5,7 +5,7 @@
 //! The store holds a fake-anilist world (seed 1): a 300-anime giant (a SEQUEL chain 12 deep
 //! with side stories, movies and specials hanging off it, a MANGA source, CHARACTER/OTHER
 //! links to other franchises) and 50 ordinary franchises around it, written through
-//! `commit_batch` 50 anime at a time, as the flusher writes them.
+//! `commit_fetched` 50 anime at a time, as the flusher writes them.
 //!
 //! Run: `cargo bench --bench franchise_query`.
 
@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fake_anilist::{Entry, World, WorldSpec};
-use franchise::anime::{
+use franchise::bench::BenchStore as Store;
+use franchise::{
     Anime, AnimeId, FuzzyDate, MediaKind, RelatedMedia, RelationEdge, RelationType, Title,
 };
-use franchise::producer::commit_batch;
-use franchise::store::{FlushBatch, Store};
 use tokio::runtime::Runtime;
 
 const GIANT_SIZE: usize = 300;
@@ -97,25 +96,18 @@ fn franchise_query(c: &mut Criterion) {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = rt.block_on(async {
-        let store = Store::open_sqlite(&dir.path().join("franchise.sqlite"))
+        let store = Store::open(&dir.path().join("franchise.sqlite"))
             .await
             .expect("open store");
         for chunk in anime.chunks(50) {
-            let batch = FlushBatch {
-                fetched: chunk.to_vec(),
-                ..FlushBatch::default()
-            };
-            commit_batch(&store, &batch, 0).await.expect("commit_batch");
+            store.commit_fetched(chunk).await.expect("commit_fetched");
         }
         store
     });
 
     // Once outside the timing: the walk finds exactly the giant, and what it stands on.
     let (ids, relation_count, stored_relations) = rt.block_on(async {
-        let found = store
-            .franchise(root, &RelationType::FOLLOWED_BY_DEFAULT)
-            .await
-            .expect("franchise");
+        let found = store.franchise(root).await.expect("franchise");
         let ids: Vec<AnimeId> = found.iter().map(|a| a.id).collect();
         let members: BTreeSet<AnimeId> = giant.members.iter().map(|&m| id(m)).collect();
         assert_eq!(ids.iter().copied().collect::<BTreeSet<_>>(), members);
@@ -138,14 +130,8 @@ fn franchise_query(c: &mut Criterion) {
     group.sample_size(50);
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("franchise", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                store
-                    .franchise(root, &RelationType::FOLLOWED_BY_DEFAULT)
-                    .await
-                    .expect("franchise"),
-            )
-        })
+        b.to_async(&rt)
+            .iter(|| async { black_box(store.franchise(root).await.expect("franchise")) })
     });
     group.bench_function("relations_from", |b| {
         b.to_async(&rt)
@@ -153,10 +139,7 @@ fn franchise_query(c: &mut Criterion) {
     });
     group.bench_function("show", |b| {
         b.to_async(&rt).iter(|| async {
-            let found = store
-                .franchise(root, &RelationType::FOLLOWED_BY_DEFAULT)
-                .await
-                .expect("franchise");
+            let found = store.franchise(root).await.expect("franchise");
             let ids: Vec<AnimeId> = found.iter().map(|a| a.id).collect();
             black_box((
                 found,

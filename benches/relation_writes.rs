@@ -1,7 +1,7 @@
 //! Writing N relations to a real SQLite file (WAL, `synchronous=NORMAL`, busy timeout: the
-//! production pragmas of `Store::open_sqlite`), two ways:
+//! production pragmas of `BenchStore::open`), two ways:
 //!
-//! - `batched`: the flusher's path, `commit_batch` on a `FlushBatch` whose anime carry N
+//! - `batched`: the flusher's path, `commit_fetched` of anime carrying N
 //!   edges to ANIME nodes. One transaction: the anime upsert, the delete of their old edges,
 //!   N observed and N derived relation rows in multi-row upserts.
 //! - `single_row`: what the original app did, 2N single-row `INSERT … ON CONFLICT DO UPDATE`
@@ -19,11 +19,10 @@ use std::time::Duration;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use franchise::anime::{
+use franchise::bench::BenchStore as Store;
+use franchise::{
     Anime, AnimeId, FuzzyDate, MediaKind, RelatedMedia, RelationEdge, RelationType, Title,
 };
-use franchise::producer::commit_batch;
-use franchise::store::{FlushBatch, Store};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
@@ -120,7 +119,7 @@ struct Row {
     edge_id: Option<i64>,
 }
 
-/// The same 2N rows `commit_batch` writes for `anime`: each edge, then its derived inverse.
+/// The same 2N rows `commit_fetched` writes for `anime`: each edge, then its derived inverse.
 fn single_rows(anime: &[Anime]) -> Vec<Row> {
     let mut rows = Vec::new();
     for a in anime {
@@ -185,7 +184,7 @@ async fn write_single_rows(store: &Store, rows: &[Row]) -> u64 {
 
 async fn open_store() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_sqlite(&dir.path().join("franchise.sqlite"))
+    let store = Store::open(&dir.path().join("franchise.sqlite"))
         .await
         .expect("open store");
     (dir, store)
@@ -204,11 +203,8 @@ fn relation_writes(c: &mut Criterion) {
     for n in SIZES {
         let anime = fetched_anime(n);
         assert_eq!(anime.iter().map(|a| a.relations.len()).sum::<usize>(), n);
-        let batch = FlushBatch {
-            fetched: anime,
-            ..FlushBatch::default()
-        };
-        let rows = single_rows(&batch.fetched);
+        let batch = anime;
+        let rows = single_rows(&batch);
         let expected = (2 * n as i64, n as i64);
 
         let (_batched_dir, batched_store) = rt.block_on(open_store());
@@ -216,9 +212,10 @@ fn relation_writes(c: &mut Criterion) {
         rt.block_on(async {
             // Once outside the timing: both write the same 2N rows, and again on a rerun.
             for _ in 0..2 {
-                commit_batch(&batched_store, &batch, 0)
+                batched_store
+                    .commit_fetched(&batch)
                     .await
-                    .expect("commit_batch");
+                    .expect("commit_fetched");
                 assert_eq!(relation_counts(&batched_store).await, expected, "batched");
                 let changed = write_single_rows(&single_store, &rows).await;
                 assert_eq!(changed, 2 * n as u64, "single-row statements");
@@ -240,11 +237,10 @@ fn relation_writes(c: &mut Criterion) {
         }
         group.bench_function(BenchmarkId::from_parameter("batched"), |b| {
             b.to_async(&rt).iter(|| async {
-                black_box(
-                    commit_batch(&batched_store, &batch, 0)
-                        .await
-                        .expect("commit_batch"),
-                )
+                batched_store
+                    .commit_fetched(black_box(&batch))
+                    .await
+                    .expect("commit_fetched")
             })
         });
         group.bench_function(BenchmarkId::from_parameter("single_row"), |b| {

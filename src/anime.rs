@@ -48,20 +48,27 @@ impl TryFrom<i64> for AnimeId {
     }
 }
 
+/// Plain decimal digits only, as AniList writes ids: no sign, no spaces, no leading zero.
 impl FromStr for AnimeId {
     type Err = InvalidAnimeId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let trimmed = s.trim();
-        match trimmed.parse::<i64>() {
-            Ok(raw) => Self::new(raw).map_err(|_| InvalidAnimeId(s.to_string())),
-            Err(_) => Err(InvalidAnimeId(s.to_string())),
+        let plain = !s.is_empty()
+            && s.len() <= 10
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && !s.starts_with('0');
+        if !plain {
+            return Err(InvalidAnimeId(s.to_string()));
         }
+        let raw: i64 = s.parse().map_err(|_| InvalidAnimeId(s.to_string()))?;
+        Self::new(raw).map_err(|_| InvalidAnimeId(s.to_string()))
     }
 }
 
 /// A value that cannot be an AniList id; the message says what would be right.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid anime id {0:?}: expected a whole number from 1 to 2147483647 (an AniList id)")]
+#[error(
+    "invalid anime id {0:?}: expected plain decimal digits from 1 to 2147483647 (an AniList id)"
+)]
 pub struct InvalidAnimeId(pub String);
 
 /// AniList's `MediaType`. Anything unforeseen is kept as raw text rather than refused.
@@ -257,13 +264,28 @@ mod tests {
 
     #[test]
     fn ids_outside_anilist_range_are_refused_with_the_value_named() {
-        for bad in ["0", "-1", "abc", "99999999999999999999", "2147483648", ""] {
+        let bad_ids = [
+            "0",
+            "-1",
+            "abc",
+            "99999999999999999999",
+            "2147483648",
+            "",
+            "+5",
+            " 7",
+            "7 ",
+            "00005",
+            "1e3",
+            "0x10",
+            "٣",
+        ];
+        for bad in bad_ids {
             let err = bad.parse::<AnimeId>().unwrap_err();
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
             assert!(err.to_string().contains("1 to 2147483647"), "{err}");
         }
         assert_eq!("16498".parse::<AnimeId>().unwrap().get(), 16498);
-        assert_eq!(" 1 ".parse::<AnimeId>().unwrap().get(), 1);
+        assert_eq!("1".parse::<AnimeId>().unwrap().get(), 1);
         assert_eq!("2147483647".parse::<AnimeId>().unwrap().get(), AnimeId::MAX);
     }
 

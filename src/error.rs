@@ -3,11 +3,13 @@
 
 use crate::anime::AnimeId;
 use crate::config::ConfigError;
+use crate::halt::Halt;
 use crate::queue::QueueError;
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -17,14 +19,41 @@ pub enum Error {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    #[error("{0}")]
-    InvalidOption(String),
+    #[error(transparent)]
+    InvalidId(#[from] crate::anime::InvalidAnimeId),
+    #[error("invalid {name} {value}: expected {expected}")]
+    InvalidOption {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
     #[error("anime {0} is not on AniList (unknown, deleted or adult id)")]
     NotFound(AnimeId),
+    #[error("there is no import {0}; `franchise status` lists the imports")]
+    UnknownImport(i64),
     #[error("fetching anime {id} failed: {reason}")]
     FetchFailed { id: AnimeId, reason: String },
     #[error("the workers are not running in this process; call start() first")]
     NotRunning,
+    #[error("{}", not_owner_text(*pid))]
+    NotOwner { pid: Option<u32> },
+    #[error("this importer was opened read-only; open it read-write to change imports")]
+    ReadOnly,
     #[error("the pipeline stopped while waiting for anime {0}")]
     Stopped(AnimeId),
+    #[error("{0}")]
+    Halted(Halt),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn not_owner_text(pid: Option<u32>) -> String {
+    let who = pid.map_or("another franchise process".to_string(), |pid| {
+        format!("another franchise process (pid {pid})")
+    });
+    format!(
+        "the job queue is owned by {who}, which runs the workers: imports recorded here run \
+         there, but this needs the workers in this process. Wait for it to finish, or stop it \
+         (Ctrl-C or SIGTERM); `franchise status` works meanwhile"
+    )
 }

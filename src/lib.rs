@@ -1,16 +1,79 @@
-//! `franchise` imports an anime's whole franchise from AniList through a durable job queue,
-//! under the upstream's rate limit. See README.md for the architecture.
+//! `franchise` imports an anime's whole franchise (sequels, prequels, side stories, movies,
+//! spin-offs) from AniList through a durable job queue, under AniList's rate limit, and
+//! answers the anime a user clicks at once.
+//!
+//! An app holds one [`Importer`]: it opens the embedded store (SQLite plus a redb queue file
+//! under a data dir) or a PostgreSQL database, runs the workers, and hands back typed records
+//! and a stream of [`Event`]s.
+//!
+//! ```no_run
+//! use franchise::{AnimeId, Event, ImportOptions, Importer, Settings};
+//!
+//! # async fn demo() -> Result<(), franchise::Error> {
+//! let settings = Settings::builder().data_dir("/tmp/franchise-demo").build()?;
+//! let importer = Importer::open(settings).await?; // store, queue, unfinished work queued again
+//! importer.start().await?; // the workers, in this process
+//! let mut events = importer.subscribe();
+//! let root = AnimeId::new(16498)?;
+//! let import_id = importer.import(root, &ImportOptions::default()).await?;
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         Event::Progress { import_id: id, done, discovered, .. } if id == import_id => {
+//!             println!("Importing {done}/{discovered} related anime…")
+//!         }
+//!         Event::Finished { import_id: id, state, .. } if id == import_id => {
+//!             println!("{state}");
+//!             break;
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! let clicked = importer.open_anime(AnimeId::new(21)?).await?; // ahead of any import
+//! println!("{:?} has {} relations", clicked.title.display(), clicked.relations.len());
+//! importer.close().await; // stop the workers, fold the WAL into the store
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/embed.rs` runs the same against a local fake AniList; the README explains the
+//! architecture.
 
-pub mod anime;
-pub mod config;
-pub mod error;
-pub mod importer;
-pub mod producer;
-pub mod queue;
-pub mod store;
-pub mod upstream;
-pub mod workers;
+mod anime;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
+mod cache;
+mod clock;
+mod config;
+mod error;
+mod events;
+mod failpoint;
+mod fs_lock;
+mod halt;
+mod importer;
+mod producer;
+mod queue;
+mod store;
+#[cfg(test)]
+mod testing;
+mod upstream;
+mod workers;
 
+pub use anime::{
+    Anime, AnimeId, FuzzyDate, InvalidAnimeId, MediaKind, RelatedMedia, RelationEdge, RelationType,
+    Title,
+};
+pub use cache::{CacheStats, Franchise, TierStats};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, DEFAULT_TOML, Settings, SettingsBuilder};
 pub use error::Error;
-pub use importer::Importer;
+pub use events::{Eta, Event, EventStream};
+pub use failpoint::{FailAction, FailPoints};
+pub use halt::{Halt, HaltKind};
+pub use importer::{Fetched, ImportStatus, Importer, ImporterBuilder, QueueOwner, Status};
 pub use producer::ImportOptions;
+pub use queue::{Lane, LaneDepth, QueueDepth, QueueError};
+pub use store::{
+    AnimeSummary, ImportFilter, ImportProgress, ImportState, ProcessInfo, ProcessRole, StoreError,
+    StoredAnime, StoredRelation,
+};
+pub use upstream::{BudgetState, ParkReason, UpstreamError};

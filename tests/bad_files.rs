@@ -207,10 +207,20 @@ async fn a_damaged_queue_moved_aside_is_rebuilt_from_the_store() {
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let store = franchise::store::Store::open_sqlite(&dir.path().join("franchise.sqlite"))
+    let settings = franchise::Settings::builder()
+        .data_dir(&path)
+        .build()
+        .unwrap();
+    let importer = franchise::Importer::builder(settings)
+        .read_only()
+        .open()
         .await
         .unwrap();
-    let progress = store.import_progress(None).await.unwrap();
+    let progress = importer
+        .imports(&franchise::ImportFilter::all())
+        .await
+        .unwrap();
+    importer.close().await;
     assert_eq!(progress.len(), 1);
     assert_eq!((progress[0].done, progress[0].queued), (30, 0));
 }

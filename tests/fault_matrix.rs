@@ -7,10 +7,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::run::{aid, anime_ids, degraded, fake, items, settings, wait_done};
+use common::run::{aid, anime_ids, builder, degraded, fake, items, settings, wait_done};
 use fake_anilist::world::{FuzzyDate, Relation, Title};
 use fake_anilist::{Entry, FakeAniList, Faults, Latency, RateModel, World, WorldSpec};
-use franchise::config::Settings;
+use franchise::SettingsBuilder;
 use franchise::{ImportOptions, Importer};
 
 /// Anime an anonymous client can reach from `root`: walkable edges, ANIME nodes, through
@@ -46,14 +46,13 @@ async fn import_under(
     rate: RateModel,
     latency: Latency,
     faults: Faults,
-    tune: impl FnOnce(&mut Settings),
+    tune: impl FnOnce(SettingsBuilder) -> SettingsBuilder,
     limit: Duration,
 ) -> (FakeAniList, Importer, i64, tempfile::TempDir, i32) {
     let root = world.franchises()[0].root;
     let fake = fake(world, rate, latency, faults).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut s = settings(dir.path(), &fake);
-    tune(&mut s);
+    let s = tune(builder(dir.path(), &fake)).build().unwrap();
     let importer = Importer::open(s).await.unwrap();
     importer.start().await.unwrap();
     let id = importer
@@ -102,7 +101,7 @@ async fn twenty_percent_5xx_still_imports_everything() {
         degraded(),
         Latency::default(),
         faults,
-        |_| {},
+        |s| s,
         Duration::from_secs(60),
     )
     .await;
@@ -124,7 +123,7 @@ async fn timeouts_are_retried_until_the_answer_lands() {
         degraded(),
         Latency::default(),
         faults,
-        |s| s.anilist.timeout_secs = 0.5,
+        |s| s.timeout_secs(0.5),
         Duration::from_secs(90),
     )
     .await;
@@ -146,7 +145,7 @@ async fn truncated_and_malformed_bodies_are_retried() {
         degraded(),
         Latency::default(),
         faults,
-        |_| {},
+        |s| s,
         Duration::from_secs(60),
     )
     .await;
@@ -174,7 +173,7 @@ async fn a_429_storm_parks_everyone_and_nothing_arrives_during_any_ban() {
         storm,
         Latency::default(),
         Faults::default(),
-        |s| s.anilist.min_spacing_ms = 100,
+        |s| s.min_spacing_ms(100),
         Duration::from_secs(120),
     )
     .await;
@@ -212,7 +211,7 @@ async fn a_30_s_outage_makes_the_workers_back_off_as_one_then_resume() {
         degraded(),
         latency,
         faults,
-        |s| s.anilist.outage_pause_min_secs = 2.0,
+        |s| s.outage_pause_secs(2.0, 60.0),
         Duration::from_secs(120),
     )
     .await;
@@ -245,7 +244,7 @@ async fn ids_missing_from_id_in_answers_fail_as_not_found() {
         degraded(),
         Latency::default(),
         Faults::default(),
-        |_| {},
+        |s| s,
         Duration::from_secs(60),
     )
     .await;
@@ -271,12 +270,12 @@ async fn a_65_edge_fan_out_is_stored_whole() {
         degraded(),
         Latency::default(),
         Faults::default(),
-        |_| {},
+        |s| s,
         Duration::from_secs(60),
     )
     .await;
     assert_exact(&importer, &fake, id, root).await;
-    let stored = importer.store().anime(aid(root)).await.unwrap().unwrap();
+    let stored = importer.anime(aid(root)).await.unwrap().unwrap();
     assert_eq!(
         stored.relations.iter().filter(|r| !r.derived).count(),
         edges
@@ -352,11 +351,8 @@ async fn relation_cycles_and_self_relations_end_the_walk() {
         3,
         "each asked once"
     );
-    let relations = importer
-        .store()
-        .relations_from(&[aid(2), aid(3)])
-        .await
-        .unwrap();
+    let mut relations = importer.relations(aid(2)).await.unwrap();
+    relations.extend(importer.relations(aid(3)).await.unwrap());
     assert!(
         relations
             .iter()
@@ -367,13 +363,9 @@ async fn relation_cycles_and_self_relations_end_the_walk() {
             .iter()
             .any(|r| r.from == aid(3) && r.to == aid(3) && !r.derived)
     );
-    let members = importer
-        .store()
-        .franchise(aid(2), &franchise::anime::RelationType::FOLLOWED_BY_DEFAULT)
-        .await
-        .unwrap();
-    assert_eq!(members.len(), 3);
-    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    let members = importer.franchise(aid(2)).await.unwrap().unwrap();
+    assert_eq!(members.anime.len(), 3);
+    let p = &importer.progress(id).await.unwrap();
     assert_eq!((p.discovered, p.done), (3, 3));
     importer.stop().await;
 }
@@ -406,10 +398,10 @@ async fn manga_only_neighbours_are_stored_as_edges_and_never_fetched() {
         BTreeMap::from([(1, 1)]),
         "no MANGA id is ever asked for"
     );
-    let stored = importer.store().anime(aid(1)).await.unwrap().unwrap();
+    let stored = importer.anime(aid(1)).await.unwrap().unwrap();
     assert_eq!(stored.relations.len(), 3);
     assert!(stored.relations.iter().all(|r| r.to_kind == "MANGA"));
-    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    let p = &importer.progress(id).await.unwrap();
     assert_eq!((p.discovered, p.done), (1, 1));
     importer.stop().await;
 }

@@ -9,14 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fake_anilist::{Faults, Latency, RateModel, World, WorldSpec};
-use franchise::anime::RelationType;
+use franchise::RelationType;
 use franchise::{ImportOptions, Importer};
 use sqlx::Row;
 
 /// Every relation row in the store: (from, to, type, derived).
 async fn relation_rows(importer: &Importer) -> BTreeSet<(i64, i64, String, bool)> {
     sqlx::query("SELECT anime_id, related_id, relation_type, derived FROM anime_relation")
-        .fetch_all(importer.store().pool())
+        .fetch_all(&common::run::pool(importer).await)
         .await
         .unwrap()
         .iter()
@@ -80,11 +80,7 @@ async fn a_sixty_anime_franchise_stores_exactly_what_the_walk_reaches_and_again_
 
     assert_eq!(anime_ids(&importer).await, reach);
     assert_eq!(relation_rows(&importer).await, expected);
-    let progress = &importer
-        .store()
-        .import_progress(Some(import_id))
-        .await
-        .unwrap()[0];
+    let progress = &importer.progress(import_id).await.unwrap();
     assert_eq!(
         (progress.discovered, progress.done, progress.failed),
         (60, 60, 0)
@@ -105,7 +101,7 @@ async fn a_sixty_anime_franchise_stores_exactly_what_the_walk_reaches_and_again_
     wait_done(&importer, again, Duration::from_secs(5)).await;
     assert_eq!(fake.stats().requests, served.requests);
     assert_eq!(relation_rows(&importer).await, rows_before);
-    let progress = &importer.store().import_progress(Some(again)).await.unwrap()[0];
+    let progress = &importer.progress(again).await.unwrap();
     assert_eq!((progress.discovered, progress.done), (60, 60));
     importer.stop().await;
 }
@@ -126,10 +122,7 @@ async fn depth_and_size_caps_hold() {
     let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
     importer.start().await.unwrap();
 
-    let shallow = ImportOptions {
-        max_depth: 2,
-        ..ImportOptions::default()
-    };
+    let shallow = ImportOptions::default().with_max_depth(2);
     let id = importer.import(aid(root), &shallow).await.unwrap();
     wait_done(&importer, id, Duration::from_secs(30)).await;
     let within: BTreeSet<i64> = walk
@@ -140,14 +133,12 @@ async fn depth_and_size_caps_hold() {
     assert!(within.len() < 60, "the cap must cut something");
     assert_eq!(anime_ids(&importer).await, within);
 
-    let small = ImportOptions {
-        max_items: 10,
-        force_refresh: true,
-        ..ImportOptions::default()
-    };
+    let small = ImportOptions::default()
+        .with_max_items(10)
+        .with_force_refresh(true);
     let id = importer.import(aid(root), &small).await.unwrap();
     wait_done(&importer, id, Duration::from_secs(30)).await;
-    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    let p = &importer.progress(id).await.unwrap();
     assert_eq!((p.discovered, p.done), (10, 10));
     importer.stop().await;
 }
@@ -277,7 +268,7 @@ async fn a_forced_429_parks_every_worker_and_nothing_arrives_during_the_ban() {
     if let Some(next) = stats.log.get(limited + 1) {
         assert!(next.at_ms - stats.log[limited].at_ms >= 1_000);
     }
-    let p = &importer.store().import_progress(Some(id)).await.unwrap()[0];
+    let p = &importer.progress(id).await.unwrap();
     assert_eq!((p.done, p.failed), (150, 0));
     importer.stop().await;
 }

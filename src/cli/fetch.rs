@@ -1,14 +1,12 @@
 //! `franchise fetch`: one look at what AniList says about some anime, through the same client,
-//! budget and retries the importer uses. Useful to check connectivity and the endpoint.
+//! shared budget and retries the importer uses. Useful to check connectivity and the endpoint.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
-use franchise::anime::AnimeId;
-use franchise::config::Settings;
-use franchise::upstream::{AniListClient, RateBudget};
+use franchise::{AnimeId, Settings};
+
+use crate::out;
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -20,25 +18,21 @@ pub struct FetchArgs {
     json: bool,
 }
 
-pub async fn run(settings: &Settings, args: FetchArgs) -> anyhow::Result<ExitCode> {
-    let budget = Arc::new(RateBudget::new(settings.budget()).map_err(anyhow::Error::msg)?);
-    let client = AniListClient::new(settings.client(), budget).map_err(anyhow::Error::msg)?;
-    let answer = client.fetch_batch(&args.ids).await.with_context(|| {
-        format!(
-            "fetching {} anime from {}",
-            args.ids.len(),
-            settings.anilist.url
-        )
-    })?;
+pub async fn run(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let importer = super::importer(settings)?.without_queue().open().await?;
+    let answer = importer.fetch(&args.ids).await;
+    importer.close().await;
+    let answer = answer?;
     if args.json {
         let value = serde_json::json!({
-            "found": answer.found,
+            "found": answer.found.iter().map(super::show::anime_json).collect::<Vec<_>>(),
             "not_found": answer.not_found,
+            "malformed": answer.malformed,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         for anime in &answer.found {
-            println!(
+            out!(
                 "{} {} [{}] {} relations",
                 anime.id,
                 anime.title.display().unwrap_or("(untitled)"),
@@ -46,7 +40,7 @@ pub async fn run(settings: &Settings, args: FetchArgs) -> anyhow::Result<ExitCod
                 anime.relations.len()
             );
             for edge in &anime.relations {
-                println!(
+                out!(
                     "  {:<12} -> {} {} ({})",
                     edge.relation.as_str(),
                     edge.node.id,
@@ -56,12 +50,17 @@ pub async fn run(settings: &Settings, args: FetchArgs) -> anyhow::Result<ExitCod
             }
         }
         for id in &answer.not_found {
-            println!("{id} not found on AniList");
+            out!("{id} not found on AniList");
+        }
+        for (id, reason) in &answer.malformed {
+            out!("{id}: {reason}");
         }
     }
-    Ok(if answer.not_found.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(super::EXIT_PARTIAL)
-    })
+    Ok(
+        if answer.not_found.is_empty() && answer.malformed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(super::EXIT_PARTIAL)
+        },
+    )
 }

@@ -1,29 +1,28 @@
-//! `franchise import`: start an import per root. Without --wait it returns at once; if another
-//! process owns the queue, the import is recorded in the store and that process runs it.
+//! `franchise import`: start an import per root. Without --wait it returns at once; with it,
+//! it runs the workers here (or, if another process owns the queue, waits on that process,
+//! taking the queue over if it goes away) and shows progress until done.
 
 use std::process::ExitCode;
 
 use clap::Args;
-use franchise::anime::AnimeId;
-use franchise::config::Settings;
-use franchise::importer::record_import;
-use franchise::queue::QueueError;
-use franchise::{Error, ImportOptions, Importer};
+use franchise::{AnimeId, Error, Importer, QueueOwner, Settings};
 
-use super::progress::wait_for_imports;
+use super::wait::wait_for_imports;
+use crate::out;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// AniList anime ids, the roots of the franchises to import.
     #[arg(required = true, value_name = "ID", allow_negative_numbers = true)]
     ids: Vec<AnimeId>,
-    /// Relation hops from the root to walk [default: import.max_depth in config, 50].
-    #[arg(long, value_name = "N")]
+    /// Relation hops from the root to walk, 0 to 1000 [default: import.max_depth, 50].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1000))]
     depth: Option<u32>,
     /// Most anime one import takes in, root included [default: import.max_items, 1000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_items: Option<u32>,
-    /// Fetch every anime again, however fresh its stored copy.
+    /// Fetch every anime again, however fresh its stored copy (and ask again for ids AniList
+    /// said it did not have).
     #[arg(long)]
     force_refresh: bool,
     /// Run the workers here and show progress until the imports finish.
@@ -43,68 +42,53 @@ pub async fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<ExitCod
         options.max_items = max_items;
     }
     options.force_refresh = args.force_refresh;
-    options
-        .validate()
-        .map_err(|e| super::UsageError(format!("invalid --max-items: {e}")))?;
 
-    let importer = match Importer::open(settings.clone()).await {
-        Ok(importer) => importer,
-        Err(Error::Queue(QueueError::Locked { pid, .. })) => {
-            return record_only(&settings, &args, &options, pid).await;
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut imports = Vec::new();
-    for root in &args.ids {
-        let import_id = importer.import(*root, &options).await?;
-        report(&args, import_id, *root, None);
-        imports.push(import_id);
-    }
-    if !args.wait {
-        if !args.json {
-            println!("run `franchise work` (or pass --wait) to fetch them");
-        }
-        importer.close().await;
-        return Ok(ExitCode::SUCCESS);
-    }
-    importer.start().await?;
-    let code = wait_for_imports(importer.store(), &imports, args.json).await;
+    let importer = super::importer(settings)?.open().await?;
+    let code = record_and_wait(&importer, &args, &options).await;
     importer.close().await;
     code
 }
 
-/// Another process owns the queue: record the imports in the store; its workers pick them up.
-async fn record_only(
-    settings: &Settings,
+async fn record_and_wait(
+    importer: &Importer,
     args: &ImportArgs,
-    options: &ImportOptions,
-    owner: Option<u32>,
+    options: &franchise::ImportOptions,
 ) -> anyhow::Result<ExitCode> {
+    let owner = importer.queue_owner();
     let mut imports = Vec::new();
     for root in &args.ids {
-        let import_id = record_import(settings, *root, options).await?;
-        report(args, import_id, *root, owner);
+        let import_id = importer.import(*root, options).await?;
+        report(args.json, import_id, *root, owner)?;
         imports.push(import_id);
     }
     if !args.wait {
+        if !args.json && owner == QueueOwner::ThisProcess {
+            out!("run `franchise work` (or pass --wait) to fetch them");
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    let store = franchise::store::Store::open_sqlite(&settings.store_path()).await?;
-    let code = wait_for_imports(&store, &imports, args.json).await;
-    store.close().await;
-    code
+    match importer.start().await {
+        Ok(()) | Err(Error::NotOwner { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    wait_for_imports(importer, &imports, args.json).await
 }
 
-fn report(args: &ImportArgs, import_id: i64, root: AnimeId, owner: Option<u32>) {
-    if args.json {
-        println!("{}", serde_json::json!({ "import_id": import_id }));
-        return;
+fn report(json: bool, import_id: i64, root: AnimeId, owner: QueueOwner) -> anyhow::Result<()> {
+    if json {
+        out!("{}", serde_json::json!({ "import_id": import_id }));
+        return Ok(());
     }
     match owner {
-        Some(pid) => println!(
+        QueueOwner::OtherProcess { pid: Some(pid) } => out!(
             "import {import_id} of anime {root} recorded; the franchise process that owns the \
-             queue (pid {pid}) will run it"
+             queue (pid {pid}) runs it"
         ),
-        None => println!("import {import_id} of anime {root} started"),
+        QueueOwner::OtherProcess { pid: None } => out!(
+            "import {import_id} of anime {root} recorded; the franchise process that owns the \
+             queue runs it"
+        ),
+        _ => out!("import {import_id} of anime {root} started"),
     }
+    Ok(())
 }

@@ -1,24 +1,38 @@
 //! Command-line flags and the dispatch to each command. Global flags override the config file
 //! and `FRANCHISE_*` variables; each command lives in its own file.
 
+mod cancel;
 mod fetch;
 mod import;
+mod log;
 mod open;
-mod progress;
 mod show;
+mod signal;
 mod status;
+mod wait;
 mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use franchise::config::{Overrides, Settings};
+use clap::{ArgAction, Parser, Subcommand};
+use franchise::{Error, FailPoints, Importer, ImporterBuilder, Settings};
+
+pub use log::init as init_logging;
 
 /// Exit code of an import that finished with failed items, and of a fetch with unknown ids.
 pub const EXIT_PARTIAL: u8 = 3;
-/// Exit code after Ctrl-C stopped a waiting command.
+/// Exit code after Ctrl-C or SIGTERM stopped a waiting command.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Writes a line to stdout; a reader that went away (`| head`) ends the command quietly.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,7 +40,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     version,
     about = "Import an anime's whole franchise from AniList through a durable job queue",
     after_help = "Exit codes: 0 ok, 1 error, 2 bad usage, 3 finished with failed or unknown \
-                  items, 130 interrupted."
+                  items, 130 interrupted.\nLogs: -v, -vv or RUST_LOG=franchise=debug; -q for \
+                  errors only."
 )]
 pub struct Cli {
     /// A TOML settings file layered over the built-in defaults (see config/default.toml).
@@ -35,13 +50,16 @@ pub struct Cli {
     /// Where the store and queue live [default: the platform data dir, or data_dir in config].
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL database for the store and queue, shared by many processes.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
     /// The AniList GraphQL endpoint, e.g. a local fake-anilist.
     #[arg(long, global = true, value_name = "URL")]
     anilist_url: Option<String>,
     /// How many fetch jobs run at once.
     #[arg(long, global = true, value_name = "N", allow_negative_numbers = true)]
     workers: Option<i64>,
-    /// Upstream requests per minute, shared by all workers.
+    /// Upstream requests per minute, shared by every process on the data dir.
     #[arg(
         long,
         global = true,
@@ -49,6 +67,12 @@ pub struct Cli {
         allow_negative_numbers = true
     )]
     budget: Option<i64>,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,25 +85,40 @@ enum Command {
     /// Show one anime with its relations, fetching it ahead of all background work if it is
     /// not fresh in the store.
     Open(open::OpenArgs),
-    /// Run the workers until stopped (Ctrl-C stops gracefully).
+    /// Cancel an import: its queued anime are not fetched; fetches in flight finish.
+    Cancel(cancel::CancelArgs),
+    /// Queue an import's failed (and cancelled) anime again.
+    Retry(cancel::RetryArgs),
+    /// Run the workers until stopped (Ctrl-C or SIGTERM stops gracefully).
     Work(work::WorkArgs),
-    /// Progress and ETA of every import, queue depth per lane, and the rate budget.
+    /// Progress and ETA of every import, queue depth per lane, the rate budget and workers.
     Status(status::StatusArgs),
     /// The stored franchise of an anime, as text, JSON or Graphviz DOT.
     Show(show::ShowArgs),
-    /// Fetch anime straight from AniList (one request per 50 ids) and print them; stores nothing.
+    /// Fetch anime straight from AniList (one request per 50 ids) and print them; stores
+    /// nothing, but spends the shared budget.
     Fetch(fetch::FetchArgs),
 }
 
 /// A bad flag or setting (exit 2, like clap's own usage errors), as opposed to a failure.
 pub fn is_usage_error(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause.is::<franchise::config::ConfigError>()
+        cause.is::<franchise::ConfigError>()
             || cause.is::<UsageError>()
+            || cause.is::<franchise::InvalidAnimeId>()
             || matches!(
-                cause.downcast_ref::<franchise::Error>(),
-                Some(franchise::Error::Config(_) | franchise::Error::InvalidOption(_))
+                cause.downcast_ref::<Error>(),
+                Some(Error::Config(_) | Error::InvalidOption { .. } | Error::InvalidId(_))
             )
+    })
+}
+
+/// Whether the command ended because stdout's reader went away (`franchise show 1 | head`).
+pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -88,20 +127,50 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// The settings: built-in defaults, `--config`, `FRANCHISE_*`, then flags.
+fn settings(cli: &Cli) -> Result<Settings, franchise::ConfigError> {
+    let mut builder = Settings::builder().env();
+    if let Some(file) = &cli.config {
+        builder = builder.config_file(file);
+    }
+    if let Some(dir) = &cli.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    if let Some(url) = &cli.database_url {
+        builder = builder.database_url(url.clone());
+    }
+    if let Some(url) = &cli.anilist_url {
+        builder = builder.anilist_url(url.clone());
+    }
+    if let Some(workers) = cli.workers {
+        builder = builder.workers(workers);
+    }
+    if let Some(budget) = cli.budget {
+        builder = builder.budget_per_minute(budget);
+    }
+    builder.build()
+}
+
+/// An importer builder with the failure points a test armed through `FRANCHISE_FAILPOINTS`.
+fn importer(settings: Settings) -> anyhow::Result<ImporterBuilder> {
+    let mut builder = Importer::builder(settings);
+    if let Ok(spec) = std::env::var("FRANCHISE_FAILPOINTS") {
+        let points = FailPoints::parse(&spec).map_err(UsageError)?;
+        builder = builder.failpoints(points);
+    }
+    Ok(builder)
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides {
-        data_dir: cli.data_dir,
-        anilist_url: cli.anilist_url,
-        workers: cli.workers,
-        budget_per_minute: cli.budget,
-    };
-    let settings = Settings::load(cli.config.as_deref(), &overrides)?;
+    let settings = settings(&cli)?;
     match cli.command {
         Command::Import(args) => import::run(settings, args).await,
         Command::Open(args) => open::run(settings, args).await,
+        Command::Cancel(args) => cancel::cancel(settings, args).await,
+        Command::Retry(args) => cancel::retry(settings, args).await,
         Command::Work(args) => work::run(settings, args).await,
-        Command::Status(args) => status::run(&settings, args).await,
-        Command::Show(args) => show::run(&settings, args).await,
-        Command::Fetch(args) => fetch::run(&settings, args).await,
+        Command::Status(args) => status::run(settings, args).await,
+        Command::Show(args) => show::run(settings, args).await,
+        Command::Fetch(args) => fetch::run(settings, args).await,
     }
 }

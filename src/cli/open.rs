@@ -4,12 +4,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
-use franchise::anime::AnimeId;
-use franchise::config::Settings;
-use franchise::store::StoredAnime;
-use franchise::{Error, Importer};
+use franchise::{AnimeId, Error, Settings, StoredAnime};
+
+use crate::out;
 
 #[derive(Debug, Args)]
 pub struct OpenArgs {
@@ -19,19 +17,25 @@ pub struct OpenArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Give up after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    /// Give up after this many seconds (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
 }
 
 pub async fn run(settings: Settings, args: OpenArgs) -> anyhow::Result<ExitCode> {
-    let importer = Importer::open(settings).await?;
-    importer.start().await?;
-    let answer = tokio::time::timeout(
-        Duration::from_secs(args.timeout),
-        importer.open_anime(args.id),
-    )
-    .await;
+    let importer = super::importer(settings)?.open().await?;
+    // A fresh copy needs no workers; otherwise run them here.
+    let answer = match importer.start().await {
+        Ok(()) | Err(Error::NotOwner { .. }) => {
+            tokio::time::timeout(
+                Duration::from_secs(args.timeout),
+                importer.open_anime(args.id),
+            )
+            .await
+        }
+        Err(e) => Ok(Err(e)),
+    };
     importer.close().await;
     let anime = match answer {
         Ok(Ok(anime)) => anime,
@@ -41,21 +45,22 @@ pub async fn run(settings: Settings, args: OpenArgs) -> anyhow::Result<ExitCode>
         }
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => anyhow::bail!(
-            "anime {} was not fetched within {} s; `franchise status` shows the rate budget",
+            "anime {} was not fetched within {} s; `franchise status` shows the rate budget \
+             and the workers",
             args.id,
             args.timeout
         ),
     };
-    print(&anime, args.json).context("printing the anime")?;
+    print(&anime, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn print(anime: &StoredAnime, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(anime)?);
+        out!("{}", serde_json::to_string_pretty(anime)?);
         return Ok(());
     }
-    println!(
+    out!(
         "{} {} [{}, {}]",
         anime.id,
         anime.title.display().unwrap_or("(untitled)"),
@@ -63,7 +68,7 @@ fn print(anime: &StoredAnime, json: bool) -> anyhow::Result<()> {
         anime.status.as_deref().unwrap_or("?")
     );
     for r in &anime.relations {
-        println!(
+        out!(
             "  {:<12} -> {} {} ({}{})",
             r.relation_type,
             r.to,

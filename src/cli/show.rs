@@ -1,14 +1,15 @@
-//! `franchise show`: a stored franchise, as text, JSON of a documented shape, or Graphviz DOT.
-//! The anime are the root's franchise over followed types; the relations, every stored
-//! relation that starts at one of them.
+//! `franchise show`: a stored franchise, as text (titles, grouped by relation), JSON of a
+//! documented shape, or Graphviz DOT. The anime are the root's franchise over followed types;
+//! the relations, every stored relation that starts at one of them.
 
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 
 use clap::Args;
-use franchise::anime::{AnimeId, RelationType};
-use franchise::config::Settings;
-use franchise::store::{AnimeSummary, Store, StoredRelation};
+use franchise::{Anime, AnimeId, AnimeSummary, Franchise, Settings, StoredRelation};
 use serde_json::json;
+
+use crate::out;
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
@@ -23,75 +24,193 @@ pub struct ShowArgs {
     dot: bool,
 }
 
-pub async fn run(settings: &Settings, args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open_sqlite(&settings.store_path()).await?;
-    let anime = store
-        .franchise(args.id, &RelationType::FOLLOWED_BY_DEFAULT)
-        .await?;
-    if anime.is_empty() {
+pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let importer = super::importer(settings)?.read_only().open().await?;
+    let franchise = importer.franchise(args.id).await;
+    importer.close().await;
+    let Some(franchise) = franchise? else {
         anyhow::bail!(
             "anime {} is not in the store; `franchise import {} --wait` fetches its franchise",
             args.id,
             args.id
         );
-    }
-    let ids: Vec<AnimeId> = anime.iter().map(|a| a.id).collect();
-    let relations = store.relations_from(&ids).await?;
-    store.close().await;
+    };
     if args.json {
-        println!("{}", to_json(args.id, &anime, &relations));
+        out!("{}", to_json(&franchise));
     } else if args.dot {
-        print!("{}", to_dot(&anime, &relations));
+        let dot = to_dot(&franchise);
+        out!("{}", dot.trim_end());
     } else {
-        for a in &anime {
-            println!(
-                "{} {} [{}, {}]",
-                a.id,
-                a.title.as_deref().unwrap_or("(untitled)"),
-                a.format.as_deref().unwrap_or("?"),
-                a.status.as_deref().unwrap_or("?")
-            );
-            for r in relations.iter().filter(|r| r.from == a.id) {
-                println!(
-                    "    {:<12} -> {}{}",
-                    r.relation_type,
-                    r.to,
-                    if r.derived { " (derived)" } else { "" }
-                );
-            }
-        }
-        println!("{} anime, {} relations", anime.len(), relations.len());
+        print_text(&franchise)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn to_json(root: AnimeId, anime: &[AnimeSummary], relations: &[StoredRelation]) -> String {
+fn print_text(f: &Franchise) -> anyhow::Result<()> {
+    let titles: HashMap<AnimeId, &str> = f
+        .anime
+        .iter()
+        .filter_map(|a| Some((a.id, a.title.as_deref()?)))
+        .collect();
+    for a in &f.anime {
+        out!(
+            "{} {} [{}, {}]",
+            a.id,
+            a.title.as_deref().unwrap_or("(untitled)"),
+            a.format.as_deref().unwrap_or("?"),
+            a.status.as_deref().unwrap_or("?")
+        );
+        for r in f.relations.iter().filter(|r| r.from == a.id) {
+            let title = titles
+                .get(&r.to)
+                .copied()
+                .or(r.to_title.as_deref())
+                .unwrap_or("(untitled)");
+            let kind = if r.to_kind == "ANIME" {
+                String::new()
+            } else {
+                format!(" [{}]", r.to_kind)
+            };
+            out!(
+                "    {:<12} {} ({}){kind}{}",
+                r.relation_type,
+                title,
+                r.to,
+                if r.derived { ", derived" } else { "" }
+            );
+        }
+    }
+    out!("{} anime, {} relations", f.anime.len(), f.relations.len());
+    Ok(())
+}
+
+pub fn to_json(f: &Franchise) -> String {
     json!({
-        "root": root,
-        "anime": anime.iter().map(|a| json!({
+        "root": f.root,
+        "anime": f.anime.iter().map(|a| json!({
             "id": a.id, "title": a.title, "format": a.format, "status": a.status,
         })).collect::<Vec<_>>(),
-        "relations": relations.iter().map(|r| json!({
-            "from": r.from, "to": r.to, "type": r.relation_type, "derived": r.derived,
-        })).collect::<Vec<_>>(),
+        "relations": f.relations.iter().map(relation_json).collect::<Vec<_>>(),
     })
     .to_string()
 }
 
-fn to_dot(anime: &[AnimeSummary], relations: &[StoredRelation]) -> String {
+fn relation_json(r: &StoredRelation) -> serde_json::Value {
+    json!({ "from": r.from, "to": r.to, "type": r.relation_type, "derived": r.derived })
+}
+
+/// An anime as AniList sent it, with its relations spelled as `show --json` spells them.
+pub fn anime_json(a: &Anime) -> serde_json::Value {
+    json!({
+        "id": a.id,
+        "title": a.title.display(),
+        "titles": a.title,
+        "kind": a.kind.as_str(),
+        "format": a.format,
+        "status": a.status,
+        "episodes": a.episodes,
+        "season": a.season,
+        "season_year": a.season_year,
+        "relations": a.relations.iter().map(|e| json!({
+            "from": a.id, "to": e.node.id, "type": e.relation.as_str(), "derived": false,
+            "to_kind": e.node.kind.as_str(), "to_title": e.node.title.display(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One edge per related pair (the observed direction if there is one), the root
+/// highlighted, nodes labelled with title and id, anime outside the franchise (manga
+/// sources, CHARACTER links) drawn apart, and members clustered by their relation to the root.
+pub fn to_dot(f: &Franchise) -> String {
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut out = String::from("digraph franchise {\n  rankdir=LR;\n");
-    for a in anime {
+    let members: HashMap<AnimeId, &AnimeSummary> = f.anime.iter().map(|a| (a.id, a)).collect();
+    // A label per node: long franchises keep labels short so the graph stays readable.
+    let max_label = if f.anime.len() > 100 { 24 } else { 48 };
+    let short = |s: &str| {
+        if s.chars().count() > max_label {
+            let cut: String = s.chars().take(max_label - 1).collect();
+            format!("{cut}…")
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::from(
+        "digraph franchise {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontsize=10];\n  \
+         edge [fontsize=8];\n",
+    );
+    // Cluster members by how the root relates to them (sequels, side stories, …).
+    let mut groups: BTreeMap<String, Vec<&AnimeSummary>> = BTreeMap::new();
+    for a in &f.anime {
+        let group = if a.id == f.root {
+            "root".to_string()
+        } else {
+            f.relations
+                .iter()
+                .find(|r| r.from == f.root && r.to == a.id)
+                .map(|r| r.relation_type.clone())
+                .unwrap_or_else(|| "more".to_string())
+        };
+        groups.entry(group).or_default().push(a);
+    }
+    for (i, (group, anime)) in groups.iter().enumerate() {
         out.push_str(&format!(
-            "  a{} [label=\"{}\\n{}\"];\n",
-            a.id,
-            quote(a.title.as_deref().unwrap_or("(untitled)")),
-            quote(a.format.as_deref().unwrap_or("?"))
+            "  subgraph cluster_{i} {{\n    label=\"{}\";\n    style=dashed;\n",
+            quote(group)
+        ));
+        for a in anime {
+            let title = short(a.title.as_deref().unwrap_or("(untitled)"));
+            let extra = if a.id == f.root {
+                ", style=\"rounded,filled,bold\", fillcolor=gold"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "    a{} [label=\"{}\\n#{} {}\"{extra}];\n",
+                a.id,
+                quote(&title),
+                a.id,
+                quote(a.format.as_deref().unwrap_or("?"))
+            ));
+        }
+        out.push_str("  }\n");
+    }
+    // Outside the franchise: the far ends of stored edges that are not members.
+    let mut outside: BTreeMap<AnimeId, &StoredRelation> = BTreeMap::new();
+    for r in &f.relations {
+        if !members.contains_key(&r.to) {
+            outside.entry(r.to).or_insert(r);
+        }
+    }
+    for (id, r) in &outside {
+        out.push_str(&format!(
+            "  a{id} [label=\"{}\\n#{id} {}\", style=\"dashed\", color=gray, fontcolor=gray];\n",
+            quote(&short(r.to_title.as_deref().unwrap_or("(untitled)"))),
+            quote(&r.to_kind)
         ));
     }
-    for r in relations {
+    // One edge per pair: the observed row wins; a pair seen both ways keeps the lower id's.
+    let mut pairs: BTreeMap<(AnimeId, AnimeId), &StoredRelation> = BTreeMap::new();
+    for r in &f.relations {
+        let key = if r.from <= r.to {
+            (r.from, r.to)
+        } else {
+            (r.to, r.from)
+        };
+        match pairs.get(&key) {
+            Some(existing) if !existing.derived || r.derived => {}
+            _ => {
+                pairs.insert(key, r);
+            }
+        }
+    }
+    for r in pairs.values() {
+        let faint = if members.contains_key(&r.to) {
+            ""
+        } else {
+            ", color=gray, fontcolor=gray"
+        };
         out.push_str(&format!(
-            "  a{} -> a{} [label=\"{}\"{}];\n",
+            "  a{} -> a{} [label=\"{}\"{}{faint}];\n",
             r.from,
             r.to,
             quote(&r.relation_type),

@@ -1,64 +1,87 @@
-//! `franchise status`: progress and ETA per import, queue depth per lane and the rate budget.
-//! Reads SQLite, so it works while `franchise work` runs in another process.
+//! `franchise status`: progress and ETA per import, queue depth per lane, the rate budget,
+//! the live worker processes and the read cache. Reads the store, so it works from any
+//! process, and on a read-only data dir.
 
 use std::process::ExitCode;
 
 use clap::Args;
-use franchise::config::Settings;
-use franchise::importer::{Status, status_of_store};
-use franchise::queue::{JobQueue, QueueError};
-use franchise::store::Store;
+use franchise::{ImportFilter, ImportState, Settings, Status};
+
+use super::wait::human;
+use crate::out;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Only imports still running.
+    #[arg(long)]
+    active: bool,
 }
 
-pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open_sqlite(&settings.store_path()).await?;
-    let mut status = status_of_store(&store).await?;
-    store.close().await;
-    if status.worker.is_none() && settings.queue_path().exists() {
-        // Nobody runs the workers: the queue file is free to read.
-        match JobQueue::open(&settings.queue_path()).await {
-            Ok(queue) => status.queue = queue.depth().await.ok(),
-            // A short-lived command (import, open) owns it for a moment: nothing to report.
-            Err(QueueError::Locked { .. }) => {}
-            Err(e) => eprintln!("warning: {e}"),
-        }
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let importer = super::importer(settings)?.read_only().open().await?;
+    let filter = if args.active {
+        ImportFilter::in_state(ImportState::Running)
     } else {
-        print_text(&status);
+        ImportFilter::all()
+    };
+    let status = importer.status(&filter).await;
+    importer.close().await;
+    let status = status?;
+    if args.json {
+        out!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print_text(&status, args.active)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_text(status: &Status) {
+fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
     if status.imports.is_empty() {
-        println!("no imports yet: `franchise import <ID>` starts one");
+        if active {
+            out!("no import is running");
+        } else {
+            out!("no imports yet: `franchise import <ID>` starts one");
+        }
     }
     for i in &status.imports {
         let p = &i.progress;
         let eta = i
             .eta_secs
-            .filter(|_| i.state == "running")
-            .map(|s| format!(", ETA {}", human(s)))
+            .map(|s| {
+                let bound = if i.eta_lower_bound { "at least " } else { "" };
+                format!(", ETA {bound}{}", human(s))
+            })
             .unwrap_or_default();
-        println!(
+        out!(
             "import {:<4} root {:<8} {:<18} {}/{} done, {} failed, {} queued{eta}",
-            p.import_id, p.root, i.state, p.done, p.discovered, p.failed, p.queued
+            p.import_id,
+            p.root,
+            p.state.as_str(),
+            p.done,
+            p.discovered,
+            p.failed,
+            p.queued
         );
         for (reason, count) in &p.failures {
-            println!("    {count} × {reason}");
+            out!("    {count} × {reason}");
+        }
+        if p.unwalked_edges > 0 {
+            out!(
+                "    capped: {} followed relations left unwalked (raise --depth or --max-items)",
+                p.unwalked_edges
+            );
+        }
+        if p.cancelled > 0 {
+            out!("    {} anime cancelled", p.cancelled);
         }
     }
     match &status.queue {
-        Some(q) => println!(
-            "queue   interactive {} pending, {} running | background {} pending, {} running, {} done, {} failed",
+        Some(q) => out!(
+            "queue   interactive {} pending, {} running | background {} pending, {} running, \
+             {} done, {} failed",
             q.interactive.pending,
             q.interactive.running,
             q.background.pending,
@@ -66,39 +89,57 @@ fn print_text(status: &Status) {
             q.background.done,
             q.background.failed
         ),
-        None if status.worker.is_some() => println!("queue   (not reported yet)"),
-        None => println!("queue   empty (no queue file, or it could not be read)"),
+        None => out!("queue   (no worker running; `franchise work` runs the queue)"),
     }
     match &status.budget {
-        Some(b) => println!(
-            "budget  {}/{} requests in the current {:.0} s window, pace {:.0}/min, {} made, {} rate-limited{}",
+        Some(b) => out!(
+            "budget  {}/{} requests in the current {:.0} s window, pace {:.0}/min, {} made, {} \
+             rate-limited{}",
             b.used_in_window,
             b.limit_per_window,
             b.window_secs,
             b.pace_per_minute,
             b.requests_made,
             b.rate_limited_seen,
-            b.parked_for_ms
-                .map(|ms| format!(
-                    ", parked {:.1} s ({:?})",
-                    ms as f64 / 1000.0,
-                    b.parked_reason
-                ))
-                .unwrap_or_default()
+            match (b.parked_for_ms, b.parked_reason) {
+                (Some(ms), Some(reason)) => format!(
+                    ", parked {} ({})",
+                    human(ms as f64 / 1000.0),
+                    reason.as_str()
+                ),
+                _ => String::new(),
+            }
         ),
-        None => println!("budget  (no worker running)"),
+        None => out!("budget  (could not be read)"),
     }
-    match &status.worker {
-        Some(w) => println!("worker  pid {} (seen {} ms ago)", w.pid, w.seen_ms_ago),
-        None => println!("worker  none running: `franchise work` runs the queue"),
+    if status.workers.is_empty() {
+        out!("workers none running: `franchise work` runs the queue");
     }
-}
-
-fn human(secs: f64) -> String {
-    let secs = secs.round() as u64;
-    if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
+    for w in &status.workers {
+        out!(
+            "worker  {} pid {} on {}{}",
+            w.id,
+            w.pid,
+            w.host,
+            w.api_url
+                .as_deref()
+                .map(|u| format!(", API at {u}"))
+                .unwrap_or_default()
+        );
+    }
+    let c = &status.cache;
+    if c.enabled {
+        out!(
+            "cache   anime {:.0}% of {} hits, relations {:.0}% of {}, franchises {:.0}% of {}",
+            c.basic.hit_rate() * 100.0,
+            c.basic.hits + c.basic.misses,
+            c.detailed.hit_rate() * 100.0,
+            c.detailed.hits + c.detailed.misses,
+            c.franchise.hit_rate() * 100.0,
+            c.franchise.hits + c.franchise.misses
+        );
     } else {
-        format!("{secs}s")
+        out!("cache   off in this process (only the process running the workers caches)");
     }
+    Ok(())
 }

@@ -1,17 +1,19 @@
-//! `franchise work`: own the queue and run the workers until Ctrl-C or SIGTERM, then stop
-//! gracefully. Imports recorded meanwhile by other `franchise` processes are picked up.
+//! `franchise work`: run the workers until Ctrl-C or SIGTERM, then stop gracefully. Imports
+//! recorded meanwhile by other `franchise` processes are picked up.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use franchise::Importer;
-use franchise::config::Settings;
+use franchise::{Error, ImportFilter, ImportState, Importer, Settings};
+
+use super::signal::stop_signal;
 
 #[derive(Debug, Args)]
 pub struct WorkArgs {
-    /// Print a status line this often, in seconds (0: never).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Print a status line this often, in seconds (0: never; at most 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
     report_every: u64,
     /// Stop by itself once no import has anything queued (drain the queue, then exit).
     #[arg(long)]
@@ -19,73 +21,83 @@ pub struct WorkArgs {
 }
 
 pub async fn run(settings: Settings, args: WorkArgs) -> anyhow::Result<ExitCode> {
-    let workers = settings.worker_count();
-    let importer = Importer::open(settings).await?;
-    importer.start().await?;
+    let workers = settings.workers();
+    let importer = super::importer(settings)?.open().await?;
+    if let Err(e) = start(&importer).await {
+        importer.close().await;
+        return Err(e.into());
+    }
+    tracing::info!(pid = std::process::id(), workers, "franchise work started");
     eprintln!(
         "franchise work: pid {}, {workers} jobs at a time; Ctrl-C stops gracefully",
         std::process::id()
     );
+    let outcome = work(&importer, &args).await;
+    eprintln!("stopping: letting in-flight jobs finish…");
+    importer.close().await;
+    outcome
+}
+
+/// Starts the workers; a queue held for a moment by a short command (`status` reading its
+/// depth) is waited for, briefly.
+async fn start(importer: &Importer) -> Result<(), Error> {
+    let mut tries = 0;
+    loop {
+        match importer.start().await {
+            Err(Error::NotOwner { .. }) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn work(importer: &Importer, args: &WorkArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_signal();
     tokio::pin!(stop);
     let every = Duration::from_secs(args.report_every.max(1));
     let mut next_report = tokio::time::Instant::now() + every;
     loop {
         tokio::select! {
-            _ = &mut stop => break,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = &mut stop => return Ok(ExitCode::SUCCESS),
+            halt = importer.until_halted() => return Err(Error::Halted(halt).into()),
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
-        if args.until_idle && idle(&importer).await {
-            break;
+        if args.until_idle && idle(importer).await {
+            return Ok(ExitCode::SUCCESS);
         }
         if args.report_every > 0 && tokio::time::Instant::now() >= next_report {
-            report(&importer).await;
+            report(importer).await;
             next_report += every;
         }
     }
-    eprintln!("stopping: letting in-flight jobs finish…");
-    importer.close().await;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// No import has an item waiting. (A failing store read counts as busy.)
 async fn idle(importer: &Importer) -> bool {
-    match importer.store().import_progress(None).await {
-        Ok(imports) => imports.iter().all(|i| i.queued == 0),
+    match importer
+        .imports(&ImportFilter::in_state(ImportState::Running))
+        .await
+    {
+        Ok(running) => running.is_empty(),
         Err(_) => false,
     }
 }
 
 async fn report(importer: &Importer) {
-    let Ok(status) = importer.status().await else {
+    let Ok(status) = importer
+        .status(&ImportFilter::in_state(ImportState::Running))
+        .await
+    else {
         return;
     };
-    let running: Vec<_> = status
-        .imports
-        .iter()
-        .filter(|i| i.state == "running")
-        .collect();
-    let queued: u64 = running.iter().map(|i| i.progress.queued).sum();
+    let queued: u64 = status.imports.iter().map(|i| i.progress.queued).sum();
     let budget = status.budget.as_ref();
     eprintln!(
         "{} running import(s), {queued} anime queued; {} requests made, {} rate-limited",
-        running.len(),
+        status.imports.len(),
         budget.map_or(0, |b| b.requests_made),
         budget.map_or(0, |b| b.rate_limited_seen)
     );
-}
-
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

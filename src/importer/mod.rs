@@ -1,162 +1,332 @@
-//! `Importer`, the library's front door: open the store and queue, start the workers, enqueue a
-//! franchise import, open one anime on click, and report status.
+//! `Importer`, the library's front door: open a data dir (or database), start the workers,
+//! enqueue a franchise import, open one anime on click, cancel and retry imports, read
+//! through the cache, subscribe to events, and report status.
 
+mod backend;
+mod click;
+mod owner;
+mod reads;
 mod running;
 mod status;
+mod watch;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as SyncMutex};
 
 use tokio::sync::{Mutex, broadcast};
 
 use crate::anime::AnimeId;
+use crate::cache::ReadCache;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::producer::{ImportOptions, create_import};
+use crate::events::{EventBus, EventStream};
+use crate::failpoint::FailPoints;
+use crate::halt::Halt;
+use crate::producer::{ImportOptions, Push, cancel_import, create_import, retry_import};
 use crate::queue::{FetchJob, JobQueue, Lane};
-use crate::store::{QueuedItem, Store, StoredAnime, fresh_since};
+use crate::store::{ImportFilter, ImportProgress, QueuedItem, Store, fresh_since};
 use crate::upstream::{AniListClient, RateBudget};
-use crate::workers::{Notice, NoticeOutcome};
+use crate::workers::Notice;
 
-pub use status::{ImportStatus, Status, WorkerInfo, status_of_store};
+pub use backend::QueueOwner;
 
-/// An open data directory: the SQLite store, the queue file, and one shared rate budget.
+/// What AniList said about some ids, straight from the source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Fetched {
+    pub found: Vec<crate::anime::Anime>,
+    /// Ids AniList left out: unknown, deleted or adult.
+    pub not_found: Vec<AnimeId>,
+    /// Ids whose answer made no sense (e.g. a MANGA record for an ANIME query), with why.
+    pub malformed: Vec<(AnimeId, String)>,
+}
+use backend::{Backend, Mode};
+pub use status::{ImportStatus, Status};
+
+/// An open data dir (or database): the store, the queue if this process may use it, one
+/// shared rate budget, the read cache and the event stream. Cheap to clone: clones share
+/// everything, and the last `close` (or drop) ends it.
+#[derive(Clone)]
 pub struct Importer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     settings: Settings,
     store: Store,
-    queue: JobQueue,
+    queue: SyncMutex<Option<JobQueue>>,
+    owner: SyncMutex<QueueOwner>,
+    backend: Mutex<Backend>,
     client: AniListClient,
+    events: EventBus,
     notices: broadcast::Sender<Notice>,
+    cache: Arc<ReadCache>,
+    failpoints: FailPoints,
+    clock: Arc<dyn Clock>,
     running: Mutex<Option<running::Running>>,
-    /// Imports up to this id were re-queued by `open`; the watcher takes over after it.
-    requeued_up_to: i64,
+    last_halt: SyncMutex<Option<Halt>>,
+    watch: watch::ProgressWatch,
+    read_only: bool,
+}
+
+/// Options for [`Importer::builder`].
+#[must_use]
+pub struct ImporterBuilder {
+    settings: Settings,
+    failpoints: FailPoints,
+    clock: Arc<dyn Clock>,
+    read_only: bool,
+    without_queue: bool,
+}
+
+impl ImporterBuilder {
+    /// Named failure points for tests (see [`FailPoints`]).
+    pub fn failpoints(mut self, failpoints: FailPoints) -> Self {
+        self.failpoints = failpoints;
+        self
+    }
+
+    /// Where "now" comes from (freshness, cache tiers, the budget's window).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens for reading only: works on a read-only data dir, never takes the queue, and
+    /// refuses imports. For status views and `show`.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Opens the store only, never the embedded queue file: imports are recorded for the
+    /// process that runs the workers. For short commands (`cancel`, `fetch`) that must not
+    /// hold the queue while a worker process starts.
+    pub fn without_queue(mut self) -> Self {
+        self.without_queue = true;
+        self
+    }
+
+    pub async fn open(self) -> Result<Importer, Error> {
+        Importer::open_with(self).await
+    }
 }
 
 impl Importer {
-    /// Opens the data directory. Imports a crash left unfinished are re-queued at once
-    /// (re-pushes of jobs still in the queue are dropped by their idempotency keys).
+    /// Opens the data dir the settings name (creating it if needed). If this process can own
+    /// the embedded queue, imports a crash left unfinished are queued again at once; if
+    /// another process owns it, this one records imports for that process to run.
     pub async fn open(settings: Settings) -> Result<Self, Error> {
-        let store = Store::open_sqlite(&settings.store_path()).await?;
-        let queue = match JobQueue::open(&settings.queue_path()).await {
-            Ok(queue) => queue.with_max_attempts(settings.max_attempts())?,
-            Err(e) => {
-                // Leave the store as complete on disk as we found it.
+        Self::builder(settings).open().await
+    }
+
+    pub fn builder(settings: Settings) -> ImporterBuilder {
+        ImporterBuilder {
+            settings,
+            failpoints: FailPoints::default(),
+            clock: Arc::new(SystemClock),
+            read_only: false,
+            without_queue: false,
+        }
+    }
+
+    async fn open_with(b: ImporterBuilder) -> Result<Self, Error> {
+        let mode = if b.read_only {
+            Mode::Read
+        } else if b.without_queue {
+            Mode::Record
+        } else {
+            Mode::ReadWrite
+        };
+        let backend = Backend::open(&b.settings, mode).await?;
+        let store = backend.store.clone();
+        let budget = RateBudget::new(b.settings.budget(), store.ledger(), b.clock.clone());
+        let client = match AniListClient::new(b.settings.client(), Arc::new(budget)) {
+            Ok(client) => client,
+            Err(reason) => {
                 store.close().await;
-                return Err(e.into());
+                return Err(Error::InvalidOption {
+                    name: "anilist.url",
+                    value: b.settings.anilist_url().to_string(),
+                    expected: reason,
+                });
             }
         };
-        let budget = RateBudget::new(settings.budget()).map_err(Error::InvalidOption)?;
-        let client = AniListClient::new(settings.client(), Arc::new(budget))
-            .map_err(Error::InvalidOption)?;
         let (notices, _) = broadcast::channel(4096);
-        // Read before the re-queue: an import another process records in between is newer
-        // than this mark, so the watcher pushes it (pushes are idempotent, overlap is harmless).
-        let requeued_up_to = store.latest_import_id().await?;
+        let cache = Arc::new(ReadCache::new(
+            b.settings.cache_entries,
+            b.settings.basic_ttl,
+            b.settings.detailed_ttl,
+            b.settings.franchise_ttl,
+            b.clock.clone(),
+        ));
+        // Only a process that is the store's sole writer can keep a cache true to it.
+        cache.set_enabled(b.settings.cache_entries > 0 && backend.owner == QueueOwner::ThisProcess);
         let importer = Self {
-            settings,
-            store,
-            queue,
-            client,
-            notices,
-            running: Mutex::new(None),
-            requeued_up_to,
+            inner: Arc::new(Inner {
+                queue: SyncMutex::new(backend.queue.clone()),
+                owner: SyncMutex::new(backend.owner),
+                backend: Mutex::new(backend),
+                settings: b.settings,
+                store,
+                client,
+                events: EventBus::default(),
+                notices,
+                cache,
+                failpoints: b.failpoints,
+                clock: b.clock,
+                running: Mutex::new(None),
+                last_halt: SyncMutex::new(None),
+                watch: watch::ProgressWatch::default(),
+                read_only: b.read_only,
+            }),
         };
-        let pending = importer.store.queued_items().await?;
-        if !pending.is_empty() {
-            let pushed = importer.enqueue(pending).await?;
-            tracing::info!(pushed, "re-queued unfinished import items");
-        }
+        importer.forward_budget_changes();
         Ok(importer)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub fn settings(&self) -> &Settings {
-        &self.settings
+        &self.inner.settings
     }
 
-    /// Starts an import of `root`'s franchise and returns its id at once. The walk runs in the
-    /// workers (see [`Importer::start`]), here or in whichever process starts them next.
+    /// Who runs the workers over this data.
+    pub fn queue_owner(&self) -> QueueOwner {
+        *self.inner.owner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> Option<JobQueue> {
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    fn writable(&self) -> Result<(), Error> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Starts an import of `root`'s franchise and returns its id at once. The walk runs in
+    /// the workers: this process's (see [`Importer::start`]) or the queue owner's.
     pub async fn import(&self, root: AnimeId, options: &ImportOptions) -> Result<i64, Error> {
-        options.validate().map_err(Error::InvalidOption)?;
-        let (import_id, to_fetch) = create_import(
-            &self.store,
+        self.writable()?;
+        options.validate()?;
+        let now = self.now();
+        let queue = self.queue();
+        let push = if queue.is_some() {
+            Push::Caller
+        } else {
+            Push::HandOff
+        };
+        let (import_id, to_push) = create_import(
+            &self.inner.store,
             root,
-            options,
-            fresh_since(self.settings.franchise_ttl()),
+            &options.rules(),
+            fresh_since(now, self.inner.settings.franchise_ttl),
+            now,
+            push,
         )
         .await?;
-        self.enqueue(to_fetch).await?;
+        if let Some(queue) = queue {
+            push_items(&queue, &to_push).await?;
+        }
         Ok(import_id)
     }
 
-    /// The anime the user just clicked, with its relations: from the store if it is fresh,
-    /// else fetched in the interactive lane, ahead of every background import.
-    pub async fn open_anime(&self, id: AnimeId) -> Result<StoredAnime, Error> {
-        let detailed = self.settings.detailed_ttl();
-        if let Some(anime) = self.store.anime(id).await?
-            && anime.fetched_at_ms >= fresh_since(detailed)
-        {
-            return Ok(anime);
-        }
-        if self.running.lock().await.is_none() {
-            return Err(Error::NotRunning);
-        }
-        let mut notices = self.notices.subscribe();
-        let job = FetchJob {
-            import_id: None,
-            anime_id: id,
-            depth: 0,
+    /// Cancels an import: its queued items become `cancelled` and are never fetched; jobs
+    /// already in flight finish. Honoured by the process running the workers within a second,
+    /// whichever process asks.
+    pub async fn cancel(&self, import_id: i64) -> Result<ImportProgress, Error> {
+        self.writable()?;
+        cancel_import(&self.inner.store, import_id, self.now())
+            .await?
+            .ok_or(Error::UnknownImport(import_id))?;
+        self.progress(import_id).await
+    }
+
+    /// Queues an import's failed (and cancelled) items again, under the same import id.
+    pub async fn retry(&self, import_id: i64) -> Result<ImportProgress, Error> {
+        self.writable()?;
+        let queue = self.queue();
+        let push = if queue.is_some() {
+            Push::Caller
+        } else {
+            Push::HandOff
         };
-        self.queue.push(Lane::Interactive, vec![job]).await?;
-        loop {
-            match notices.recv().await {
-                Ok(notice) if notice.anime_id == id => {
-                    return match notice.outcome {
-                        NoticeOutcome::Stored => {
-                            self.store.anime(id).await?.ok_or(Error::Stopped(id))
-                        }
-                        NoticeOutcome::NotFound => Err(Error::NotFound(id)),
-                        NoticeOutcome::Failed(reason) => Err(Error::FetchFailed { id, reason }),
-                    };
-                }
-                Ok(_) => {}
-                // Missed notices: the store has the answer if it was ours.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if let Some(anime) = self.store.anime(id).await?
-                        && anime.fetched_at_ms >= fresh_since(detailed)
-                    {
-                        return Ok(anime);
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return Err(Error::Stopped(id)),
-            }
+        let to_push = retry_import(&self.inner.store, import_id, self.now(), push)
+            .await?
+            .ok_or(Error::UnknownImport(import_id))?;
+        if let Some(queue) = queue {
+            push_items(&queue, &to_push).await?;
         }
+        self.progress(import_id).await
     }
 
-    /// Subscribes to the notices the flusher publishes after each commit.
-    pub fn notices(&self) -> broadcast::Receiver<Notice> {
-        self.notices.subscribe()
+    /// The imports the filter selects, newest first.
+    pub async fn imports(&self, filter: &ImportFilter) -> Result<Vec<ImportProgress>, Error> {
+        Ok(self.inner.store.imports(filter).await?)
     }
 
-    async fn enqueue(&self, items: Vec<QueuedItem>) -> Result<usize, Error> {
-        let jobs = items.iter().map(FetchJob::from).collect();
-        Ok(self.queue.push(Lane::Background, jobs).await?)
+    /// One import's progress.
+    pub async fn progress(&self, import_id: i64) -> Result<ImportProgress, Error> {
+        self.imports(&ImportFilter::one(import_id))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::UnknownImport(import_id))
+    }
+
+    /// The failed items of an import, with their reasons (at most `limit`).
+    pub async fn failures(
+        &self,
+        import_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(AnimeId, String)>, Error> {
+        Ok(self.inner.store.failed_items(import_id, limit).await?)
+    }
+
+    /// Typed events in commit order: import progress, anime stored, import finished, the
+    /// budget parked or resumed. A subscriber that falls behind gets `Event::Lagged` and can
+    /// re-read [`Importer::imports`]; it never silently misses a "finished".
+    pub fn subscribe(&self) -> EventStream {
+        let stream = self.inner.events.subscribe();
+        self.ensure_progress_watch();
+        stream
+    }
+
+    /// Asks AniList directly about these anime (one request per 50 ids, through the shared
+    /// budget) and stores nothing.
+    pub async fn fetch(&self, ids: &[AnimeId]) -> Result<Fetched, Error> {
+        let answer = self.inner.client.fetch_batch(ids).await?;
+        Ok(Fetched {
+            found: answer.found,
+            not_found: answer.not_found,
+            malformed: answer.malformed,
+        })
+    }
+
+    /// Why the workers stopped by themselves, if they did (a full disk, an unreachable
+    /// AniList, …).
+    pub fn halted(&self) -> Option<Halt> {
+        self.inner
+            .last_halt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
-/// Records an import in the store alone, for when another process owns the queue: its
-/// workers pick the import up within a second. Returns the import id.
-pub async fn record_import(
-    settings: &Settings,
-    root: AnimeId,
-    options: &ImportOptions,
-) -> Result<i64, Error> {
-    options.validate().map_err(Error::InvalidOption)?;
-    let store = Store::open_sqlite(&settings.store_path()).await?;
-    let since = fresh_since(settings.franchise_ttl());
-    let (import_id, _) = create_import(&store, root, options, since).await?;
-    store.close().await;
-    Ok(import_id)
+async fn push_items(queue: &JobQueue, items: &[QueuedItem]) -> Result<(), Error> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<FetchJob> = items.iter().map(FetchJob::from).collect();
+    queue.push(Lane::Background, &jobs).await?;
+    Ok(())
 }

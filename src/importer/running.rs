@@ -1,148 +1,167 @@
-//! Running the workers in this process: the batcher, the flusher, the apalis workers of both
-//! lanes, and a watcher that picks up imports other processes recorded and publishes our state.
+//! Running the workers in this process: take the queue if another process let it go, queue
+//! again whatever the store says is unfinished, start the pipeline and the owner's
+//! housekeeping, and stop them all gracefully.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::Importer;
+use super::owner::{self, ProcessCard};
+use super::{Importer, QueueOwner};
 use crate::error::Error;
-use crate::queue::{RunOptions, WorkerSet};
-use crate::store::unix_ms_now;
-use crate::workers::{Batcher, Flusher, job_handler};
-
-/// How often the worker process looks for imports recorded by other processes and publishes
-/// its budget and queue state for their `status`.
-const WATCH_EVERY: Duration = Duration::from_secs(1);
+use crate::halt::{Halt, HaltSwitch};
+use crate::queue::{JobQueue, RunOptions};
+use crate::workers::{Pipeline, PipelineParts};
 
 pub(super) struct Running {
-    shutdown: CancellationToken,
-    workers: WorkerSet,
-    tasks: Vec<JoinHandle<()>>,
+    pipeline: Pipeline,
+    housekeeping: JoinHandle<()>,
+    card: Arc<ProcessCard>,
+    halt: HaltSwitch,
 }
 
 impl Importer {
-    /// Starts the workers in this process. They run until [`Importer::stop`].
+    /// Starts the workers in this process. They run until [`Importer::stop`], or until a
+    /// backend fails in a way only a person can fix (see [`Importer::halted`]).
+    ///
+    /// On the embedded backend only the process that owns the queue file can run them: if
+    /// another process owns it, this fails with [`Error::NotOwner`] (try again once it is
+    /// gone: the queue is taken over then).
     pub async fn start(&self) -> Result<(), Error> {
-        let mut running = self.running.lock().await;
+        self.writable()?;
+        let mut running = self.inner.running.lock().await;
         if running.is_some() {
             return Ok(());
         }
-        let shutdown = CancellationToken::new();
-        let (request_tx, request_rx) = mpsc::unbounded_channel();
-        let (batch_tx, batch_rx) = mpsc::unbounded_channel();
-        let batcher = Batcher {
-            requests: request_rx,
-            client: self.client.clone(),
-            store: self.store.clone(),
-            window: self.settings.batch_window(),
-            flusher: batch_tx,
-            shutdown: shutdown.clone(),
+        let queue = self.claim_queue().await?;
+        *self
+            .inner
+            .last_halt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        let parts = PipelineParts {
+            store: self.inner.store.clone(),
+            queue: queue.clone(),
+            client: self.inner.client.clone(),
+            events: self.inner.events.clone(),
+            notices: self.inner.notices.clone(),
+            failpoints: self.inner.failpoints.clone(),
+            clock: self.inner.clock.clone(),
+            cache: self.inner.cache.clone(),
+            fresh_for: self.inner.settings.franchise_ttl,
+            batch_window: self.inner.settings.batch_window,
+            shutdown: CancellationToken::new(),
+            halt: HaltSwitch::default(),
         };
-        let flusher = Flusher {
-            batches: batch_rx,
-            store: self.store.clone(),
-            queue: self.queue.clone(),
-            fresh_for: self.settings.franchise_ttl(),
-            notices: self.notices.clone(),
-        };
-        let mut tasks = vec![tokio::spawn(batcher.run()), tokio::spawn(flusher.run())];
+        // Whatever the store says is queued goes (back) into the queue before the workers
+        // start; pushing a job the queue already has is a no-op.
+        owner::push_unfinished(&parts).await?;
         let options = RunOptions {
             workers: 1,
             interactive_workers: 1,
-            concurrency: self.settings.worker_count(),
-            heartbeat: self.settings.heartbeat(),
-            max_attempts: self.settings.max_attempts(),
+            concurrency: self.inner.settings.workers,
+            heartbeat: self.inner.settings.heartbeat,
+            max_attempts: self.inner.settings.max_attempts,
             ..RunOptions::default()
         };
-        let handler = job_handler(request_tx);
-        let workers = self.queue.run(options, handler, shutdown.clone())?;
-        tasks.push(tokio::spawn(watch(
-            self.store.clone(),
-            self.queue.clone(),
-            self.client.clone(),
-            self.requeued_up_to,
-            shutdown.clone(),
-        )));
+        let halt = parts.halt.clone();
+        let pipeline = Pipeline::start(parts.clone(), options)?;
+        let card = Arc::new(ProcessCard::new(self.now()));
+        let housekeeping = tokio::spawn(owner::housekeeping(parts, card.clone()));
         *running = Some(Running {
-            shutdown,
-            workers,
-            tasks,
+            pipeline,
+            housekeeping,
+            card,
+            halt,
         });
         Ok(())
     }
 
-    /// Stops the workers gracefully: in-flight jobs finish (within the queue's grace period),
-    /// then the batcher and flusher drain and stop.
+    /// The queue, taken now if this process did not own it yet and nobody else does.
+    async fn claim_queue(&self) -> Result<JobQueue, Error> {
+        if let Some(queue) = self.queue() {
+            return Ok(queue);
+        }
+        let mut backend = self.inner.backend.lock().await;
+        let taken = backend.take_queue().await?;
+        *self.inner.owner.lock().unwrap_or_else(|p| p.into_inner()) = backend.owner;
+        match (taken, backend.queue.clone()) {
+            (true, Some(queue)) => {
+                *self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(queue.clone());
+                // The sole writer now: the cache can be trusted.
+                self.inner
+                    .cache
+                    .set_enabled(self.inner.settings.cache_entries > 0);
+                Ok(queue)
+            }
+            _ => match backend.owner {
+                QueueOwner::OtherProcess { pid } => Err(Error::NotOwner { pid }),
+                _ => Err(Error::NotRunning),
+            },
+        }
+    }
+
+    /// Stops the workers gracefully: jobs waiting for a request let go of their items
+    /// without spending an attempt, answers in flight are committed (within the queue's
+    /// grace period), then everything stops.
     pub async fn stop(&self) {
-        let Some(running) = self.running.lock().await.take() else {
+        let Some(running) = self.inner.running.lock().await.take() else {
             return;
         };
-        running.shutdown.cancel();
-        running.workers.join().await;
-        for task in running.tasks {
-            task.abort();
-            let _ = task.await;
+        running.pipeline.stop().await;
+        running.housekeeping.abort();
+        let _ = running.housekeeping.await;
+        if let Err(e) = self.inner.store.retire(&running.card.id).await {
+            tracing::debug!(error = %e, "could not remove this process's heartbeat row");
         }
-        let _ = self.store.retract_runtime(std::process::id()).await;
+        if let Some(halt) = running.halt.halted() {
+            *self
+                .inner
+                .last_halt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(halt);
+        }
+    }
+
+    /// Waits until the running pipeline halts by itself, and says why. Pending forever if
+    /// the workers are not running or stop normally.
+    pub async fn until_halted(&self) -> Halt {
+        let halt = {
+            let running = self.inner.running.lock().await;
+            running.as_ref().map(|r| r.halt.clone())
+        };
+        match halt {
+            Some(halt) => {
+                halt.tripped().await;
+                match halt.halted() {
+                    Some(reason) => reason,
+                    None => std::future::pending().await,
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops the workers and closes the store, which checkpoints SQLite's WAL so the database
     /// file is complete on its own. Call it before the process exits.
     pub async fn close(self) {
         self.stop().await;
-        self.store.close().await;
+        self.inner.store.close().await;
     }
 
     pub async fn is_running(&self) -> bool {
-        self.running.lock().await.is_some()
+        self.inner.running.lock().await.is_some()
     }
-}
 
-/// Picks up imports other processes recorded in the store (they cannot open the queue we
-/// own) and publishes the budget and queue depth for their `status`.
-async fn watch(
-    store: crate::store::Store,
-    queue: crate::queue::JobQueue,
-    client: crate::upstream::AniListClient,
-    mut seen: i64,
-    shutdown: CancellationToken,
-) {
-    let pid = std::process::id();
-    let mut tick = tokio::time::interval(WATCH_EVERY);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+    /// Tells other processes where this one's local API listens (`franchise serve`).
+    pub async fn advertise_api(&self, url: Option<String>) {
+        if let Some(running) = self.inner.running.lock().await.as_ref() {
+            running.card.set_api_url(url);
         }
-        match store.latest_import_id().await {
-            Ok(latest) if latest > seen => match store.queued_items_after(seen).await {
-                Ok(items) => {
-                    let jobs = items.iter().map(crate::queue::FetchJob::from).collect();
-                    match queue.push(crate::queue::Lane::Background, jobs).await {
-                        Ok(_) => seen = latest,
-                        Err(e) => tracing::warn!(error = %e, "could not enqueue new imports"),
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "could not read new imports"),
-            },
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not look for new imports"),
-        }
-        if let Err(e) = store.checkpoint().await {
-            tracing::debug!(error = %e, "background checkpoint failed");
-        }
-        let snapshot = serde_json::json!({
-            "budget": client.budget().state(),
-            "queue": queue.depth().await.ok(),
-        });
-        if let Err(e) = store
-            .publish_runtime(pid, unix_ms_now(), &snapshot.to_string())
-            .await
-        {
-            tracing::debug!(error = %e, "could not publish runtime status");
-        }
+    }
+
+    pub(super) fn parts_for_click(&self) -> Option<JobQueue> {
+        self.queue()
     }
 }

@@ -1,9 +1,16 @@
 //! The producer plans what to fetch: it starts imports and, as fetched anime land, walks their
 //! followed relations to the next level, skipping anime stored within their freshness TTL and
-//! anime the import already has. Its writes share the flush's transaction.
+//! anime the import already has. Its writes share the flush's transaction, whatever the backend.
 
-mod advance;
-mod planner;
+mod flush;
+mod options;
+mod plan;
+mod walk;
 
-pub use advance::commit_batch;
-pub use planner::{ImportOptions, NOT_FOUND, create_import};
+#[cfg(test)]
+mod memory;
+
+pub(crate) use flush::{FlushBatch, FlushCommitted, commit_flush};
+pub use options::ImportOptions;
+pub(crate) use plan::{Push, cancel_import, create_import, requeue, retry_import};
+pub(crate) use walk::NOT_FOUND;

@@ -1,24 +1,13 @@
-//! How workers run (RunOptions) and the apalis-redb settings each lane's storage gets, chosen so
-//! fetching is bulk, dead workers are noticed within seconds and retries stay few.
+//! How workers run (RunOptions): how many, how many jobs in flight, heartbeat and grace,
+//! chosen so fetching is bulk, dead workers are noticed within seconds and retries stay few.
 
 use std::time::Duration;
 
-use apalis_redb::Config;
-
 use super::error::QueueError;
-use super::job::Lane;
 
 /// apalis' default of 25 attempts would hammer a failing upstream; retries of transient errors
 /// mostly live in the upstream client, so the queue only needs a few.
 pub(crate) const DEFAULT_MAX_ATTEMPTS: usize = 5;
-
-/// A dead worker is judged after this many heartbeats without news. With 1 s timestamp
-/// resolution and a blocking pool that can lag, fewer than 3 risks stealing a live worker's jobs.
-const MISSED_HEARTBEATS: usize = 3;
-
-/// An import's key must outlive the import's longest plausible run (retries, restarts, a
-/// machine asleep overnight) so a start-up re-push cannot duplicate queued work.
-const IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How `JobQueue::run` shapes its workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,20 +73,4 @@ impl RunOptions {
         }
         Ok(())
     }
-}
-
-/// The storage settings of one lane. `batch_size == concurrency` keeps fetched-but-waiting
-/// tasks (during which the worker sends no heartbeat) to a minimum.
-pub(crate) fn lane_config(lane: Lane, concurrency: usize, heartbeat: Duration) -> Config {
-    Config::default()
-        .queue(lane.queue_name())
-        .batch_size(concurrency.max(1))
-        .heartbeat_interval(heartbeat)
-        .missed_heartbeats(MISSED_HEARTBEATS)
-        .idempotency_ttl(Some(IDEMPOTENCY_TTL))
-}
-
-/// The settings for pushing and reading: only the queue name and key TTL matter there.
-pub(crate) fn push_config(lane: Lane) -> Config {
-    lane_config(lane, 1, RunOptions::default().heartbeat)
 }

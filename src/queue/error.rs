@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// A job-queue failure. Each message names the file or value at fault and what would be right.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueueError {
     #[error("{}", locked_text(path, *pid))]
     Locked { path: PathBuf, pid: Option<u32> },
@@ -19,18 +20,29 @@ pub enum QueueError {
     Corrupt { path: PathBuf, reason: String },
 
     #[error(
-        "could not open the job queue file {}: {reason}. Check that its folder exists and is \
-         writable by this user",
-        path.display()
+        "could not open the job queue {location}: {reason}. Check that its folder exists and is \
+         writable by this user"
     )]
-    Open { path: PathBuf, reason: String },
+    Open { location: String, reason: String },
 
-    #[error("job queue {}: {operation} failed: {source}", path.display())]
+    #[error(
+        "the disk holding the job queue {location} is full ({reason}). Nothing stored was lost: \
+         free some space (or move the data dir to a bigger disk and point --data-dir at it) \
+         and run franchise again to finish the imports"
+    )]
+    DiskFull { location: String, reason: String },
+
+    #[error(
+        "the job queue {location} stopped working after a failed write ({reason}); nothing \
+         stored was lost: fix the disk and run franchise again"
+    )]
+    Broken { location: String, reason: String },
+
+    #[error("job queue {location}: {operation} failed: {reason}")]
     Backend {
-        path: PathBuf,
+        location: String,
         operation: &'static str,
-        #[source]
-        source: Box<apalis_redb::Error>,
+        reason: String,
     },
 
     #[error("job for anime {anime_id} could not be encoded as JSON: {source}")]
@@ -48,10 +60,21 @@ pub enum QueueError {
     },
 
     #[error(
-        "JobQueue::run needs a running tokio runtime: call it from inside #[tokio::main] or a \
+        "the job queue needs a running tokio runtime: call it from inside #[tokio::main] or a \
          Runtime::block_on"
     )]
     NoRuntime,
+}
+
+impl QueueError {
+    /// The backend cannot go on until a person acts (a full disk, a damaged or poisoned
+    /// file): the pipeline stops with this error instead of retrying.
+    pub(crate) fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::DiskFull { .. } | Self::Broken { .. } | Self::Corrupt { .. }
+        )
+    }
 }
 
 fn locked_text(path: &Path, pid: Option<u32>) -> String {
@@ -59,7 +82,7 @@ fn locked_text(path: &Path, pid: Option<u32>) -> String {
     match pid {
         Some(pid) if pid == std::process::id() => format!(
             "the job queue {path} is already open in this process (pid {pid}); share the \
-             existing JobQueue handle (it is cheap to clone) instead of opening the file twice"
+             existing handle instead of opening the file twice"
         ),
         Some(pid) => format!(
             "the job queue {path} is owned by another franchise process (pid {pid}). Only one \

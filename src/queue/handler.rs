@@ -38,8 +38,9 @@ pub(crate) struct Adapter {
 impl Adapter {
     /// Runs the handler once. A Retry becomes a plain error (apalis-redb schedules another
     /// attempt while any remain); an Abort becomes apalis' AbortError (failed at once). Never
-    /// RetryAfterError or DeferredError: those can leave tasks stuck. A panicking handler is a
-    /// bug, not a transient failure: its job is aborted and the worker keeps running.
+    /// RetryAfterError or DeferredError: those can leave tasks stuck. The workers' handler
+    /// catches its own panics and records the item's failure; a panic that still escapes here
+    /// leaves the job to run again rather than ending it with its item unsettled.
     pub(crate) async fn call(self, job: FetchJob, delivery: Delivery) -> Result<(), BoxDynError> {
         let ctx = JobContext {
             lane: self.lane,
@@ -51,7 +52,7 @@ impl Adapter {
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
-                Err(JobFailure::Abort(format!(
+                Err(JobFailure::Retry(format!(
                     "the handler panicked while fetching anime {anime_id}"
                 )))
             });

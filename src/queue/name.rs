@@ -13,7 +13,7 @@ pub(crate) fn unique_worker_name(lane: Lane) -> String {
 }
 
 /// The machine's name, for telling workers of different machines apart in a shared backend.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let raw = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::env::var("COMPUTERNAME").ok())

@@ -1,18 +1,18 @@
-//! Store failures a user can act on: a missing or unwritable place, a locked, corrupt or
-//! newer database. Each names the file and what to do.
+//! Store failures a user can act on: a missing or unwritable place, a full disk, a locked,
+//! corrupt or newer database, a lost connection. Each names where and what to do.
 
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
-    #[error("cannot open the store at {}: {reason}", path.display())]
-    Open { path: PathBuf, reason: String },
+    #[error("cannot open the store at {location}: {reason}")]
+    Open { location: String, reason: String },
 
     #[error(
-        "the store at {} is locked by another process; wait for it to finish, or stop it",
-        path.display()
+        "the store at {location} is locked by another process; wait for it to finish, or stop it"
     )]
-    Locked { path: PathBuf },
+    Locked { location: String },
 
     #[error(
         "the store at {} is not a readable SQLite database ({reason}); move it aside to start \
@@ -22,57 +22,170 @@ pub enum StoreError {
     Corrupt { path: PathBuf, reason: String },
 
     #[error(
-        "the store at {} was migrated by a newer franchise (schema version {version} is unknown \
-         to this one); upgrade franchise, or point --data-dir elsewhere",
-        path.display()
+        "the store at {location} was migrated by a newer franchise (schema version {version} is \
+         unknown to this one); upgrade franchise, or point --data-dir elsewhere"
     )]
-    NewerSchema { path: PathBuf, version: i64 },
+    NewerSchema { location: String, version: i64 },
+
+    #[error(
+        "the store at {location} is read-only ({reason}): `franchise status` and `show` can \
+         read it, but importing needs write access to it and its folder"
+    )]
+    ReadOnly { location: String, reason: String },
+
+    #[error(
+        "the store at {location} needs an upgrade to this franchise's schema, but it is \
+         read-only; run franchise once with write access to it"
+    )]
+    NeedsUpgrade { location: String },
 
     #[error("store query failed: {0}")]
     Sql(#[from] sqlx::Error),
 }
 
+/// What kind of failure a store error is, for deciding whether the pipeline can go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The disk (or a size limit) is full: nothing more can be written until space is freed.
+    DiskFull,
+    /// The database or its folder cannot be written.
+    ReadOnly,
+    /// The operating system failed a read or write.
+    Io,
+    /// The file is damaged, or not a database.
+    Corrupt,
+    /// Another writer held the lock past the busy timeout.
+    Busy,
+    /// The connection to the database server was lost (it may come back).
+    Connection,
+    /// Anything else: a bug or bad data, not the environment.
+    Other,
+}
+
+impl Failure {
+    /// The environment, not the data, is at fault and retrying will not help until a person
+    /// acts: the pipeline stops with this error instead of retrying jobs.
+    pub(crate) fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            Self::DiskFull | Self::ReadOnly | Self::Io | Self::Corrupt
+        )
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::DiskFull => "the disk is full",
+            Self::ReadOnly => "it is read-only",
+            Self::Io => "the disk reported an I/O error",
+            Self::Corrupt => "the database file is damaged",
+            Self::Busy => "another process held its lock too long",
+            Self::Connection => "the connection to the database was lost",
+            Self::Other => "a query failed",
+        }
+    }
+}
+
 impl StoreError {
+    /// Classifies the failure by SQLite's result code or PostgreSQL's SQLSTATE.
+    pub(crate) fn failure(&self) -> Failure {
+        match self {
+            Self::ReadOnly { .. } | Self::NeedsUpgrade { .. } => Failure::ReadOnly,
+            Self::Corrupt { .. } => Failure::Corrupt,
+            Self::Locked { .. } => Failure::Busy,
+            Self::Sql(e) => classify_sqlx(e),
+            Self::Open { .. } | Self::NewerSchema { .. } => Failure::Other,
+        }
+    }
+
     pub(crate) fn from_open(path: &Path, error: sqlx::Error) -> Self {
-        let path = path.to_path_buf();
-        match sqlite_code(&error).as_deref() {
-            Some("5") | Some("6") => Self::Locked { path },
-            Some("11") | Some("26") => Self::Corrupt {
-                path,
+        let location = path.display().to_string();
+        match classify_sqlx(&error) {
+            Failure::Busy => Self::Locked { location },
+            Failure::Corrupt => Self::Corrupt {
+                path: path.to_path_buf(),
+                reason: error.to_string(),
+            },
+            Failure::ReadOnly => Self::ReadOnly {
+                location,
                 reason: error.to_string(),
             },
             _ => Self::Open {
-                path,
+                location,
                 reason: error.to_string(),
             },
         }
     }
 
-    pub(crate) fn from_migrate(path: &Path, error: sqlx::migrate::MigrateError) -> Self {
+    pub(crate) fn from_migrate(
+        location: &str,
+        path: &Path,
+        error: sqlx::migrate::MigrateError,
+    ) -> Self {
         use sqlx::migrate::MigrateError;
         match error {
             MigrateError::VersionMissing(version) => Self::NewerSchema {
-                path: path.to_path_buf(),
+                location: location.to_string(),
                 version,
             },
             MigrateError::Execute(e) => Self::from_open(path, e),
             other => Self::Open {
-                path: path.to_path_buf(),
+                location: location.to_string(),
                 reason: other.to_string(),
             },
         }
     }
 }
 
-/// SQLite's primary result code, as sqlx reports it.
-fn sqlite_code(error: &sqlx::Error) -> Option<String> {
+fn classify_sqlx(error: &sqlx::Error) -> Failure {
     match error {
-        sqlx::Error::Database(db) => db.code().map(|c| {
-            // Extended codes carry the primary code in the low byte.
-            c.parse::<i64>()
-                .map(|n| (n & 0xff).to_string())
-                .unwrap_or_else(|_| c.into_owned())
-        }),
-        _ => None,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return Failure::Other;
+            };
+            // SQLite: extended codes carry the primary code in the low byte.
+            if let Ok(n) = code.parse::<i64>() {
+                return match n & 0xff {
+                    5 | 6 => Failure::Busy,
+                    8 => Failure::ReadOnly,
+                    10 | 14 => Failure::Io,
+                    11 | 26 => Failure::Corrupt,
+                    13 => Failure::DiskFull,
+                    _ => Failure::Other,
+                };
+            }
+            // PostgreSQL SQLSTATE classes.
+            match &code[..code.len().min(2)] {
+                "53" => Failure::DiskFull,
+                "08" | "57" => Failure::Connection,
+                "25" if code == "25006" => Failure::ReadOnly,
+                "40" => Failure::Busy,
+                "58" => Failure::Io,
+                "XX" => Failure::Corrupt,
+                _ => Failure::Other,
+            }
+        }
+        sqlx::Error::Io(io) => {
+            if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull {
+                Failure::DiskFull
+            } else if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::NotConnected
+            ) {
+                Failure::Connection
+            } else {
+                Failure::Io
+            }
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            Failure::Connection
+        }
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => Failure::Connection,
+        _ => Failure::Other,
     }
 }

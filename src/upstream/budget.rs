@@ -1,27 +1,22 @@
-//! The one rate budget every caller of an upstream shares: a rolling-window request budget,
-//! a burst guard, server-header adaptation, and a park that stops everyone after a 429 or 403.
-//!
-//! Why a rolling window and not a plain GCRA: AniList counts requests in a fixed one-minute
-//! window. A GCRA of 30/min with a burst of 30 lets 30 go at once and then refills, so 52 can
-//! land inside one minute and the 31st is banned. Keeping the send times of the last window
-//! guarantees at most `requests` in ANY window, so a walk may spend the whole minute's budget
-//! on round trips without ever crossing the server's count. `governor` keeps the short-term
-//! pace (a couple a second), which is what AniList's undocumented burst limiter watches.
+//! The one AniList budget every caller shares, across threads AND processes: its state lives
+//! in a ledger (the store, for a real data dir), so no number of processes, restarts or
+//! `fetch` calls can exceed it or send during a ban. The rules are in `ledger.rs`.
 
-use std::collections::VecDeque;
-use std::num::NonZeroU32;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
+use tokio::sync::broadcast;
+
+use super::ledger::{LedgerOp, LedgerOutcome, LedgerRules, ParkReason};
+use crate::clock::Clock;
+use crate::store::StoreError;
 
 /// How much a budget allows. `requests` per `window` is the long-term limit; `min_spacing` the
 /// shortest gap between two requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BudgetConfig {
+pub(crate) struct BudgetConfig {
     pub requests: u32,
     pub window: Duration,
     pub min_spacing: Duration,
@@ -33,51 +28,24 @@ pub struct BudgetConfig {
 }
 
 impl BudgetConfig {
-    /// AniList as it behaves now: degraded to 30/min while its headers still say 90.
-    pub fn per_minute(requests: u32) -> Self {
-        Self {
-            requests,
-            window: Duration::from_secs(60),
-            min_spacing: Duration::from_millis(500),
-            retry_after_margin: Duration::from_secs(1),
-            outage_pause_min: Duration::from_secs(5),
-            outage_pause_max: Duration::from_secs(60),
+    /// The ledger's rules. The window gets 1/30 of slack (2 s in a minute): a request sent at t
+    /// may arrive a little later, so arrivals can bunch up by the latency jitter.
+    pub(crate) fn rules(&self) -> LedgerRules {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        LedgerRules {
+            requests: self.requests.max(1),
+            window_ms: ms(self.window + self.window / 30).max(1),
+            min_spacing_ms: ms(self.min_spacing),
+            retry_after_margin_ms: ms(self.retry_after_margin),
+            outage_pause_min_ms: ms(self.outage_pause_min),
+            outage_pause_max_ms: ms(self.outage_pause_max),
         }
-    }
-
-    /// Checks the values make a usable budget and says which one does not.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.requests == 0 {
-            return Err("budget must allow at least 1 request per window, got 0".into());
-        }
-        if self.window.is_zero() {
-            return Err("budget window must be longer than 0 s".into());
-        }
-        if self.outage_pause_min > self.outage_pause_max {
-            return Err(format!(
-                "outage pause min ({:?}) is longer than its max ({:?})",
-                self.outage_pause_min, self.outage_pause_max
-            ));
-        }
-        Ok(())
-    }
-
-    /// Slack added to the window: a request sent at t may arrive a little later, so arrivals
-    /// can bunch up by the latency jitter. 1/30 of the window is 2 s in a minute.
-    fn window_with_slack(&self) -> Duration {
-        self.window + self.window / 30
-    }
-}
-
-impl Default for BudgetConfig {
-    fn default() -> Self {
-        Self::per_minute(30)
     }
 }
 
 /// What AniList's rate-limit headers said about a response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RateHeaders {
+pub(crate) struct RateHeaders {
     pub limit: Option<u32>,
     pub remaining: Option<u32>,
     pub retry_after: Option<Duration>,
@@ -86,7 +54,7 @@ pub struct RateHeaders {
 impl RateHeaders {
     /// Reads the headers through `get`, so reqwest's map and recorded JSON both work.
     /// Unparseable values are ignored rather than trusted.
-    pub fn read<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Self {
+    pub(crate) fn read<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Self {
         let num = |name: &str| get(name).and_then(|v| v.trim().parse::<u32>().ok());
         Self {
             limit: num("x-ratelimit-limit"),
@@ -96,17 +64,10 @@ impl RateHeaders {
     }
 }
 
-/// Why everyone is parked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ParkReason {
-    RateLimited,
-    Outage,
-}
-
-/// A snapshot of the budget for the status view.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The budget as a status view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetState {
+    /// Requests sent by every process sharing this budget.
     pub requests_made: u64,
     pub rate_limited_seen: u64,
     pub outages_seen: u64,
@@ -114,232 +75,257 @@ pub struct BudgetState {
     pub limit_per_window: u32,
     pub window_secs: f64,
     pub used_in_window: u32,
-    /// Requests a minute the budget allows at the moment, all limits considered.
+    pub min_spacing_ms: u64,
+    /// Requests a minute the budget allows at the moment, all limits considered (0 while
+    /// parked).
     pub pace_per_minute: f64,
     pub parked_for_ms: Option<u64>,
-    pub parked_until: Option<SystemTime>,
+    /// When the park ends (Unix ms).
+    pub parked_until_ms: Option<i64>,
     pub parked_reason: Option<ParkReason>,
     pub server_limit: Option<u32>,
     pub server_remaining: Option<u32>,
+}
+
+/// A change every caller of the budget cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BudgetChange {
+    Parked { until_ms: i64, reason: ParkReason },
+    Resumed,
+}
+
+/// Where the budget's state lives. The store implements it for real data dirs; the memory
+/// ledger serves a process that has no store.
+#[async_trait]
+pub(crate) trait BudgetLedger: Send + Sync {
+    async fn apply(
+        &self,
+        op: LedgerOp,
+        rules: &LedgerRules,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, StoreError>;
 }
 
 /// Proof that the budget let one request go: spend it on exactly one request. Holding one
 /// lets a batcher choose WHICH ids go out at the moment the slot opens.
 #[must_use = "a slot is one request the budget already counted"]
 #[derive(Debug)]
-pub struct Slot(());
+pub(crate) struct Slot(());
 
-/// One upstream's shared budget. Clone the `Arc` into every worker; never build two for one
-/// upstream, or the limits multiply.
-pub struct RateBudget {
+/// The budget of one upstream. Clone the `Arc` into every worker.
+pub(crate) struct RateBudget {
     config: BudgetConfig,
-    pace: DefaultDirectRateLimiter,
-    clock: DefaultClock,
-    state: Mutex<State>,
+    rules: LedgerRules,
+    ledger: Arc<dyn BudgetLedger>,
+    clock: Arc<dyn Clock>,
+    changes: broadcast::Sender<BudgetChange>,
+    /// The park this process last reported, so each park and resume is told once.
+    reported: Mutex<Option<(i64, ParkReason)>>,
+    /// The state as of the last operation, for ETAs that must not cost a query.
+    last: Mutex<Option<BudgetState>>,
 }
 
-struct State {
-    sent: VecDeque<Instant>,
-    limit: u32,
-    parked_until: Option<Instant>,
-    parked_reason: Option<ParkReason>,
-    consecutive_outages: u32,
-    server: Option<ServerView>,
-    requests_made: u64,
-    rate_limited_seen: u64,
-    outages_seen: u64,
-}
-
-/// The server's own count, as of the last response: `remaining` left at `at`.
-#[derive(Clone, Copy)]
-struct ServerView {
-    limit: Option<u32>,
-    remaining: u32,
-    at: Instant,
-    sent_since: u32,
-}
+/// A refused take is tried again at least this often, so a park lifted or shortened by
+/// another process is noticed.
+const RECHECK_AT_MOST: Duration = Duration::from_secs(5);
 
 impl RateBudget {
-    pub fn new(config: BudgetConfig) -> Result<Self, String> {
-        config.validate()?;
-        let spacing = if config.min_spacing.is_zero() {
-            Duration::from_nanos(1)
-        } else {
-            config.min_spacing
-        };
-        let quota = Quota::with_period(spacing)
-            .ok_or_else(|| "budget min spacing must be longer than 0".to_string())?
-            .allow_burst(NonZeroU32::MIN);
-        Ok(Self {
-            pace: RateLimiter::direct(quota),
-            clock: DefaultClock::default(),
-            state: Mutex::new(State {
-                sent: VecDeque::new(),
-                limit: config.requests,
-                parked_until: None,
-                parked_reason: None,
-                consecutive_outages: 0,
-                server: None,
-                requests_made: 0,
-                rate_limited_seen: 0,
-                outages_seen: 0,
-            }),
+    pub(crate) fn new(
+        config: BudgetConfig,
+        ledger: Arc<dyn BudgetLedger>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let (changes, _) = broadcast::channel(64);
+        Self {
+            rules: config.rules(),
             config,
-        })
+            ledger,
+            clock,
+            changes,
+            reported: Mutex::new(None),
+            last: Mutex::new(None),
+        }
     }
 
-    pub fn config(&self) -> &BudgetConfig {
-        &self.config
+    /// A budget kept in this process's memory only.
+    #[cfg(test)]
+    pub(crate) fn in_memory(config: BudgetConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::new(config, Arc::new(memory::MemoryLedger::default()), clock)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state stays consistent even if a holder panicked: every update is one assignment.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Parks and resumes as they happen (as this process learns of them).
+    pub(crate) fn changes(&self) -> broadcast::Receiver<BudgetChange> {
+        self.changes.subscribe()
     }
 
-    /// Waits until one request may go out, and counts it as sent. Cancel-safe: a caller
-    /// that stops waiting has taken nothing.
-    pub async fn acquire(&self) -> Slot {
+    fn reported(&self) -> MutexGuard<'_, Option<(i64, ParkReason)>> {
+        self.reported.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn op(&self, op: LedgerOp) -> Result<LedgerOutcome, StoreError> {
+        let outcome = self
+            .ledger
+            .apply(op, &self.rules, self.clock.now_ms())
+            .await?;
+        self.report(&outcome);
+        let state = self.describe(&outcome);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+        Ok(outcome)
+    }
+
+    /// The state as of the last operation of this process, if any.
+    pub(crate) fn last_state(&self) -> Option<BudgetState> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Tells subscribers about a park this process had not seen, or the end of one.
+    fn report(&self, outcome: &LedgerOutcome) {
+        let mut reported = self.reported();
+        match (outcome.parked, *reported) {
+            (Some(park), seen) if seen != Some(park) => {
+                *reported = Some(park);
+                let _ = self.changes.send(BudgetChange::Parked {
+                    until_ms: park.0,
+                    reason: park.1,
+                });
+            }
+            (None, Some(_)) => {
+                *reported = None;
+                let _ = self.changes.send(BudgetChange::Resumed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits until one request may go out, and counts it as sent. Cancel-safe: a caller that
+    /// stops waiting has taken nothing. Waiting holds no database connection.
+    pub(crate) async fn acquire(&self) -> Result<Slot, StoreError> {
         loop {
-            let wait = {
-                let mut state = self.lock();
-                let now = Instant::now();
-                match self.next_slot(&mut state, now) {
-                    Some(until) => until,
-                    None => {
-                        state.sent.push_back(now);
-                        state.requests_made += 1;
-                        if let Some(view) = state.server.as_mut() {
-                            view.sent_since += 1;
-                        }
-                        return Slot(());
-                    }
-                }
-            };
-            tokio::time::sleep_until(wait).await;
-        }
-    }
-
-    /// `None` if a request may go now, else the earliest instant worth checking again. Only the
-    /// last check (the pace) consumes anything, so a refused request costs nothing.
-    fn next_slot(&self, state: &mut State, now: Instant) -> Option<Instant> {
-        if let Some(until) = state.parked_until {
-            if until > now {
-                return Some(until);
+            let outcome = self.op(LedgerOp::Take).await?;
+            if outcome.granted {
+                return Ok(Slot(()));
             }
-            state.parked_until = None;
-            state.parked_reason = None;
-        }
-        let window = self.config.window_with_slack();
-        while state
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            state.sent.pop_front();
-        }
-        if state.sent.len() >= state.limit as usize {
-            return state.sent.front().map(|oldest| *oldest + window);
-        }
-        if let Some(view) = state.server {
-            let reset = view.at + window;
-            if now >= reset {
-                state.server = None;
-            } else if view.sent_since >= view.remaining {
-                // The server says its window is spent, whatever we counted ourselves.
-                return Some(reset);
-            }
-        }
-        match self.pace.check() {
-            Ok(()) => None,
-            Err(not_until) => Some(now + not_until.wait_time_from(self.clock.now())),
+            let now = self.clock.now_ms();
+            let wait_ms = outcome.retry_at_ms.unwrap_or(now + 1).saturating_sub(now);
+            let wait = Duration::from_millis(u64::try_from(wait_ms.max(1)).unwrap_or(1));
+            tokio::time::sleep(wait.min(RECHECK_AT_MOST)).await;
         }
     }
 
     /// Feeds back what a successful (non-429) response's headers said.
-    pub fn observe(&self, headers: &RateHeaders) {
-        let mut state = self.lock();
-        state.consecutive_outages = 0;
-        if let Some(limit) = headers.limit {
-            // A server that admits to less than we planned for wins; one claiming more does
-            // not (AniList's headers say 90 while it enforces 30).
-            state.limit = self.config.requests.min(limit.max(1));
-        }
-        if let Some(remaining) = headers.remaining {
-            state.server = Some(ServerView {
-                limit: headers.limit,
-                remaining,
-                at: Instant::now(),
-                sent_since: 0,
-            });
-        }
+    pub(crate) async fn observe(&self, headers: &RateHeaders) -> Result<(), StoreError> {
+        self.op(LedgerOp::Observe {
+            limit: headers.limit,
+            remaining: headers.remaining,
+        })
+        .await
+        .map(|_| ())
     }
 
-    /// A 429: park every caller until `retry_after` plus the margin has passed.
-    pub fn on_rate_limited(&self, retry_after: Duration) -> Duration {
-        let pause = retry_after + self.config.retry_after_margin;
-        let mut state = self.lock();
-        state.rate_limited_seen += 1;
-        Self::park(&mut state, pause, ParkReason::RateLimited);
-        // After a ban the server starts a fresh window.
-        state.server = None;
-        pause
+    /// A 429: park every caller, in every process, until `retry_after` plus the margin.
+    pub(crate) async fn on_rate_limited(
+        &self,
+        retry_after: Duration,
+    ) -> Result<Duration, StoreError> {
+        let retry_after_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
+        let outcome = self.op(LedgerOp::RateLimited { retry_after_ms }).await?;
+        Ok(self.left(outcome))
     }
 
     /// A 403 outage: park every caller for a pause that doubles while the outage lasts, so
     /// the workers back off as one instead of each probing a dead API.
-    pub fn on_outage(&self) -> Duration {
-        let mut state = self.lock();
-        state.outages_seen += 1;
-        let doublings = state.consecutive_outages.min(16);
-        state.consecutive_outages += 1;
-        let pause = self
-            .config
-            .outage_pause_min
-            .saturating_mul(1u32 << doublings)
-            .min(self.config.outage_pause_max);
-        Self::park(&mut state, pause, ParkReason::Outage);
-        pause
+    pub(crate) async fn on_outage(&self) -> Result<Duration, StoreError> {
+        let outcome = self.op(LedgerOp::Outage).await?;
+        Ok(self.left(outcome))
     }
 
-    fn park(state: &mut State, pause: Duration, reason: ParkReason) {
-        let until = Instant::now() + pause;
-        if state.parked_until.is_none_or(|current| current < until) {
-            state.parked_until = Some(until);
-            state.parked_reason = Some(reason);
-        }
+    fn left(&self, outcome: LedgerOutcome) -> Duration {
+        let now = self.clock.now_ms();
+        outcome
+            .parked
+            .map(|(until, _)| Duration::from_millis(u64::try_from(until - now).unwrap_or(0)))
+            .unwrap_or_default()
     }
 
     /// A snapshot for the status view and ETAs.
-    pub fn state(&self) -> BudgetState {
-        let state = self.lock();
-        let now = Instant::now();
-        let window = self.config.window_with_slack();
-        let used = state
-            .sent
-            .iter()
-            .filter(|t| now.duration_since(**t) < window)
-            .count() as u32;
-        let parked_for = state.parked_until.filter(|u| *u > now).map(|u| u - now);
-        let per_minute_window = f64::from(state.limit) * 60.0 / window.as_secs_f64();
-        let per_minute_pace = 60.0 / self.config.min_spacing.as_secs_f64().max(1e-9);
+    pub(crate) async fn state(&self) -> Result<BudgetState, StoreError> {
+        let outcome = self.op(LedgerOp::Read).await?;
+        Ok(self.describe(&outcome))
+    }
+
+    fn describe(&self, outcome: &LedgerOutcome) -> BudgetState {
+        let now = self.clock.now_ms();
+        let s = outcome.snapshot;
+        let parked = outcome.parked.filter(|(until, _)| *until > now);
+        let window_secs = self.rules.window_ms as f64 / 1000.0;
+        let per_minute_window = f64::from(s.limit) * 60.0 / window_secs.max(1e-9);
+        let per_minute_pace = 60_000.0 / (self.rules.min_spacing_ms.max(1) as f64);
         BudgetState {
-            requests_made: state.requests_made,
-            rate_limited_seen: state.rate_limited_seen,
-            outages_seen: state.outages_seen,
-            limit_per_window: state.limit,
+            requests_made: s.requests_made,
+            rate_limited_seen: s.rate_limited_seen,
+            outages_seen: s.outages_seen,
+            limit_per_window: s.limit,
             window_secs: self.config.window.as_secs_f64(),
-            used_in_window: used,
-            pace_per_minute: if parked_for.is_some() {
+            used_in_window: s.used_in_window,
+            min_spacing_ms: u64::try_from(self.rules.min_spacing_ms).unwrap_or(0),
+            pace_per_minute: if parked.is_some() {
                 0.0
             } else {
                 per_minute_window.min(per_minute_pace)
             },
-            parked_for_ms: parked_for.map(|d| d.as_millis() as u64),
-            parked_until: parked_for.map(|d| SystemTime::now() + d),
-            parked_reason: parked_for.and(state.parked_reason),
-            server_limit: state.server.and_then(|v| v.limit),
-            server_remaining: state.server.map(|v| v.remaining),
+            parked_for_ms: parked.map(|(until, _)| u64::try_from(until - now).unwrap_or(0)),
+            parked_until_ms: parked.map(|(until, _)| until),
+            parked_reason: parked.map(|(_, reason)| reason),
+            server_limit: s.server_limit,
+            server_remaining: s.server_remaining,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod memory {
+    //! The budget's rules over state kept in memory, for tests that need no store.
+
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::BudgetLedger;
+    use crate::store::StoreError;
+    use crate::upstream::ledger::{
+        LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, WindowView, apply, window_start,
+    };
+
+    /// A ledger in this process's memory: the same rules, shared by this process only.
+    #[derive(Default)]
+    pub(crate) struct MemoryLedger {
+        state: Mutex<(LedgerRow, VecDeque<i64>)>,
+    }
+
+    #[async_trait]
+    impl BudgetLedger for MemoryLedger {
+        async fn apply(
+            &self,
+            op: LedgerOp,
+            rules: &LedgerRules,
+            now_ms: i64,
+        ) -> Result<LedgerOutcome, StoreError> {
+            let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let (row, sends) = &mut *guard;
+            let start = window_start(rules, now_ms);
+            while sends.front().is_some_and(|t| *t < start) {
+                sends.pop_front();
+            }
+            let view = WindowView {
+                in_window: u32::try_from(sends.len()).unwrap_or(u32::MAX),
+                oldest_ms: sends.front().copied(),
+            };
+            let outcome = apply(op, rules, now_ms, row, view);
+            if outcome.granted {
+                sends.push_back(now_ms);
+            }
+            Ok(outcome)
         }
     }
 }

@@ -1,21 +1,24 @@
 //! The AniList client: batches of up to 50 ids in one GraphQL request, through the shared
-//! budget, retrying what is worth retrying and nothing else.
+//! budget, retrying what is worth retrying and nothing else. An AniList that was never
+//! reachable (no DNS, refused, TLS) is reported within seconds, not after minutes of retries.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::json;
 
-use super::budget::{RateBudget, RateHeaders, Slot};
+use super::budget::{BudgetState, RateBudget, RateHeaders, Slot};
 use super::error::UpstreamError;
 use super::query::{BATCH_QUERY, MAX_BATCH};
 use super::response::parse_page;
-use crate::anime::{Anime, AnimeId};
+use crate::anime::{Anime, AnimeId, MediaKind};
+use crate::store::StoreError;
 
 /// AniList asks API users to identify themselves.
-pub const USER_AGENT: &str = concat!(
+pub(crate) const USER_AGENT: &str = concat!(
     "franchise/",
     env!("CARGO_PKG_VERSION"),
     " (AniList franchise importer; https://crates.io/crates/franchise)"
@@ -23,7 +26,7 @@ pub const USER_AGENT: &str = concat!(
 
 /// Where and how to talk to AniList.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     pub endpoint: String,
     /// Whole-request timeout: connect, send, and read the body.
     pub timeout: Duration,
@@ -35,37 +38,34 @@ pub struct ClientConfig {
     pub max_parks: u32,
 }
 
-impl Default for ClientConfig {
-    fn default() -> Self {
-        Self {
-            endpoint: "https://graphql.anilist.co".to_string(),
-            timeout: Duration::from_secs(20),
-            max_retries: 5,
-            retry_min_delay: Duration::from_millis(500),
-            retry_max_delay: Duration::from_secs(30),
-            max_parks: 10,
-        }
-    }
-}
+/// Connection failures tried before an AniList that never answered is reported unreachable.
+const UNREACHABLE_AFTER: usize = 3;
+const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// What one batch fetch found. Ids that AniList left out of an `id_in` answer are unknown,
-/// deleted or adult: a permanent "not found", not an error to retry.
+/// deleted or adult: a permanent "not found", not an error to retry. A record that cannot be
+/// the anime asked for (a MANGA for an ANIME query) is a malformed answer for that id.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct BatchAnswer {
+pub(crate) struct BatchAnswer {
     pub found: Vec<Anime>,
     pub not_found: Vec<AnimeId>,
+    pub malformed: Vec<(AnimeId, String)>,
 }
 
 /// An AniList client bound to one shared [`RateBudget`]. Cheap to clone.
 #[derive(Clone)]
-pub struct AniListClient {
+pub(crate) struct AniListClient {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
     budget: Arc<RateBudget>,
+    /// Whether any request of this process got an HTTP answer.
+    answered: Arc<AtomicBool>,
+    /// Smoothed round trip of answered requests, in microseconds (0: none yet).
+    rtt_us: Arc<AtomicU64>,
 }
 
 impl AniListClient {
-    pub fn new(config: ClientConfig, budget: Arc<RateBudget>) -> Result<Self, String> {
+    pub(crate) fn new(config: ClientConfig, budget: Arc<RateBudget>) -> Result<Self, String> {
         reqwest::Url::parse(&config.endpoint).map_err(|e| {
             format!(
                 "invalid AniList endpoint {:?}: {e}; expected a URL like https://graphql.anilist.co",
@@ -85,37 +85,57 @@ impl AniListClient {
             http,
             config: Arc::new(config),
             budget,
+            answered: Arc::new(AtomicBool::new(false)),
+            rtt_us: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    pub fn budget(&self) -> &Arc<RateBudget> {
+    pub(crate) fn budget(&self) -> &Arc<RateBudget> {
         &self.budget
     }
 
+    /// The smoothed round trip of answered requests, once one was measured.
+    pub(crate) fn round_trip(&self) -> Option<Duration> {
+        match self.rtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    fn record_round_trip(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.rtt_us.load(Ordering::Relaxed);
+        // An exponential moving average weighing the newest sample 1/4.
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 3 + sample) / 4
+        };
+        self.rtt_us.store(new.max(1), Ordering::Relaxed);
+    }
+
     /// Fetches these anime with their relations: one request per 50 ids (duplicates dropped).
-    pub async fn fetch_batch(&self, ids: &[AnimeId]) -> Result<BatchAnswer, UpstreamError> {
+    pub(crate) async fn fetch_batch(&self, ids: &[AnimeId]) -> Result<BatchAnswer, UpstreamError> {
         let mut seen = HashSet::with_capacity(ids.len());
         let unique: Vec<AnimeId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let mut answer = BatchAnswer::default();
         for chunk in unique.chunks(MAX_BATCH) {
-            let slot = self.budget.acquire().await;
+            let slot = self.budget.acquire().await.map_err(budget_error)?;
             let part = self.fetch_with_slot(slot, chunk).await?;
             answer.found.extend(part.found);
             answer.not_found.extend(part.not_found);
+            answer.malformed.extend(part.malformed);
         }
         Ok(answer)
     }
 
     /// Fetches at most 50 ids in one request, spending a slot already taken from the budget
     /// (retries take their own). A batcher uses this to pick the ids when the slot opens.
-    pub async fn fetch_with_slot(
+    pub(crate) async fn fetch_with_slot(
         &self,
         slot: Slot,
         ids: &[AnimeId],
     ) -> Result<BatchAnswer, UpstreamError> {
-        let Some(chunk) = ids.get(..MAX_BATCH.min(ids.len())) else {
-            return Ok(BatchAnswer::default());
-        };
         if ids.len() > MAX_BATCH {
             return Err(UpstreamError::QueryRejected {
                 status: 400,
@@ -125,20 +145,36 @@ impl AniListClient {
                 ),
             });
         }
-        let found = self.fetch_page(chunk, slot).await?;
-        let returned: HashSet<AnimeId> = found.iter().map(|a| a.id).collect();
-        let asked: HashSet<&AnimeId> = chunk.iter().collect();
-        Ok(BatchAnswer {
-            not_found: chunk
-                .iter()
-                .filter(|id| !returned.contains(id))
-                .copied()
-                .collect(),
-            found: found
-                .into_iter()
-                .filter(|a| asked.contains(&a.id))
-                .collect(),
-        })
+        if ids.is_empty() {
+            return Ok(BatchAnswer::default());
+        }
+        let found = self.fetch_page(ids, slot).await?;
+        let asked: HashSet<&AnimeId> = ids.iter().collect();
+        let mut answer = BatchAnswer::default();
+        let mut returned = HashSet::new();
+        for anime in found {
+            if !asked.contains(&anime.id) || !returned.insert(anime.id) {
+                continue;
+            }
+            if anime.kind == MediaKind::Anime {
+                answer.found.push(anime);
+            } else {
+                answer.malformed.push((
+                    anime.id,
+                    format!(
+                        "AniList answered a {} record for id {} to a query for ANIME",
+                        anime.kind.as_str(),
+                        anime.id
+                    ),
+                ));
+            }
+        }
+        answer.not_found = ids
+            .iter()
+            .filter(|id| !returned.contains(id))
+            .copied()
+            .collect();
+        Ok(answer)
     }
 
     /// One page, retried: transient failures back off exponentially with jitter; a 429 or
@@ -151,35 +187,57 @@ impl AniListClient {
             .with_jitter()
             .build();
         let mut parks = 0;
+        let mut unreachable = 0;
         let mut slot = Some(slot);
         loop {
             if slot.take().is_none() {
-                let _ = self.budget.acquire().await;
+                let _slot = self.budget.acquire().await.map_err(budget_error)?;
             }
+            let started = Instant::now();
             let (headers, outcome) = self.send_once(ids).await;
             let error = match outcome {
                 Ok(anime) => {
-                    self.budget.observe(&headers);
+                    self.answered.store(true, Ordering::Relaxed);
+                    self.record_round_trip(started.elapsed());
+                    self.budget.observe(&headers).await.map_err(budget_error)?;
                     return Ok(anime);
                 }
                 Err(error) => error,
             };
             match &error {
                 UpstreamError::RateLimited { retry_after } => {
-                    let pause = self.budget.on_rate_limited(*retry_after);
+                    self.answered.store(true, Ordering::Relaxed);
+                    let pause = self
+                        .budget
+                        .on_rate_limited(*retry_after)
+                        .await
+                        .map_err(budget_error)?;
                     tracing::warn!(?pause, "AniList rate limit hit; every worker is parked");
                     parks += 1;
                 }
                 UpstreamError::Disabled { .. } => {
-                    let pause = self.budget.on_outage();
+                    self.answered.store(true, Ordering::Relaxed);
+                    let pause = self.budget.on_outage().await.map_err(budget_error)?;
                     tracing::warn!(?pause, %error, "AniList disabled; every worker is parked");
                     parks += 1;
                 }
                 e if e.is_permanent() => return Err(error),
-                _ => {
-                    self.budget.observe(&headers);
-                    let Some(delay) = backoff.next() else {
+                UpstreamError::Unreachable { .. } if !self.answered.load(Ordering::Relaxed) => {
+                    // Nothing ever answered: a wrong URL or no network, not a bad moment.
+                    unreachable += 1;
+                    if unreachable >= UNREACHABLE_AFTER {
                         return Err(error);
+                    }
+                    tokio::time::sleep(UNREACHABLE_RETRY_DELAY).await;
+                    continue;
+                }
+                _ => {
+                    if !matches!(error, UpstreamError::Unreachable { .. }) {
+                        self.answered.store(true, Ordering::Relaxed);
+                        self.budget.observe(&headers).await.map_err(budget_error)?;
+                    }
+                    let Some(delay) = backoff.next() else {
+                        return Err(error.into_transient());
                     };
                     tracing::debug!(?delay, %error, "retrying AniList request");
                     tokio::time::sleep(delay).await;
@@ -207,36 +265,66 @@ impl AniListClient {
             .await
         {
             Ok(response) => response,
-            Err(e) => return (RateHeaders::default(), Err(transport_error(&e))),
+            Err(e) => return (RateHeaders::default(), Err(self.transport_error(&e))),
         };
         let status = response.status().as_u16();
         let headers =
             RateHeaders::read(|name| response.headers().get(name).and_then(|v| v.to_str().ok()));
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
-            Err(e) => return (headers, Err(transport_error(&e))),
+            Err(e) => return (headers, Err(self.transport_error(&e))),
         };
         (headers, parse_page(status, headers.retry_after, &bytes))
     }
+
+    fn transport_error(&self, error: &reqwest::Error) -> UpstreamError {
+        // reqwest's Display hides the cause (reset, refused); the source chain names it.
+        let mut chain = String::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        if error.is_connect() {
+            let host = reqwest::Url::parse(&self.config.endpoint)
+                .ok()
+                .and_then(|u| {
+                    u.host_str().map(|h| {
+                        format!(
+                            "{h}{}",
+                            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                        )
+                    })
+                })
+                .unwrap_or_else(|| self.config.endpoint.clone());
+            return UpstreamError::Unreachable {
+                host,
+                reason: format!("could not connect{chain}"),
+            };
+        }
+        let what = if error.is_timeout() {
+            "timed out"
+        } else if error.is_body() || error.is_decode() {
+            "body cut off"
+        } else {
+            "request failed"
+        };
+        UpstreamError::Transient {
+            reason: format!("{what}: {error}{chain}"),
+        }
+    }
+
+    /// The budget's last known state, without asking the store (for ETAs in events).
+    pub(crate) fn last_budget(&self) -> Option<BudgetState> {
+        self.budget.last_state()
+    }
 }
 
-fn transport_error(error: &reqwest::Error) -> UpstreamError {
-    let what = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_body() || error.is_decode() {
-        "body cut off"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display hides the cause (reset, refused); the source chain names it.
-    let mut reason = format!("{what}: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
+/// The budget lives in the store; a store that fails it fails the request as transient
+/// (the workers' flusher decides whether the store is broken for good).
+fn budget_error(e: StoreError) -> UpstreamError {
+    UpstreamError::Transient {
+        reason: format!("the shared rate budget could not be read: {e}"),
     }
-    UpstreamError::Transient { reason }
 }

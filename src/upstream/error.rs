@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// A failed AniList call. Each variant carries what the caller needs to decide what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UpstreamError {
     /// HTTP 429: every caller must wait `retry_after` before the next request.
     #[error("AniList rate limit hit: retry after {}s", retry_after.as_secs())]
@@ -23,6 +24,14 @@ pub enum UpstreamError {
     #[error("AniList API is disabled (HTTP 403): {message}")]
     Disabled { message: String },
 
+    /// No connection could be made at all (DNS failure, connection refused, TLS failure).
+    #[error(
+        "cannot reach AniList at {host}: {reason}. Check the network connection, or point \
+         --anilist-url (FRANCHISE_ANILIST__URL) at a reachable endpoint such as a local \
+         fake-anilist"
+    )]
+    Unreachable { host: String, reason: String },
+
     /// 5xx, a timeout, a reset connection: worth retrying after a backoff.
     #[error("transient AniList failure: {reason}")]
     Transient { reason: String },
@@ -39,6 +48,17 @@ impl UpstreamError {
         matches!(self, Self::NotFound { .. } | Self::QueryRejected { .. })
     }
 
+    /// The same failure as a transient one: AniList answered this process before, so a
+    /// lost connection now is a bad moment, not a wrong address.
+    pub(crate) fn into_transient(self) -> Self {
+        match self {
+            Self::Unreachable { host, reason } => Self::Transient {
+                reason: format!("{host}: {reason}"),
+            },
+            other => other,
+        }
+    }
+
     /// A short machine-readable name, used as a failure reason in the store and status view.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -46,6 +66,7 @@ impl UpstreamError {
             Self::NotFound { .. } => "not_found",
             Self::QueryRejected { .. } => "query_rejected",
             Self::Disabled { .. } => "upstream_disabled",
+            Self::Unreachable { .. } => "unreachable",
             Self::Transient { .. } => "transient",
             Self::Malformed { .. } => "malformed_response",
         }
@@ -54,7 +75,7 @@ impl UpstreamError {
 
 /// At most this many characters of a bad body are kept in an error, enough to recognise an
 /// HTML error page or a cut-off JSON document without flooding logs.
-pub const EXCERPT_CHARS: usize = 120;
+pub(crate) const EXCERPT_CHARS: usize = 120;
 
 pub(crate) fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(body)

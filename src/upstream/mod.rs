@@ -1,14 +1,22 @@
 //! Talking to AniList correctly and politely: the batch query, response parsing into typed
-//! records and errors, the shared rate budget, and the retrying client that ties them together.
+//! records and errors, the shared rate budget (its rules in `ledger.rs`, its state in the
+//! store), and the retrying client that ties them together.
 
-mod budget;
+pub(crate) mod budget;
 mod client;
 mod error;
+pub(crate) mod ledger;
 mod query;
 mod response;
 
-pub use budget::{BudgetConfig, BudgetState, ParkReason, RateBudget, RateHeaders, Slot};
-pub use client::{AniListClient, BatchAnswer, ClientConfig, USER_AGENT};
+pub use budget::BudgetState;
+pub(crate) use budget::{BudgetChange, BudgetConfig, RateBudget, Slot};
+pub(crate) use client::{AniListClient, BatchAnswer, ClientConfig};
 pub use error::UpstreamError;
-pub use query::{BATCH_QUERY, MAX_BATCH};
-pub use response::{DEFAULT_RETRY_AFTER, parse_media, parse_media_relations, parse_page};
+pub use ledger::ParkReason;
+pub(crate) use query::MAX_BATCH;
+#[cfg(test)]
+pub(crate) use response::{parse_media, parse_media_relations, parse_page};
+
+#[cfg(test)]
+mod tests;

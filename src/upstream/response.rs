@@ -12,12 +12,12 @@ use crate::anime::{
 };
 
 /// AniList's `Retry-After` when a 429 forgets to say: its ban lasts a minute.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The answer to a `Page(media(id_in: …))` request: the anime that came back.
 ///
 /// `status` is the HTTP status; `retry_after` the parsed `Retry-After` header, if any.
-pub fn parse_page(
+pub(crate) fn parse_page(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
@@ -36,9 +36,10 @@ pub fn parse_page(
         .collect()
 }
 
+#[cfg(test)]
 /// The answer to a single `Media(id: …)` request, as AniList's own pages and the recorded
 /// fixtures use. A 404 is [`UpstreamError::NotFound`].
-pub fn parse_media(
+pub(crate) fn parse_media(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
@@ -53,9 +54,10 @@ pub fn parse_media(
     }
 }
 
+#[cfg(test)]
 /// Only the relation edges of a `Media(id)` answer that asked for nothing else (as some
 /// recorded responses did).
-pub fn parse_media_relations(
+pub(crate) fn parse_media_relations(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
@@ -175,18 +177,21 @@ struct PageMedia {
     media: Option<Vec<Option<RawMedia>>>,
 }
 
+#[cfg(test)]
 #[derive(Deserialize)]
 struct MediaData {
     #[serde(rename = "Media")]
     media: Option<RawMedia>,
 }
 
+#[cfg(test)]
 #[derive(Deserialize)]
 struct RelationsData {
     #[serde(rename = "Media")]
     media: Option<RelationsOnly>,
 }
 
+#[cfg(test)]
 #[derive(Deserialize)]
 struct RelationsOnly {
     relations: Option<RawConnection>,

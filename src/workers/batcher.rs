@@ -1,28 +1,39 @@
 //! The batcher: coalesces the ids of concurrently running jobs into requests of up to 50.
-//! It takes a budget slot first and only then picks the ids, interactive ones first, so an
-//! id clicked while background batches wait for the budget rides in the very next request.
+//!
+//! Before an id may cost a request it is triaged against the store, once per batch: an item
+//! already settled, or whose anime another import stored (or AniList said was missing) since
+//! it was queued, is settled without a request; an id already in flight waits for that flight.
+//! Then the batcher takes a budget slot and only then picks the ids, interactive ones first,
+//! so an id clicked while background batches wait for the budget rides the very next request.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::request::{FetchRequest, FetchedBatch};
+use super::pipeline::PipelineParts;
+use super::release::release;
+use super::request::{FetchRequest, FlushWork, Settlement};
 use crate::anime::AnimeId;
+use crate::failpoint::FailAction;
+use crate::halt::Halt;
 use crate::queue::{JobFailure, Lane};
-use crate::store::{ItemState, Store};
-use crate::upstream::{AniListClient, MAX_BATCH};
+use crate::store::{ItemState, ItemTriage};
+use crate::upstream::MAX_BATCH;
 
 pub(crate) struct Batcher {
-    pub requests: mpsc::UnboundedReceiver<FetchRequest>,
-    pub client: AniListClient,
-    pub store: Store,
-    /// How long to wait for more ids before a partial batch goes.
-    pub window: Duration,
-    pub flusher: mpsc::UnboundedSender<FetchedBatch>,
-    pub shutdown: CancellationToken,
+    parts: PipelineParts,
+    requests: Arc<Mutex<mpsc::UnboundedReceiver<FetchRequest>>>,
+    flusher: mpsc::UnboundedSender<FlushWork>,
+    pending: Pending,
+    /// Ids sent upstream whose answer is not committed yet.
+    in_flight: HashSet<AnimeId>,
+    /// Requests for an id in flight: they are triaged again once it lands.
+    on_flight: HashMap<AnimeId, Vec<FetchRequest>>,
+    inbox: Vec<FetchRequest>,
+    landed_tx: mpsc::UnboundedSender<Vec<AnimeId>>,
+    landed_rx: mpsc::UnboundedReceiver<Vec<AnimeId>>,
 }
 
 /// Ids waiting for a request, in arrival order per lane. Several jobs may wait on one id
@@ -78,108 +89,300 @@ impl Pending {
         }
         (ids, requests)
     }
+
+    fn drain(&mut self) -> Vec<FetchRequest> {
+        self.interactive.clear();
+        self.background.clear();
+        self.waiting.drain().flat_map(|(_, r)| r).collect()
+    }
+}
+
+/// What woke the batcher up.
+enum Wake {
+    Request(FetchRequest),
+    Landed(Vec<AnimeId>),
+    Stop,
+    Closed,
 }
 
 impl Batcher {
+    pub(crate) fn new(
+        parts: PipelineParts,
+        requests: Arc<Mutex<mpsc::UnboundedReceiver<FetchRequest>>>,
+        flusher: mpsc::UnboundedSender<FlushWork>,
+    ) -> Self {
+        let (landed_tx, landed_rx) = mpsc::unbounded_channel();
+        Self {
+            parts,
+            requests,
+            flusher,
+            pending: Pending::default(),
+            in_flight: HashSet::new(),
+            on_flight: HashMap::new(),
+            inbox: Vec::new(),
+            landed_tx,
+            landed_rx,
+        }
+    }
+
     pub(crate) async fn run(mut self) {
-        let mut pending = Pending::default();
+        let requests = self.requests.clone();
+        let mut rx = requests.lock().await;
         loop {
-            if pending.ids() == 0 {
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
-                    next = self.requests.recv() => match next {
-                        Some(request) => pending.add(request),
-                        None => return,
-                    },
+            if self.pending.ids() == 0 && self.inbox.is_empty() {
+                match self.wait(&mut rx, None).await {
+                    Wake::Stop => return self.stop(&mut rx).await,
+                    Wake::Closed => return,
+                    wake => self.take_in(wake),
                 }
+            }
+            self.drain_ready(&mut rx);
+            self.triage().await;
+            if self.pending.ids() == 0 {
+                continue;
             }
             // Coalesce: a short window for more ids, unless a click waits or a batch is full.
-            let deadline = Instant::now() + self.window;
-            while !pending.has_interactive() && pending.ids() < MAX_BATCH {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    next = self.requests.recv() => match next {
-                        Some(request) => pending.add(request),
-                        None => return,
-                    },
+            let deadline = Instant::now() + self.parts.batch_window;
+            while !self.pending.has_interactive()
+                && self.pending.ids() + self.inbox.len() < MAX_BATCH
+            {
+                match self.wait(&mut rx, Some(deadline)).await {
+                    Wake::Stop => return self.stop(&mut rx).await,
+                    Wake::Closed => return,
+                    Wake::Request(r) if r.lane == Lane::Interactive => {
+                        self.inbox.push(r);
+                        break;
+                    }
+                    Wake::Landed(ids) if ids.is_empty() => break,
+                    wake => self.take_in(wake),
                 }
             }
+            self.triage().await;
+            if self.pending.ids() == 0 {
+                continue;
+            }
             // Take the slot first, and keep collecting while the budget makes us wait.
-            let budget = self.client.budget().clone();
+            let budget = self.parts.client.budget().clone();
             let acquire = budget.acquire();
             tokio::pin!(acquire);
             let slot = loop {
                 tokio::select! {
                     biased;
-                    _ = self.shutdown.cancelled() => return,
+                    () = self.parts.shutdown.cancelled() => return self.stop(&mut rx).await,
                     slot = &mut acquire => break slot,
-                    next = self.requests.recv() => match next {
-                        Some(request) => pending.add(request),
+                    next = rx.recv() => match next {
+                        Some(request) => self.inbox.push(request),
                         None => return,
                     },
+                    Some(ids) = self.landed_rx.recv() => self.on_landed(ids),
                 }
             };
-            let (ids, requests) = pending.take(MAX_BATCH);
-            let client = self.client.clone();
-            let store = self.store.clone();
-            let flusher = self.flusher.clone();
-            tokio::spawn(async move {
-                let (ids, requests) = drop_settled(&store, ids, requests).await;
-                if ids.is_empty() {
-                    return;
+            let slot = match slot {
+                Ok(slot) => slot,
+                Err(e) => {
+                    // The budget lives in the store: a broken store stops the pipeline.
+                    if e.failure().is_fatal() {
+                        self.parts.halt.trip(Halt::from(&e));
+                        return self.stop(&mut rx).await;
+                    }
+                    tracing::warn!(error = %e, "could not take a budget slot; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
                 }
-                let outcome = client.fetch_with_slot(slot, &ids).await;
-                // A closed flusher means shutdown: the jobs see their reply dropped and retry.
-                let _ = flusher.send(FetchedBatch { outcome, requests });
-            });
+            };
+            // Anything that arrived while we waited is triaged before the ids are picked, so
+            // a click joins this very request.
+            self.drain_ready(&mut rx);
+            self.triage().await;
+            if self.parts.failpoints.check("batcher.panic").is_some() {
+                panic!("failure point batcher.panic fired");
+            }
+            let (ids, requests) = self.pending.take(MAX_BATCH);
+            if ids.is_empty() {
+                // Everything turned out settled: the slot goes unused, which only costs pace.
+                continue;
+            }
+            self.in_flight.extend(ids.iter().copied());
+            self.spawn_fetch(slot, ids, requests);
         }
     }
-}
 
-/// Answers, without a fetch, the re-delivered jobs whose items a flush already settled (at
-/// least once delivery after a crash), with one store query per batch. Returns the ids and
-/// requests still to fetch.
-async fn drop_settled(
-    store: &Store,
-    ids: Vec<AnimeId>,
-    requests: Vec<FetchRequest>,
-) -> (Vec<AnimeId>, Vec<FetchRequest>) {
-    let keys: Vec<(i64, AnimeId)> = requests
-        .iter()
-        .filter_map(|r| r.job.import_id.map(|import| (import, r.job.anime_id)))
-        .collect();
-    if keys.is_empty() {
-        return (ids, requests);
-    }
-    let states = match store.item_states(&keys).await {
-        Ok(states) => states,
-        // Unknown: fetch them all; the flush ignores items already settled.
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read item states; fetching the whole batch");
-            return (ids, requests);
-        }
-    };
-    let mut keep = Vec::with_capacity(requests.len());
-    for request in requests {
-        let Some(import_id) = request.job.import_id else {
-            keep.push(request);
-            continue;
+    /// Waits for a request, a landing, the deadline (reported as an empty landing) or stop.
+    async fn wait(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<FetchRequest>,
+        deadline: Option<Instant>,
+    ) -> Wake {
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
-        match states.get(&(import_id, request.job.anime_id)) {
-            Some(ItemState::Queued) => keep.push(request),
-            Some(ItemState::Done | ItemState::Failed) => {
-                let _ = request.reply.send(Ok(()));
-            }
-            None => {
-                let reason = format!(
-                    "import {import_id} has no item for anime {}",
-                    request.job.anime_id
-                );
-                let _ = request.reply.send(Err(JobFailure::Abort(reason)));
+        tokio::select! {
+            () = self.parts.shutdown.cancelled() => Wake::Stop,
+            next = rx.recv() => match next {
+                Some(request) => Wake::Request(request),
+                None => Wake::Closed,
+            },
+            Some(ids) = self.landed_rx.recv() => Wake::Landed(ids),
+            () = sleep => Wake::Landed(Vec::new()),
+        }
+    }
+
+    fn take_in(&mut self, wake: Wake) {
+        match wake {
+            Wake::Request(request) => self.inbox.push(request),
+            Wake::Landed(ids) => self.on_landed(ids),
+            Wake::Stop | Wake::Closed => {}
+        }
+    }
+
+    /// Takes in whatever is already waiting, without blocking.
+    fn drain_ready(&mut self, rx: &mut mpsc::UnboundedReceiver<FetchRequest>) {
+        while let Ok(request) = rx.try_recv() {
+            self.inbox.push(request);
+        }
+        while let Ok(ids) = self.landed_rx.try_recv() {
+            self.on_landed(ids);
+        }
+    }
+
+    /// These ids' answers are committed: jobs that waited on them look at the store again (a
+    /// click's waiter already heard the outcome from the flusher's notice).
+    fn on_landed(&mut self, ids: Vec<AnimeId>) {
+        for id in ids {
+            self.in_flight.remove(&id);
+            for request in self.on_flight.remove(&id).unwrap_or_default() {
+                if request.job.import_id.is_some() {
+                    self.inbox.push(request);
+                } else {
+                    let _ = request.reply.send(Ok(()));
+                }
             }
         }
     }
-    let wanted: std::collections::HashSet<AnimeId> = keep.iter().map(|r| r.job.anime_id).collect();
-    let ids = ids.into_iter().filter(|id| wanted.contains(id)).collect();
-    (ids, keep)
+
+    /// Sorts the inbox: settled jobs are answered, jobs the store can settle go to the
+    /// flusher, ids in flight wait for their flight, the rest wait for a request.
+    async fn triage(&mut self) {
+        if self.inbox.is_empty() {
+            return;
+        }
+        let inbox = std::mem::take(&mut self.inbox);
+        let keys: Vec<(i64, AnimeId)> = inbox
+            .iter()
+            .filter_map(|r| r.job.import_id.map(|import| (import, r.job.anime_id)))
+            .collect();
+        let triage = if keys.is_empty() {
+            Some(HashMap::new())
+        } else {
+            match self.parts.store.triage(&keys).await {
+                Ok(states) => Some(states),
+                Err(e) => {
+                    // Unknown: fetch them; the flush ignores items already settled.
+                    tracing::warn!(error = %e, "could not triage jobs; fetching them");
+                    None
+                }
+            }
+        };
+        let mut settle = Vec::new();
+        for request in inbox {
+            let Some(import_id) = request.job.import_id else {
+                self.route(request);
+                continue;
+            };
+            let Some(states) = triage.as_ref() else {
+                self.route(request);
+                continue;
+            };
+            match states.get(&(import_id, request.job.anime_id)) {
+                None => {
+                    let reason = format!(
+                        "import {import_id} has no item for anime {}",
+                        request.job.anime_id
+                    );
+                    let _ = request.reply.send(Err(JobFailure::Abort(reason)));
+                }
+                Some(ItemTriage { state, .. }) if *state != ItemState::Queued => {
+                    let _ = request.reply.send(Ok(()));
+                }
+                // A newer job carries this item (it was released and queued again).
+                Some(t) if request.job.round < t.round => {
+                    let _ = request.reply.send(Ok(()));
+                }
+                Some(t) if t.stored_since_queued => settle.push((request, Settlement::FromStore)),
+                Some(t) if t.missing_since_queued => settle.push((request, Settlement::NotFound)),
+                Some(_) => self.route(request),
+            }
+        }
+        if !settle.is_empty()
+            && let Err(mpsc::error::SendError(FlushWork::Settle(settle))) =
+                self.flusher.send(FlushWork::Settle(settle))
+        {
+            // The flusher is gone (shutdown): let the jobs go.
+            release(&self.parts, settle.into_iter().map(|(r, _)| r).collect()).await;
+        }
+    }
+
+    fn route(&mut self, request: FetchRequest) {
+        let id = request.job.anime_id;
+        if self.in_flight.contains(&id) {
+            self.on_flight.entry(id).or_default().push(request);
+        } else {
+            self.pending.add(request);
+        }
+    }
+
+    fn spawn_fetch(
+        &self,
+        slot: crate::upstream::Slot,
+        ids: Vec<AnimeId>,
+        requests: Vec<FetchRequest>,
+    ) {
+        let client = self.parts.client.clone();
+        let flusher = self.flusher.clone();
+        let landed = self.landed_tx.clone();
+        let failpoints = self.parts.failpoints.clone();
+        let shutdown = self.parts.shutdown.clone();
+        tokio::spawn(async move {
+            let outcome = client.fetch_with_slot(slot, &ids).await;
+            if failpoints.hit("fetch.stall") == Some(FailAction::Stall) {
+                // Hold the answer until shutdown, then drop it: its jobs must let go.
+                shutdown.cancelled().await;
+                drop(requests);
+                let _ = landed.send(ids);
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            if flusher
+                .send(FlushWork::Fetched {
+                    outcome,
+                    requests,
+                    landed: Some(tx),
+                })
+                .is_ok()
+            {
+                let _ = rx.await;
+            }
+            let _ = landed.send(ids);
+        });
+    }
+
+    /// Graceful stop (or halt): every job still waiting for a request lets go without
+    /// spending an attempt; its item goes to a new job.
+    async fn stop(mut self, rx: &mut mpsc::UnboundedReceiver<FetchRequest>) {
+        self.drain_ready(rx);
+        let mut waiting = self.pending.drain();
+        waiting.extend(std::mem::take(&mut self.inbox));
+        waiting.extend(self.on_flight.drain().flat_map(|(_, r)| r));
+        release(&self.parts, waiting).await;
+        // Jobs that arrive while the workers wind down are let go the same way.
+        rx.close();
+        let mut late = Vec::new();
+        while let Some(request) = rx.recv().await {
+            late.push(request);
+        }
+        release(&self.parts, late).await;
+    }
 }

@@ -1,129 +1,341 @@
 //! The flusher: turns fetched answers into ONE transaction (anime, relations, item outcomes,
 //! the next level of the walk), pushes the new jobs, and only then answers the waiting jobs.
+//!
+//! A commit that fails is tried again with backoff while the jobs keep waiting: a store
+//! problem never spends a job's attempt. A failure only a person can fix (a full disk, a
+//! read-only or damaged file) halts the pipeline, and the waiting jobs are let go.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::request::{FetchedBatch, Notice, NoticeOutcome};
-use crate::producer::{NOT_FOUND, commit_batch};
-use crate::queue::{FetchJob, JobFailure, JobQueue, Lane};
-use crate::store::{FlushBatch, ItemOutcome, ItemResult, QueuedItem, Store, fresh_since};
+use super::pipeline::PipelineParts;
+use super::release::release;
+use super::request::{FetchRequest, FlushWork, Notice, NoticeOutcome, Reply, Settlement};
+use crate::anime::AnimeId;
+use crate::events::Event;
+use crate::failpoint::FailAction;
+use crate::halt::{Halt, HaltKind};
+use crate::producer::{FlushBatch, FlushCommitted, NOT_FOUND, commit_flush};
+use crate::queue::{FetchJob, JobFailure, Lane};
+use crate::store::{
+    Failure, ImportFilter, ItemOutcome, ItemResult, QueuedItem, StoreError, fresh_since,
+};
+use crate::upstream::UpstreamError;
 
 /// How many fetched answers at most go into one transaction.
-const MAX_BATCHES_PER_FLUSH: usize = 16;
+const MAX_WORK_PER_FLUSH: usize = 16;
+/// Commit tries before a store that keeps failing halts the pipeline (about a minute).
+const MAX_COMMIT_TRIES: u32 = 10;
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(10);
 
 pub(crate) struct Flusher {
-    pub batches: mpsc::UnboundedReceiver<FetchedBatch>,
-    pub store: Store,
-    pub queue: JobQueue,
-    /// Anime stored more recently than this are walked through, not fetched again.
-    pub fresh_for: Duration,
-    pub notices: broadcast::Sender<Notice>,
+    parts: PipelineParts,
+    work: Arc<Mutex<mpsc::UnboundedReceiver<FlushWork>>>,
+    /// Discovered items committed but not yet pushed (the push failed); tried again next flush.
+    unpushed: Vec<QueuedItem>,
+}
+
+/// One flush's worth of work, taken apart.
+#[derive(Default)]
+struct Flush {
+    write: FlushBatch,
+    replies: Vec<(FetchRequest, Reply)>,
+    notices: Vec<Notice>,
+    landed: Vec<oneshot::Sender<()>>,
+    /// Requests to let go without a verdict (AniList unreachable).
+    let_go: Vec<FetchRequest>,
 }
 
 impl Flusher {
+    pub(crate) fn new(
+        parts: PipelineParts,
+        work: Arc<Mutex<mpsc::UnboundedReceiver<FlushWork>>>,
+    ) -> Self {
+        Self {
+            parts,
+            work,
+            unpushed: Vec::new(),
+        }
+    }
+
     pub(crate) async fn run(mut self) {
-        let mut unpushed: Vec<QueuedItem> = Vec::new();
-        while let Some(first) = self.batches.recv().await {
-            let mut batches = vec![first];
-            while batches.len() < MAX_BATCHES_PER_FLUSH {
-                match self.batches.try_recv() {
-                    Ok(more) => batches.push(more),
+        let work = self.work.clone();
+        let mut rx = work.lock().await;
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_WORK_PER_FLUSH {
+                match rx.try_recv() {
+                    Ok(more) => batch.push(more),
                     Err(_) => break,
                 }
             }
-            self.flush(batches, &mut unpushed).await;
+            if self.parts.failpoints.check("flusher.panic").is_some() {
+                panic!("failure point flusher.panic fired");
+            }
+            self.flush(batch).await;
         }
     }
 
-    async fn flush(&self, batches: Vec<FetchedBatch>, unpushed: &mut Vec<QueuedItem>) {
-        let mut write = FlushBatch::default();
-        let mut replies = Vec::new();
-        let mut notices = Vec::new();
-        for batch in batches {
-            match batch.outcome {
-                Ok(answer) => {
-                    let missing: HashSet<_> = answer.not_found.iter().copied().collect();
-                    notices.extend(answer.found.iter().map(|a| Notice {
-                        anime_id: a.id,
-                        outcome: NoticeOutcome::Stored,
-                    }));
-                    notices.extend(answer.not_found.iter().map(|id| Notice {
-                        anime_id: *id,
-                        outcome: NoticeOutcome::NotFound,
-                    }));
-                    write.fetched.extend(answer.found);
-                    write.not_found.extend(answer.not_found);
-                    for request in batch.requests {
-                        if let Some(import_id) = request.job.import_id {
-                            let outcome = if missing.contains(&request.job.anime_id) {
-                                ItemOutcome::Failed(NOT_FOUND.to_string())
-                            } else {
-                                ItemOutcome::Done
-                            };
-                            write.items.push(ItemResult {
-                                import_id,
-                                anime_id: request.job.anime_id,
-                                outcome,
-                            });
-                        }
-                        replies.push((request.reply, Ok(())));
+    async fn flush(&mut self, work: Vec<FlushWork>) {
+        let mut f = Flush::default();
+        for item in work {
+            match item {
+                FlushWork::Fetched {
+                    outcome,
+                    requests,
+                    landed,
+                } => {
+                    f.landed.extend(landed);
+                    match outcome {
+                        Ok(answer) => self.answered(&mut f, answer, requests),
+                        Err(error) => self.failed(&mut f, &error, requests),
                     }
                 }
-                Err(error) => {
-                    let reason = error.to_string();
-                    for request in batch.requests {
-                        let fatal = error.is_permanent() || request.last_attempt;
-                        if !fatal {
-                            replies.push((request.reply, Err(JobFailure::Retry(reason.clone()))));
-                            continue;
-                        }
-                        if let Some(import_id) = request.job.import_id {
-                            write.items.push(ItemResult {
-                                import_id,
-                                anime_id: request.job.anime_id,
-                                outcome: ItemOutcome::Failed(reason.clone()),
-                            });
-                        }
-                        notices.push(Notice {
-                            anime_id: request.job.anime_id,
-                            outcome: NoticeOutcome::Failed(reason.clone()),
-                        });
-                        replies.push((request.reply, Err(JobFailure::Abort(reason.clone()))));
+                FlushWork::Settle(settled) => {
+                    for (request, settlement) in settled {
+                        settle(&mut f, request, settlement);
                     }
                 }
             }
         }
-
-        match commit_batch(&self.store, &write, fresh_since(self.fresh_for)).await {
-            Ok(next) => unpushed.extend(next),
-            Err(e) => {
-                // Nothing was written: every job goes back to the queue to try again.
-                tracing::error!(error = %e, "flush failed; its jobs will be retried");
-                let reason = format!("store write failed: {e}");
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(JobFailure::Retry(reason.clone())));
-                }
-                return;
-            }
+        let Some(committed) = self.commit(&f.write).await else {
+            // Halted or stopping: nothing was written; every waiting job lets go.
+            let mut requests: Vec<FetchRequest> = f.replies.into_iter().map(|(r, _)| r).collect();
+            requests.extend(f.let_go);
+            release(&self.parts, requests).await;
+            return;
+        };
+        self.invalidate_cache(&f.write);
+        self.push_discovered(committed.to_push.clone()).await;
+        self.publish(&f, &committed).await;
+        for notice in f.notices {
+            let _ = self.parts.notices.send(notice);
         }
-        // Discovered anime are enqueued before the jobs that found them are acknowledged. If
-        // the push fails they stay queued in SQL; the next flush (or a restart) pushes them.
-        if !unpushed.is_empty() {
-            let jobs: Vec<FetchJob> = unpushed.iter().map(FetchJob::from).collect();
-            match self.queue.push(Lane::Background, jobs).await {
-                Ok(_) => unpushed.clear(),
-                Err(e) => tracing::error!(error = %e, "enqueueing discovered anime failed"),
-            }
+        for (request, reply) in f.replies {
+            let _ = request.reply.send(reply);
         }
-        for notice in notices {
-            // No subscriber is fine: nobody is waiting on a click.
-            let _ = self.notices.send(notice);
-        }
-        for (reply, result) in replies {
-            let _ = reply.send(result);
+        release(&self.parts, f.let_go).await;
+        for landed in f.landed {
+            let _ = landed.send(());
         }
     }
+
+    fn answered(
+        &self,
+        f: &mut Flush,
+        answer: crate::upstream::BatchAnswer,
+        requests: Vec<FetchRequest>,
+    ) {
+        let missing: HashSet<AnimeId> = answer.not_found.iter().copied().collect();
+        let malformed: std::collections::HashMap<AnimeId, String> =
+            answer.malformed.iter().cloned().collect();
+        f.notices.extend(answer.found.iter().map(|a| Notice {
+            anime_id: a.id,
+            outcome: NoticeOutcome::Stored,
+        }));
+        f.notices.extend(answer.not_found.iter().map(|id| Notice {
+            anime_id: *id,
+            outcome: NoticeOutcome::NotFound,
+        }));
+        f.write.fetched.extend(answer.found);
+        f.write.not_found.extend(answer.not_found);
+        for request in requests {
+            let id = request.job.anime_id;
+            if let Some(reason) = malformed.get(&id) {
+                // AniList's answer for this one id made no sense: a malformed response,
+                // retried like one.
+                let error = UpstreamError::Malformed {
+                    reason: reason.clone(),
+                    excerpt: String::new(),
+                };
+                self.failed(f, &error, vec![request]);
+                continue;
+            }
+            if let Some(import_id) = request.job.import_id {
+                let outcome = if missing.contains(&id) {
+                    ItemOutcome::Failed(NOT_FOUND.to_string())
+                } else {
+                    ItemOutcome::Done
+                };
+                f.write.items.push(ItemResult {
+                    import_id,
+                    anime_id: id,
+                    outcome,
+                });
+            }
+            f.replies.push((request, Ok(())));
+        }
+    }
+
+    fn failed(&self, f: &mut Flush, error: &UpstreamError, requests: Vec<FetchRequest>) {
+        if let UpstreamError::Unreachable { .. } = error {
+            // Not the items' fault: stop, and let the jobs go for the next run.
+            self.parts.halt.trip(Halt {
+                kind: HaltKind::Unreachable,
+                message: error.to_string(),
+            });
+            f.let_go.extend(requests);
+            return;
+        }
+        let reason = error.to_string();
+        for request in requests {
+            let fatal = error.is_permanent() || request.last_attempt;
+            if !fatal {
+                f.replies
+                    .push((request, Err(JobFailure::Retry(reason.clone()))));
+                continue;
+            }
+            if let Some(import_id) = request.job.import_id {
+                f.write.items.push(ItemResult {
+                    import_id,
+                    anime_id: request.job.anime_id,
+                    outcome: ItemOutcome::Failed(reason.clone()),
+                });
+            }
+            f.notices.push(Notice {
+                anime_id: request.job.anime_id,
+                outcome: NoticeOutcome::Failed(reason.clone()),
+            });
+            f.replies
+                .push((request, Err(JobFailure::Abort(reason.clone()))));
+        }
+    }
+
+    /// Commits the flush, trying again while the store's trouble may pass. `None` if the
+    /// pipeline halted or is stopping instead.
+    async fn commit(&self, write: &FlushBatch) -> Option<FlushCommitted> {
+        let mut delay = FIRST_RETRY;
+        let mut tries = 0;
+        loop {
+            let now = self.parts.clock.now_ms();
+            let result = match self.parts.failpoints.hit("flusher.commit") {
+                Some(FailAction::Error) => Err(StoreError::Sql(sqlx::Error::Protocol(
+                    "failure point flusher.commit fired".into(),
+                ))),
+                _ => {
+                    let fresh = fresh_since(now, self.parts.fresh_for);
+                    commit_flush(&self.parts.store, write, fresh, now).await
+                }
+            };
+            let error = match result {
+                Ok(committed) => return Some(committed),
+                Err(e) => e,
+            };
+            tries += 1;
+            if error.failure().is_fatal() {
+                self.parts.halt.trip(Halt::from(&error));
+                return None;
+            }
+            if tries >= MAX_COMMIT_TRIES {
+                let what = error.failure().describe();
+                self.parts.halt.trip(Halt {
+                    kind: HaltKind::Broken,
+                    message: format!(
+                        "the store at {} kept failing ({what}): {error}. Nothing stored was \
+                         lost; run franchise again once it works",
+                        self.parts.store.location()
+                    ),
+                });
+                return None;
+            }
+            if error.failure() != Failure::Busy {
+                tracing::warn!(error = %error, tries, "flush failed; trying again");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.parts.halt.tripped() => return None,
+            }
+            delay = (delay * 2).min(MAX_RETRY);
+        }
+    }
+
+    /// Discovered anime are enqueued before the jobs that found them are acknowledged. If the
+    /// push fails they stay queued in SQL; the next flush (or a restart) pushes them.
+    async fn push_discovered(&mut self, mut items: Vec<QueuedItem>) {
+        items.append(&mut self.unpushed);
+        if items.is_empty() {
+            return;
+        }
+        let jobs: Vec<FetchJob> = items.iter().map(FetchJob::from).collect();
+        if let Err(e) = self.parts.queue.push(Lane::Background, &jobs).await {
+            if e.is_fatal() {
+                self.parts.halt.trip(Halt::from(&e));
+            } else {
+                tracing::error!(error = %e, "enqueueing discovered anime failed; will retry");
+            }
+            self.unpushed = items;
+        }
+    }
+
+    /// Rewritten anime, and the anime whose derived relations they rewrote, leave the cache.
+    fn invalidate_cache(&self, write: &FlushBatch) {
+        if !self.parts.cache.is_enabled() {
+            return;
+        }
+        let mut touched: HashSet<AnimeId> = HashSet::new();
+        for anime in &write.fetched {
+            touched.insert(anime.id);
+            touched.extend(anime.relations.iter().map(|edge| edge.node.id));
+        }
+        self.parts.cache.invalidate(&touched);
+    }
+
+    /// Events for what this flush committed, in commit order.
+    async fn publish(&self, f: &Flush, committed: &FlushCommitted) {
+        let events = &self.parts.events;
+        if !events.has_subscribers() {
+            return;
+        }
+        let stored: Vec<AnimeId> = f.write.fetched.iter().map(|a| a.id).collect();
+        if !stored.is_empty() {
+            events.publish(Event::Stored { anime: stored });
+        }
+        let touched: BTreeSet<i64> = committed.touched.clone();
+        let budget = self.parts.client.last_budget();
+        let rtt = self.parts.client.round_trip();
+        for import_id in touched {
+            let progress = match self
+                .parts
+                .store
+                .imports(&ImportFilter::one(import_id))
+                .await
+            {
+                Ok(mut p) if !p.is_empty() => p.remove(0),
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, import_id, "could not read progress for an event");
+                    continue;
+                }
+            };
+            let eta = super::estimate(&progress, budget.as_ref(), rtt);
+            events.publish_progress(&progress, eta);
+        }
+    }
+}
+
+/// An item settled without a request.
+fn settle(f: &mut Flush, request: FetchRequest, settlement: Settlement) {
+    let Some(import_id) = request.job.import_id else {
+        f.replies.push((request, Ok(())));
+        return;
+    };
+    let anime_id = request.job.anime_id;
+    let (outcome, reply) = match settlement {
+        Settlement::FromStore => (ItemOutcome::Done, Ok(())),
+        Settlement::NotFound => (ItemOutcome::Failed(NOT_FOUND.to_string()), Ok(())),
+        Settlement::Failed(reason) => (
+            ItemOutcome::Failed(reason.clone()),
+            Err(JobFailure::Abort(reason)),
+        ),
+    };
+    f.write.items.push(ItemResult {
+        import_id,
+        anime_id,
+        outcome,
+    });
+    f.replies.push((request, reply));
 }

@@ -1,13 +1,19 @@
 //! The workers: apalis jobs hand their anime id to a batcher that coalesces up to 50 ids into
 //! one request under the shared budget; a flusher writes each answer in one transaction and
 //! only then lets the jobs return, so a job is acknowledged after its data is committed.
+//!
+//! The rule they keep: a job that ends in the queue ends its item in SQL (done, or failed with
+//! a reason), and a job let go at shutdown hands its item to a new job first. So an item
+//! still queued in SQL is always live in the queue, or pushed again at the next start.
 
 mod batcher;
+mod eta;
 mod flusher;
 mod handler;
+mod pipeline;
+mod release;
 mod request;
 
-pub(crate) use batcher::Batcher;
-pub(crate) use flusher::Flusher;
-pub(crate) use handler::job_handler;
-pub use request::{Notice, NoticeOutcome};
+pub(crate) use eta::estimate;
+pub(crate) use pipeline::{Pipeline, PipelineParts};
+pub(crate) use request::{Notice, NoticeOutcome};

@@ -6,25 +6,33 @@ use std::path::Path;
 use std::time::Duration;
 
 use fake_anilist::{FakeAniList, FakeConfig, Faults, Latency, RateModel, World};
-use franchise::Importer;
-use franchise::anime::AnimeId;
-use franchise::config::{Overrides, Settings};
-use franchise::store::ImportProgress;
+use franchise::{AnimeId, ImportProgress, Importer, Settings, SettingsBuilder};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 /// Default settings on `dir` against `fake`, with the pace, heartbeat and retry delays sped
 /// up for tests (the rolling window and everything else as shipped).
 pub fn settings(dir: &Path, fake: &FakeAniList) -> Settings {
-    let overrides = Overrides {
-        data_dir: Some(dir.to_path_buf()),
-        anilist_url: Some(fake.url()),
-        ..Overrides::default()
-    };
-    let mut s = Settings::load(None, &overrides).unwrap();
-    s.anilist.min_spacing_ms = 20;
-    s.anilist.retry_min_delay_ms = 20;
-    s.anilist.retry_max_delay_ms = 200;
-    s.queue.heartbeat_ms = 1000;
-    s
+    builder(dir, fake).build().unwrap()
+}
+
+/// `settings` as a builder, for tests that change more.
+pub fn builder(dir: &Path, fake: &FakeAniList) -> SettingsBuilder {
+    Settings::builder()
+        .data_dir(dir)
+        .anilist_url(fake.url())
+        .min_spacing_ms(20)
+        .retry_delays_ms(20, 200)
+        .heartbeat_ms(1000)
+}
+
+/// A read-only look at the importer's SQLite file, for checking rows exactly.
+pub async fn pool(importer: &Importer) -> SqlitePool {
+    let path = importer.settings().data_dir().join("franchise.sqlite");
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
+        .await
+        .unwrap()
 }
 
 /// AniList's degraded limits (30 per window behind headers saying 90, a burst limit of 6 per
@@ -50,18 +58,13 @@ pub async fn fake(world: World, rate: RateModel, latency: Latency, faults: Fault
 pub async fn wait_done(importer: &Importer, import_id: i64, limit: Duration) -> ImportProgress {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let p = importer
-            .store()
-            .import_progress(Some(import_id))
-            .await
-            .unwrap();
-        if p[0].finished_at_ms.is_some() {
-            return p[0].clone();
+        let p = importer.progress(import_id).await.unwrap();
+        if p.finished_at_ms.is_some() {
+            return p;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "import {import_id} stuck: {:?}",
-            p[0]
+            "import {import_id} stuck: {p:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -73,7 +76,7 @@ pub fn aid(raw: i32) -> AnimeId {
 
 pub async fn anime_ids(importer: &Importer) -> BTreeSet<i64> {
     sqlx::query_scalar("SELECT id FROM anime")
-        .fetch_all(importer.store().pool())
+        .fetch_all(&pool(importer).await)
         .await
         .unwrap()
         .into_iter()
@@ -86,7 +89,7 @@ pub async fn items(importer: &Importer, import_id: i64) -> Vec<(i64, String, Opt
         "SELECT anime_id, state, reason FROM import_item WHERE import_id = $1 ORDER BY anime_id",
     )
     .bind(import_id)
-    .fetch_all(importer.store().pool())
+    .fetch_all(&pool(importer).await)
     .await
     .unwrap()
 }

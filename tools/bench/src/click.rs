@@ -77,8 +77,9 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
                 error: outcome.err().map(|e| e.to_string()),
             });
         }
+        let pool = crate::franchise_run::store_pool(&importer).await?;
         let done = wait_finished(
-            importer.store().pool(),
+            &pool,
             import_id,
             Duration::from_millis(5),
             Duration::from_secs(3600),
@@ -96,11 +97,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
 }
 
 async fn finished(importer: &Importer, import_id: i64) -> anyhow::Result<bool> {
-    let done: Option<i64> = sqlx::query_scalar("SELECT finished_at FROM import WHERE id = ?")
-        .bind(import_id)
-        .fetch_one(importer.store().pool())
-        .await?;
-    Ok(done.is_some())
+    Ok(importer.progress(import_id).await?.is_finished())
 }
 
 fn render(opts: &Options, report: &mut Report, clicks: &[Click], imports: &[(Duration, u64, u64)]) {

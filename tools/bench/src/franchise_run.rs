@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use fake_anilist::FakeAniList;
-use franchise::anime::AnimeId;
-use franchise::config::{Overrides, Settings};
-use franchise::{ImportOptions, Importer};
+use franchise::{AnimeId, ImportOptions, Importer, Settings, SettingsBuilder};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use crate::report::Measured;
 use crate::scenario::TimeScale;
@@ -18,18 +17,33 @@ use crate::scenario::TimeScale;
 /// Under `--time-scale K` the budget is 30·K a minute and the spacing 500/K ms, so it keeps
 /// pace with the sped-up fake (its own window stays 60 s: smoke runs only).
 pub fn default_settings(dir: &Path, url: String, scale: TimeScale) -> anyhow::Result<Settings> {
-    let overrides = Overrides {
-        data_dir: Some(dir.to_path_buf()),
-        anilist_url: Some(url),
-        ..Overrides::default()
-    };
-    let mut settings = Settings::load(None, &overrides).context("loading franchise settings")?;
-    if !scale.is_real() {
-        let budget = (settings.anilist.budget_per_minute as f64 * scale.0).round() as i64;
-        settings.anilist.budget_per_minute = budget.clamp(1, 1_000_000);
-        settings.anilist.min_spacing_ms = (settings.anilist.min_spacing_ms as f64 / scale.0) as u64;
+    default_builder(dir, url, scale)
+        .build()
+        .context("loading franchise settings")
+}
+
+/// `default_settings` as a builder, for modes that change more.
+pub fn default_builder(dir: &Path, url: String, scale: TimeScale) -> SettingsBuilder {
+    let builder = Settings::builder().data_dir(dir).anilist_url(url);
+    if scale.is_real() {
+        return builder;
     }
-    Ok(settings)
+    let shipped = Settings::default();
+    let budget = (f64::from(shipped.budget_per_minute()) * scale.0).round() as i64;
+    // The shipped spacing is 500 ms.
+    builder
+        .budget_per_minute(budget.clamp(1, 1_000_000))
+        .min_spacing_ms((500.0 / scale.0) as i64)
+}
+
+/// A read-only look at an importer's SQLite file.
+pub async fn store_pool(importer: &Importer) -> anyhow::Result<SqlitePool> {
+    let path = importer.settings().data_dir().join("franchise.sqlite");
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
+        .await
+        .context("opening the store to read it")
 }
 
 pub fn anime_id(raw: i32) -> anyhow::Result<AnimeId> {
@@ -80,15 +94,17 @@ pub async fn run(fake: &FakeAniList, root: i32, scale: TimeScale) -> anyhow::Res
     let import_id = importer
         .import(anime_id(root)?, &ImportOptions::default())
         .await?;
+    let pool = store_pool(&importer).await?;
     let finished = wait_finished(
-        importer.store().pool(),
+        &pool,
         import_id,
         Duration::from_millis(5),
         Duration::from_secs(3600),
     )
     .await;
     let wall = started.elapsed();
-    let stored = count_anime(importer.store().pool()).await;
+    let stored = count_anime(&pool).await;
+    pool.close().await;
     importer.stop().await;
     finished?;
     Ok(Measured::from_fake(wall, stored?, fake))

@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, WorldSpec};
-use franchise::anime::AnimeId;
-use franchise::queue::{FetchJob, JobQueue, Lane};
-use franchise::{ImportOptions, Importer};
+use franchise::{AnimeId, ImportOptions, Importer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::franchise_run::{anime_id, count_anime, default_settings, wait_finished};
+use crate::franchise_run::{anime_id, count_anime, default_builder, wait_finished};
 use crate::machine;
 use crate::report::{Report, mib, secs};
 use crate::scenario::{TimeScale, depth_for};
@@ -178,24 +176,22 @@ async fn one(opts: &Options, size: usize) -> anyhow::Result<Outcome> {
 
 async fn import(opts: &Options, size: usize, root: i32, fake: &Fake) -> anyhow::Result<Outcome> {
     let dir = tempfile::tempdir()?;
-    let mut settings = default_settings(dir.path(), fake.url(), TimeScale(1.0))?;
-    settings.workers = opts.workers;
-    settings.anilist.budget_per_minute = 1_000_000;
-    settings.anilist.min_spacing_ms = 0;
-    settings.import.max_items = 1_000_000;
-    settings.import.max_depth = 1000;
-    let options = ImportOptions {
-        max_depth: 1000,
-        max_items: 1_000_000,
-        ..ImportOptions::default()
-    };
+    let settings = default_builder(dir.path(), fake.url(), TimeScale(1.0))
+        .workers(opts.workers)
+        .budget_per_minute(1_000_000)
+        .min_spacing_ms(0)
+        .build()?;
+    let options = ImportOptions::default()
+        .with_max_depth(1000)
+        .with_max_items(1_000_000);
     machine::reset_peak_rss();
     let importer = Importer::open(settings).await?;
     importer.start().await?;
     let started = Instant::now();
     let import_id = importer.import(anime_id(root)?, &options).await?;
+    let pool = crate::franchise_run::store_pool(&importer).await?;
     let done = wait_finished(
-        importer.store().pool(),
+        &pool,
         import_id,
         Duration::from_millis(10),
         Duration::from_secs(3600),
@@ -203,7 +199,6 @@ async fn import(opts: &Options, size: usize, root: i32, fake: &Fake) -> anyhow::
     .await;
     let wall = started.elapsed();
     let peak_rss_kib = machine::peak_rss_kib();
-    let pool = importer.store().pool().clone();
     let anime = count_anime(&pool).await;
     let failed: anyhow::Result<i64> =
         sqlx::query_scalar("SELECT COUNT(*) FROM import_item WHERE state = 'failed'")
@@ -225,19 +220,12 @@ async fn import(opts: &Options, size: usize, root: i32, fake: &Fake) -> anyhow::
 /// Pushes `n` fetch jobs into a fresh queue in one call; returns the time and peak RSS.
 async fn enqueue(n: usize) -> anyhow::Result<(Duration, Option<u64>)> {
     let dir = tempfile::tempdir()?;
-    let jobs = (1..=n)
-        .map(|i| {
-            Ok(FetchJob {
-                import_id: Some(1),
-                anime_id: AnimeId::new(i as i64)?,
-                depth: 1,
-            })
-        })
+    let ids = (1..=n)
+        .map(|i| Ok(AnimeId::new(i as i64)?))
         .collect::<anyhow::Result<Vec<_>>>()?;
     machine::reset_peak_rss();
-    let queue = JobQueue::open(&dir.path().join("queue.redb")).await?;
     let started = Instant::now();
-    let pushed = queue.push(Lane::Background, jobs).await?;
+    let pushed = franchise::bench::push_jobs(&dir.path().join("queue.redb"), &ids).await?;
     let took = started.elapsed();
     if pushed != n {
         bail!("pushed {pushed} of {n} jobs");
@@ -331,7 +319,7 @@ fn render(
     if let Some((took, peak)) = enqueued {
         let _ = writeln!(
             out,
-            "\nEnqueue: `JobQueue::push` of {} `FetchJob`s (with idempotency keys) into a fresh \
+            "\nEnqueue: one bulk push of {} fetch jobs (each with its own task id) into a fresh \
              queue in one call took {} ({:.0} jobs/s); peak RSS {}.",
             opts.enqueue,
             secs(took),

@@ -1,9 +1,6 @@
-//! Property tests of the AniList response parser: arbitrary bytes, arbitrary JSON, and
-//! AniList-shaped JSON with wrong types, nulls and cut-offs in every place. Every input is
-//! either parsed or gets a typed error; nothing panics. Bounded for CI: PROPTEST_CASES raises
-//! the case count for a longer run (e.g. PROPTEST_CASES=100000).
+//! Property tests: arbitrary bytes and AniList-shaped JSON parse or give a typed error, never a panic.
 
-use franchise::upstream::{parse_media, parse_media_relations, parse_page};
+use crate::upstream::{parse_media, parse_media_relations, parse_page};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

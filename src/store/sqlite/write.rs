@@ -1,33 +1,22 @@
-//! Multi-row upserts of fetched anime and their relations, forward and derived inverse, on
+//! SQLite's multi-row upserts of fetched anime and their relations, forward and derived inverse, on
 //! the whole natural key. One statement per few hundred rows, never one per row.
 
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::imports::ItemResult;
-use crate::anime::{Anime, AnimeId, MediaKind};
+use crate::anime::{Anime, AnimeId};
+use crate::store::relations::{RelationRow, next_generation, relation_rows};
 
 /// Rows per INSERT: SQLite allows 32,766 bound values; an anime row binds 15.
 const ANIME_ROWS_PER_STATEMENT: usize = 1_000;
 const RELATION_ROWS_PER_STATEMENT: usize = 1_000;
 
-/// What the flusher writes in one transaction.
-#[derive(Debug, Clone, Default)]
-pub struct FlushBatch {
-    pub fetched: Vec<Anime>,
-    /// Ids AniList left out of an answer: remembered as missing until their TTL passes.
-    pub not_found: Vec<AnimeId>,
-    pub items: Vec<ItemResult>,
-}
-
 /// Records ids AniList did not return, and forgets those it now did.
 pub(crate) async fn record_missing(
     conn: &mut SqliteConnection,
     missing: &[AnimeId],
-    found: &[Anime],
+    found: &[AnimeId],
     checked_at_ms: i64,
 ) -> Result<(), sqlx::Error> {
     for chunk in missing.chunks(ANIME_ROWS_PER_STATEMENT) {
@@ -41,27 +30,13 @@ pub(crate) async fn record_missing(
     for chunk in found.chunks(ANIME_ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM anime_missing WHERE id IN (");
         let mut list = q.separated(", ");
-        for a in chunk {
-            list.push_bind(i64::from(a.id));
+        for id in chunk {
+            list.push_bind(i64::from(*id));
         }
         q.push(")");
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// A relation row about to be written.
-#[derive(Debug, Clone)]
-pub(crate) struct RelationRow<'a> {
-    pub anime_id: AnimeId,
-    pub related_id: AnimeId,
-    pub relation_type: Cow<'a, str>,
-    pub derived: bool,
-    pub related_kind: &'a str,
-    pub related_format: Option<&'a str>,
-    pub related_status: Option<&'a str>,
-    pub related_title: Option<&'a str>,
-    pub edge_id: Option<i64>,
 }
 
 /// Writes `anime` and their relations. A refetched anime's observed edges replace its old
@@ -141,72 +116,6 @@ pub(crate) async fn upsert_anime(
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// A number larger than any earlier flush's: the time in ms, bumped if two flushes share one.
-fn next_generation(now_ms: i64) -> i64 {
-    static LAST: AtomicI64 = AtomicI64::new(0);
-    let mut last = LAST.load(Ordering::Relaxed);
-    loop {
-        let next = now_ms.max(last + 1);
-        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(seen) => last = seen,
-        }
-    }
-}
-
-/// The observed rows of these anime and the inverses derived from them. A derived row whose
-/// key is also observed in this batch is dropped: the observed one wins.
-fn relation_rows<'a>(anime: &[&'a Anime]) -> (Vec<RelationRow<'a>>, Vec<RelationRow<'a>>) {
-    let mut observed: HashMap<(AnimeId, AnimeId), RelationRow<'a>> = HashMap::new();
-    let mut derived: HashMap<(AnimeId, AnimeId), RelationRow<'a>> = HashMap::new();
-    for a in anime {
-        for edge in &a.relations {
-            observed.insert(
-                (a.id, edge.node.id),
-                RelationRow {
-                    anime_id: a.id,
-                    related_id: edge.node.id,
-                    relation_type: Cow::Borrowed(edge.relation.as_str()),
-                    derived: false,
-                    related_kind: edge.node.kind.as_str(),
-                    related_format: edge.node.format.as_deref(),
-                    related_status: edge.node.status.as_deref(),
-                    related_title: edge.node.title.display(),
-                    edge_id: edge.edge_id,
-                },
-            );
-            // Only anime rows are stored, so only an anime end gets an inverse.
-            let Some(inverse) = edge.relation.inverse() else {
-                continue;
-            };
-            if edge.node.kind != MediaKind::Anime {
-                continue;
-            }
-            derived.insert(
-                (edge.node.id, a.id),
-                RelationRow {
-                    anime_id: edge.node.id,
-                    related_id: a.id,
-                    relation_type: Cow::Owned(inverse.as_str().to_string()),
-                    derived: true,
-                    related_kind: a.kind.as_str(),
-                    related_format: a.format.as_deref(),
-                    related_status: a.status.as_deref(),
-                    related_title: a.title.display(),
-                    edge_id: None,
-                },
-            );
-        }
-    }
-    let observed_keys: HashSet<(AnimeId, AnimeId)> = observed.keys().copied().collect();
-    derived.retain(|key, _| !observed_keys.contains(key));
-    let mut observed: Vec<_> = observed.into_values().collect();
-    let mut derived: Vec<_> = derived.into_values().collect();
-    observed.sort_by_key(|r| (r.anime_id, r.related_id));
-    derived.sort_by_key(|r| (r.anime_id, r.related_id));
-    (observed, derived)
 }
 
 /// Observed rows replace whatever is there; derived rows only replace derived rows.

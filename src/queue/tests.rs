@@ -1,6 +1,7 @@
-//! The durable job queue against real redb files in temp dirs: idempotent bulk pushes, exactly
-//! one delivery per job, the interactive lane overtaking a backlog, retries and aborts, the
-//! cross-process lock, orphan recovery after a crash, and a corrupt file.
+//! ONE suite for every queue backend: idempotent bulk pushes, exactly one delivery per job,
+//! the interactive lane overtaking a backlog, retries and aborts, the graceful stop, and where
+//! a job stands. Then what only the embedded (redb) queue has: the cross-process lock, orphan
+//! recovery after a crash, and a corrupt file.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -10,13 +11,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use franchise::anime::AnimeId;
-use franchise::queue::{
-    FetchJob, JobContext, JobFailure, JobHandler, JobQueue, Lane, QueueDepth, QueueError,
-    RunOptions,
-};
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
+
+use super::embedded::EmbeddedQueue;
+use super::{
+    FetchJob, JobContext, JobFailure, JobHandler, JobPresence, JobQueue, Lane, QueueDepth,
+    QueueError, RunOptions,
+};
+use crate::anime::AnimeId;
+use crate::halt::HaltSwitch;
 
 /// Set in the child process of `a_second_process_is_refused_with_the_owners_pid`.
 const HOLD_ENV: &str = "FRANCHISE_TEST_HOLD_QUEUE";
@@ -27,7 +31,27 @@ fn job(import_id: Option<i64>, anime: i64) -> FetchJob {
         import_id,
         anime_id: AnimeId::new(anime).unwrap(),
         depth: 0,
+        round: 0,
     }
+}
+
+/// An embedded queue on a file, as a `JobQueue`.
+pub(crate) async fn open_embedded(
+    path: &Path,
+    max_attempts: usize,
+) -> Result<JobQueue, QueueError> {
+    Ok(JobQueue::new(Arc::new(
+        EmbeddedQueue::open(path, max_attempts).await?,
+    )))
+}
+
+fn run(
+    queue: &JobQueue,
+    options: RunOptions,
+    handler: JobHandler,
+    shutdown: CancellationToken,
+) -> Result<super::WorkerSet, QueueError> {
+    queue.run(options, handler, shutdown, HaltSwitch::default())
 }
 
 fn queue_path(dir: &tempfile::TempDir) -> PathBuf {
@@ -74,15 +98,18 @@ async fn wait_for_depth(
 async fn a_repushed_import_job_is_skipped_and_open_jobs_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let path = queue_path(&dir);
-    let queue = JobQueue::open(&path).await.unwrap();
+    let queue = open_embedded(&path, 5).await.unwrap();
 
     let jobs: Vec<FetchJob> = (1..=3).map(|id| job(Some(7), id)).collect();
-    assert_eq!(queue.push(Lane::Background, jobs.clone()).await.unwrap(), 3);
-    assert_eq!(queue.push(Lane::Background, jobs).await.unwrap(), 0);
+    assert_eq!(
+        queue.push(Lane::Background, &jobs.clone()).await.unwrap(),
+        3
+    );
+    assert_eq!(queue.push(Lane::Background, &jobs).await.unwrap(), 0);
     // The same anime in another import is another item.
     assert_eq!(
         queue
-            .push(Lane::Background, vec![job(Some(8), 1)])
+            .push(Lane::Background, &[job(Some(8), 1)])
             .await
             .unwrap(),
         1
@@ -90,12 +117,12 @@ async fn a_repushed_import_job_is_skipped_and_open_jobs_are_not() {
     // Open jobs carry no key: every click is answered.
     assert_eq!(
         queue
-            .push(Lane::Interactive, vec![job(None, 1), job(None, 1)])
+            .push(Lane::Interactive, &[job(None, 1), job(None, 1)])
             .await
             .unwrap(),
         2
     );
-    assert_eq!(queue.push(Lane::Interactive, vec![]).await.unwrap(), 0);
+    assert_eq!(queue.push(Lane::Interactive, &[]).await.unwrap(), 0);
 
     let depth = queue.depth().await.unwrap();
     assert_eq!(depth.background.pending, 4, "{depth:?}");
@@ -104,21 +131,16 @@ async fn a_repushed_import_job_is_skipped_and_open_jobs_are_not() {
 
     let pid = std::fs::read_to_string(dir.path().join("queue.redb.pid")).unwrap();
     assert_eq!(pid.trim(), std::process::id().to_string());
-    assert_eq!(
-        job(Some(7), 16498).idempotency_key().as_deref(),
-        Some("import:7:anime:16498")
-    );
-    assert_eq!(job(None, 16498).idempotency_key(), None);
 }
 
 #[tokio::test]
 async fn every_pushed_job_is_handled_exactly_once_and_ends_done() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
     let background: Vec<FetchJob> = (1..=40).map(|id| job(Some(1), id)).collect();
-    queue.push(Lane::Background, background).await.unwrap();
+    queue.push(Lane::Background, &background).await.unwrap();
     queue
-        .push(Lane::Interactive, vec![job(None, 1001), job(None, 1002)])
+        .push(Lane::Interactive, &[job(None, 1001), job(None, 1002)])
         .await
         .unwrap();
 
@@ -139,16 +161,7 @@ async fn every_pushed_job_is_handled_exactly_once_and_ends_done() {
         workers: 2,
         ..fast_options()
     };
-    let workers = queue.run(options, count, shutdown.clone()).unwrap();
-    let names = workers.names();
-    assert_eq!(names.len(), 3, "one interactive and two background workers");
-    assert!(
-        names
-            .iter()
-            .all(|n| n.contains(&std::process::id().to_string()))
-    );
-    let unique: std::collections::HashSet<_> = names.iter().collect();
-    assert_eq!(unique.len(), 3, "worker names must be unique: {names:?}");
+    let workers = run(&queue, options, count, shutdown.clone()).unwrap();
 
     let depth = wait_for_depth(&queue, Duration::from_secs(30), |d| {
         d.background.done == 40 && d.interactive.done == 2
@@ -167,9 +180,9 @@ async fn every_pushed_job_is_handled_exactly_once_and_ends_done() {
 #[tokio::test]
 async fn an_interactive_job_overtakes_a_background_backlog() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
     let backlog: Vec<FetchJob> = (1..=500).map(|id| job(Some(1), id)).collect();
-    assert_eq!(queue.push(Lane::Background, backlog).await.unwrap(), 500);
+    assert_eq!(queue.push(Lane::Background, &backlog).await.unwrap(), 500);
 
     let background_started = Arc::new(AtomicUsize::new(0));
     let interactive_seen: Arc<Mutex<Option<usize>>> = Arc::default();
@@ -196,7 +209,7 @@ async fn an_interactive_job_overtakes_a_background_backlog() {
         concurrency: 2,
         ..fast_options()
     };
-    let workers = queue.run(options, slow, shutdown.clone()).unwrap();
+    let workers = run(&queue, options, slow, shutdown.clone()).unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while background_started.load(Ordering::SeqCst) < 4 {
@@ -205,7 +218,7 @@ async fn an_interactive_job_overtakes_a_background_backlog() {
     }
     let before = background_started.load(Ordering::SeqCst);
     queue
-        .push(Lane::Interactive, vec![job(None, 9999)])
+        .push(Lane::Interactive, &[job(None, 9999)])
         .await
         .unwrap();
 
@@ -236,16 +249,15 @@ async fn an_interactive_job_overtakes_a_background_backlog() {
 #[tokio::test]
 async fn retries_run_again_aborts_do_not_and_attempts_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let embedded = EmbeddedQueue::open(&queue_path(&dir), 5).await.unwrap();
+    let queue = JobQueue::new(Arc::new(embedded.clone()));
     queue
-        .push(Lane::Background, vec![job(Some(1), 1), job(Some(1), 2)])
+        .push(Lane::Background, &[job(Some(1), 1), job(Some(1), 2)])
         .await
         .unwrap();
-    queue
-        .clone()
-        .with_max_attempts(2)
-        .unwrap()
-        .push(Lane::Background, vec![job(Some(1), 3)])
+    // The limit travels with each job: one pushed with 2 attempts keeps them.
+    JobQueue::new(Arc::new(embedded.with_max_attempts(2)))
+        .push(Lane::Background, &[job(Some(1), 3)])
         .await
         .unwrap();
 
@@ -269,7 +281,7 @@ async fn retries_run_again_aborts_do_not_and_attempts_are_bounded() {
         }
     });
     let shutdown = CancellationToken::new();
-    let workers = queue.run(fast_options(), flaky, shutdown.clone()).unwrap();
+    let workers = run(&queue, fast_options(), flaky, shutdown.clone()).unwrap();
     let depth = wait_for_depth(&queue, Duration::from_secs(30), |d| {
         d.background.done == 1 && d.background.failed == 2
     })
@@ -304,9 +316,9 @@ async fn retries_run_again_aborts_do_not_and_attempts_are_bounded() {
 #[tokio::test]
 async fn graceful_stop_lets_an_in_flight_job_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
     queue
-        .push(Lane::Background, vec![job(Some(1), 1)])
+        .push(Lane::Background, &[job(Some(1), 1)])
         .await
         .unwrap();
     let started = Arc::new(AtomicBool::new(false));
@@ -322,7 +334,7 @@ async fn graceful_stop_lets_an_in_flight_job_finish() {
         }
     });
     let shutdown = CancellationToken::new();
-    let workers = queue.run(fast_options(), slow, shutdown.clone()).unwrap();
+    let workers = run(&queue, fast_options(), slow, shutdown.clone()).unwrap();
     while !started.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -339,15 +351,13 @@ async fn graceful_stop_lets_an_in_flight_job_finish() {
 #[tokio::test]
 async fn options_apalis_would_panic_on_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = JobQueue::open(&queue_path(&dir)).await.unwrap();
+    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
     let noop = handler(|_job, _ctx| async { Ok(()) });
     let options = RunOptions {
         concurrency: 0,
         ..RunOptions::default()
     };
-    let err = queue
-        .run(options, noop, CancellationToken::new())
-        .unwrap_err();
+    let err = run(&queue, options, noop, CancellationToken::new()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -359,15 +369,14 @@ async fn options_apalis_would_panic_on_are_refused() {
         "{err}"
     );
     assert!(err.to_string().contains("at least 1"), "{err}");
-    assert!(queue.clone().with_max_attempts(0).is_err());
 }
 
 #[tokio::test]
 async fn a_second_open_in_the_same_process_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     let path = queue_path(&dir);
-    let _owner = JobQueue::open(&path).await.unwrap();
-    let err = JobQueue::open(&path).await.unwrap_err();
+    let _owner = open_embedded(&path, 5).await.unwrap();
+    let err = open_embedded(&path, 5).await.unwrap_err();
     match &err {
         QueueError::Locked { pid, .. } => assert_eq!(*pid, Some(std::process::id())),
         other => panic!("expected Locked, got {other:?}"),
@@ -384,7 +393,7 @@ async fn hold_queue_child() {
     let Ok(path) = std::env::var(HOLD_ENV) else {
         return;
     };
-    let _queue = JobQueue::open(Path::new(&path)).await.unwrap();
+    let _queue = open_embedded(Path::new(&path), 5).await.unwrap();
     println!("{HOLDING_MARKER}");
     tokio::time::sleep(Duration::from_secs(60)).await;
 }
@@ -394,7 +403,7 @@ async fn a_second_process_is_refused_with_the_owners_pid() {
     let dir = tempfile::tempdir().unwrap();
     let path = queue_path(&dir);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["hold_queue_child", "--exact", "--nocapture"])
+        .args(["queue::tests::hold_queue_child", "--exact", "--nocapture"])
         .env(HOLD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -411,7 +420,7 @@ async fn a_second_process_is_refused_with_the_owners_pid() {
     .unwrap();
     assert!(held, "the child never opened the queue");
 
-    let err = JobQueue::open(&path).await.unwrap_err();
+    let err = open_embedded(&path, 5).await.unwrap_err();
     let child_pid = child.id();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -428,7 +437,7 @@ async fn a_second_process_is_refused_with_the_owners_pid() {
     assert!(text.contains("franchise status"), "{text}");
 
     // Once the owner is gone, the file opens again.
-    JobQueue::open(&path).await.unwrap();
+    open_embedded(&path, 5).await.unwrap();
 }
 
 #[test]
@@ -444,9 +453,9 @@ fn a_job_in_flight_when_its_process_died_is_handled_by_the_next_run() {
     let doomed = tokio::runtime::Runtime::new().unwrap();
     let started = Arc::new(AtomicBool::new(false));
     doomed.block_on(async {
-        let queue = JobQueue::open(&path).await.unwrap();
+        let queue = open_embedded(&path, 5).await.unwrap();
         queue
-            .push(Lane::Background, vec![job(Some(3), 42)])
+            .push(Lane::Background, &[job(Some(3), 42)])
             .await
             .unwrap();
         let s = started.clone();
@@ -454,9 +463,7 @@ fn a_job_in_flight_when_its_process_died_is_handled_by_the_next_run() {
             s.store(true, Ordering::SeqCst);
             futures::future::pending()
         });
-        let workers = queue
-            .run(options.clone(), stuck, CancellationToken::new())
-            .unwrap();
+        let workers = run(&queue, options.clone(), stuck, CancellationToken::new()).unwrap();
         while !started.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -470,7 +477,7 @@ fn a_job_in_flight_when_its_process_died_is_handled_by_the_next_run() {
         let deadline = Instant::now() + Duration::from_secs(10);
         let queue = loop {
             // The dead runtime's blocking threads may hold the file for a moment.
-            match JobQueue::open(&path).await {
+            match open_embedded(&path, 5).await {
                 Ok(queue) => break queue,
                 Err(QueueError::Locked { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -489,7 +496,7 @@ fn a_job_in_flight_when_its_process_died_is_handled_by_the_next_run() {
         });
         let shutdown = CancellationToken::new();
         let started_at = Instant::now();
-        let workers = queue.run(options, record, shutdown.clone()).unwrap();
+        let workers = run(&queue, options, record, shutdown.clone()).unwrap();
         wait_for_depth(&queue, Duration::from_secs(20), |d| d.background.done == 1).await;
         let took = started_at.elapsed();
         shutdown.cancel();
@@ -510,7 +517,7 @@ async fn a_file_of_random_bytes_is_reported_corrupt_with_advice() {
     let path = queue_path(&dir);
     let noise: Vec<u8> = (0..65_536).map(|_| rand::random::<u8>()).collect();
     std::fs::write(&path, noise).unwrap();
-    let err = JobQueue::open(&path).await.unwrap_err();
+    let err = open_embedded(&path, 5).await.unwrap_err();
     assert!(
         matches!(&err, QueueError::Corrupt { path: p, .. } if p == &path),
         "{err:?}"
@@ -518,4 +525,49 @@ async fn a_file_of_random_bytes_is_reported_corrupt_with_advice() {
     let text = err.to_string();
     assert!(text.contains("Move it aside"), "{text}");
     assert!(text.contains("re-queued from the SQL store"), "{text}");
+}
+
+#[tokio::test]
+async fn presence_says_whether_a_job_is_live_finished_or_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
+    let live = job(Some(1), 1);
+    let finished = job(Some(1), 2);
+    let mut later_round = job(Some(1), 2);
+    later_round.round = 1;
+    queue
+        .push(Lane::Background, &[live.clone(), finished.clone()])
+        .await
+        .unwrap();
+    let only_two = handler(|job, _ctx| async move {
+        if job.anime_id.get() == 2 {
+            Ok(())
+        } else {
+            futures::future::pending().await
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let workers = run(&queue, fast_options(), only_two, shutdown.clone()).unwrap();
+    wait_for_depth(&queue, Duration::from_secs(20), |d| d.background.done == 1).await;
+    let presence = queue
+        .presence(&[live.clone(), finished.clone(), later_round.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        presence,
+        vec![
+            JobPresence::Live,
+            JobPresence::Finished,
+            JobPresence::Absent
+        ]
+    );
+    // A new round of a finished job is a new job.
+    assert_eq!(queue.push(Lane::Background, &[finished]).await.unwrap(), 0);
+    assert_eq!(
+        queue.push(Lane::Background, &[later_round]).await.unwrap(),
+        1
+    );
+    queue.health().await.unwrap();
+    shutdown.cancel();
+    drop(workers);
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use apalis_redb::Connection;
 use redb::{DatabaseError, StorageError};
 
-use super::error::QueueError;
 use super::pidfile;
+use crate::queue::QueueError;
 
 /// redb's page cache. Its default (1 GiB) let the cache alone pass 100 MiB of memory while a
 /// 100,000-job queue was pushed; the queue's working set is the head of two lanes.
@@ -16,7 +16,16 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Opens the file off the async executor (redb's open may repair the file, which is slow) and
 /// records this process as its owner.
-pub(crate) async fn open_database(path: &Path) -> Result<Connection, QueueError> {
+pub(super) async fn open_database(path: &Path) -> Result<Connection, QueueError> {
+    // Creating the file under a lock: two processes on a fresh data dir would otherwise both
+    // build `queue.redb.new`, and one would rename away the other's half-made file.
+    let lock_path = crate::fs_lock::sidecar(path, ".lock");
+    let lock = crate::fs_lock::lock_exclusive(&lock_path)
+        .await
+        .map_err(|e| QueueError::Open {
+            location: path.display().to_string(),
+            reason: format!("cannot lock {}: {e}", lock_path.display()),
+        })?;
     let owned = path.to_path_buf();
     let opened = tokio::task::spawn_blocking(move || {
         create_whole(&owned)?;
@@ -25,6 +34,7 @@ pub(crate) async fn open_database(path: &Path) -> Result<Connection, QueueError>
             .create(&owned)
     })
     .await;
+    drop(lock);
     match opened {
         Ok(Ok(db)) => {
             pidfile::record_owner(path);
@@ -38,7 +48,7 @@ pub(crate) async fn open_database(path: &Path) -> Result<Connection, QueueError>
             reason: "redb panicked while reading it".to_string(),
         }),
         Err(join) => Err(QueueError::Open {
-            path: path.to_path_buf(),
+            location: path.display().to_string(),
             reason: format!("the open was cancelled: {join}"),
         }),
     }
@@ -90,8 +100,14 @@ fn classify(path: PathBuf, err: DatabaseError) -> QueueError {
             let pid = pidfile::read_owner(&path);
             QueueError::Locked { path, pid }
         }
+        DatabaseError::Storage(StorageError::Io(io)) if super::is_disk_full(&io) => {
+            QueueError::DiskFull {
+                location: path.display().to_string(),
+                reason: io.to_string(),
+            }
+        }
         other => QueueError::Open {
-            path,
+            location: path.display().to_string(),
             reason: other.to_string(),
         },
     }

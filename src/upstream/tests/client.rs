@@ -1,15 +1,12 @@
-//! The AniList client against the fake AniList over loopback: batching, typed failures,
-//! retries only of what is worth retrying, and one shared budget that never draws a 429.
-//! Time is scaled down: a 2–3 s window stands for AniList's minute.
-
-mod common;
+//! The AniList client against the fake AniList over loopback: batching, typed failures, retries
+//! only of what is worth retrying, and one shared budget that never draws a 429.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::anime::AnimeId;
+use crate::upstream::{AniListClient, BudgetConfig, ClientConfig, RateBudget, UpstreamError};
 use fake_anilist::{FakeAniList, FakeConfig, Faults, RateModel, World, WorldSpec};
-use franchise::anime::AnimeId;
-use franchise::upstream::{AniListClient, BudgetConfig, ClientConfig, RateBudget, UpstreamError};
 
 /// A budget of `requests` per `window`, with the pace and margins scaled like the window.
 fn scaled_budget(requests: u32, window: Duration) -> BudgetConfig {
@@ -32,7 +29,14 @@ fn client_for(fake: &FakeAniList, budget: BudgetConfig) -> AniListClient {
         retry_max_delay: Duration::from_millis(40),
         max_parks: 2,
     };
-    AniListClient::new(config, Arc::new(RateBudget::new(budget).unwrap())).unwrap()
+    AniListClient::new(
+        config,
+        Arc::new(RateBudget::in_memory(
+            budget,
+            Arc::new(crate::clock::SystemClock),
+        )),
+    )
+    .unwrap()
 }
 
 fn unlimited() -> BudgetConfig {
@@ -160,7 +164,7 @@ async fn each_failure_maps_to_its_typed_error_and_permanent_ones_are_tried_once(
             assert!(!excerpt.is_empty());
         }
         if kind == "upstream_disabled" {
-            assert_eq!(client.budget().state().outages_seen, 3);
+            assert_eq!(client.budget().state().await.unwrap().outages_seen, 3);
         }
     }
 }
@@ -181,11 +185,17 @@ async fn transient_failures_recover_within_the_retry_bound() {
         max_retries: 8,
         retry_min_delay: Duration::from_millis(5),
         retry_max_delay: Duration::from_millis(20),
-        ..ClientConfig::default()
+        ..crate::config::Settings::default().client()
     };
     config.timeout = Duration::from_secs(2);
-    let client =
-        AniListClient::new(config, Arc::new(RateBudget::new(unlimited()).unwrap())).unwrap();
+    let client = AniListClient::new(
+        config,
+        Arc::new(RateBudget::in_memory(
+            unlimited(),
+            Arc::new(crate::clock::SystemClock),
+        )),
+    )
+    .unwrap();
     for id in &ids {
         let answer = client.fetch_batch(&[*id]).await.unwrap();
         assert_eq!(answer.found.len(), 1);
@@ -240,7 +250,7 @@ async fn eight_callers_through_one_default_budget_never_draw_a_429_in_degraded_m
     assert_eq!(stats.arrived_during_ban, 0);
     // The whole window's budget is used: 80 requests at 30 per window need under 4 windows
     // (plus the slack), not the 2.7 s × 30 of an even spacing per request.
-    assert_eq!(client.budget().state().rate_limited_seen, 0);
+    assert_eq!(client.budget().state().await.unwrap().rate_limited_seen, 0);
 }
 
 #[tokio::test]
@@ -286,5 +296,5 @@ async fn after_a_forced_429_no_request_arrives_during_the_ban() {
         .unwrap();
     let gap = stats.log[limited + 1].at_ms - stats.log[limited].at_ms;
     assert!(gap >= 1_000, "next request {gap} ms after the 429");
-    assert_eq!(client.budget().state().rate_limited_seen, 1);
+    assert_eq!(client.budget().state().await.unwrap().rate_limited_seen, 1);
 }

@@ -1,28 +1,25 @@
-//! Builds and runs ONE apalis worker incarnation on one lane until it fails or `shutdown` is
+//! Builds and runs ONE apalis-redb worker incarnation on one lane until it fails or `shutdown` is
 //! cancelled, bounding the graceful drain of in-flight jobs by `RunOptions::grace`.
 
 use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
 use tokio_util::sync::CancellationToken;
 
-use super::config::{RunOptions, lane_config};
-use super::handler::{Adapter, Delivery};
-use super::job::{FetchJob, JobHandler, Lane};
-use super::store::JobQueue;
+use super::EmbeddedQueue;
+use super::lane_config;
+use crate::queue::QueueError;
+use crate::queue::config::RunOptions;
+use crate::queue::handler::{Adapter, Delivery};
+use crate::queue::job::{FetchJob, JobHandler, Lane};
 
-/// Why a worker incarnation ended without a clean stop; the supervisor logs it and restarts.
-pub(crate) type RunFailure = String;
-
-pub(crate) async fn run_worker(
-    queue: &JobQueue,
+pub(super) async fn run_worker(
+    queue: &EmbeddedQueue,
     lane: Lane,
     name: &str,
     options: &RunOptions,
     handler: JobHandler,
     shutdown: &CancellationToken,
-) -> Result<(), RunFailure> {
-    let storage = queue
-        .storage(lane_config(lane, options.concurrency, options.heartbeat))
-        .map_err(|err| err.to_string())?;
+) -> Result<(), QueueError> {
+    let storage = queue.storage(lane_config(lane, options.concurrency, options.heartbeat))?;
     let adapter = Adapter {
         handler,
         lane,
@@ -46,13 +43,21 @@ pub(crate) async fn run_worker(
         () = shutdown.cancelled() => match tokio::time::timeout(options.grace, &mut run).await {
             Ok(ended) => ended,
             Err(_) => {
-                return Err(format!(
-                    "in-flight jobs did not finish within {:?}; they were abandoned and the \
-                     next run re-queues them as orphans",
-                    options.grace
-                ));
+                return Err(QueueError::Backend {
+                    location: queue.path().display().to_string(),
+                    operation: "stopping a worker",
+                    reason: format!(
+                        "in-flight jobs did not finish within {:?}; they were abandoned and the \
+                         next run re-queues them as orphans",
+                        options.grace
+                    ),
+                });
             }
         },
     };
-    ended.map_err(|err| err.to_string())
+    ended.map_err(|err| QueueError::Backend {
+        location: queue.path().display().to_string(),
+        operation: "running a worker",
+        reason: err.to_string(),
+    })
 }

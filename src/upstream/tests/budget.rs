@@ -1,11 +1,11 @@
-//! The shared rate budget on its own: the rolling window, the pace, header adaptation and the
-//! park. Timings are asserted as lower bounds (a slow machine can only make them longer) and
-//! as counts of sends per window, which do not depend on machine speed.
+//! The shared rate budget over its ledger, with real time: the rolling window with many callers,
+//! the pace, header adaptation and the park.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use franchise::upstream::{BudgetConfig, ParkReason, RateBudget, RateHeaders};
+use crate::upstream::budget::RateHeaders;
+use crate::upstream::{BudgetConfig, ParkReason, RateBudget};
 use tokio::time::Instant;
 
 fn config(requests: u32, window_ms: u64, spacing_ms: u64) -> BudgetConfig {
@@ -35,7 +35,10 @@ fn max_in_any_window(sends: &[Instant], window: Duration) -> usize {
 
 #[tokio::test]
 async fn never_more_than_the_budget_in_any_window_even_with_many_callers() {
-    let budget = Arc::new(RateBudget::new(config(5, 600, 1)).unwrap());
+    let budget = Arc::new(RateBudget::in_memory(
+        config(5, 600, 1),
+        Arc::new(crate::clock::SystemClock),
+    ));
     let started = Instant::now();
     let sends = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut callers = Vec::new();
@@ -43,7 +46,7 @@ async fn never_more_than_the_budget_in_any_window_even_with_many_callers() {
         let (budget, sends) = (budget.clone(), sends.clone());
         callers.push(tokio::spawn(async move {
             for _ in 0..2 {
-                let _slot = budget.acquire().await;
+                let _slot = budget.acquire().await.unwrap();
                 sends.lock().unwrap().push(Instant::now());
             }
         }));
@@ -67,15 +70,18 @@ async fn never_more_than_the_budget_in_any_window_even_with_many_callers() {
         "{:?}",
         sends[4] - started
     );
-    assert_eq!(budget.state().requests_made, 16);
+    assert_eq!(budget.state().await.unwrap().requests_made, 16);
 }
 
 #[tokio::test]
 async fn the_pace_spaces_requests_even_when_the_window_has_room() {
-    let budget = RateBudget::new(config(1000, 60_000, 60)).unwrap();
+    let budget = RateBudget::in_memory(
+        config(1000, 60_000, 60),
+        Arc::new(crate::clock::SystemClock),
+    );
     let mut sends = Vec::new();
     for _ in 0..6 {
-        let _slot = budget.acquire().await;
+        let _slot = budget.acquire().await.unwrap();
         sends.push(Instant::now());
     }
     for pair in sends.windows(2) {
@@ -90,19 +96,25 @@ async fn the_pace_spaces_requests_even_when_the_window_has_room() {
 
 #[tokio::test]
 async fn a_429_parks_every_caller_until_retry_after_plus_the_margin() {
-    let budget = Arc::new(RateBudget::new(config(100, 60_000, 1)).unwrap());
-    let _slot = budget.acquire().await;
+    let budget = Arc::new(RateBudget::in_memory(
+        config(100, 60_000, 1),
+        Arc::new(crate::clock::SystemClock),
+    ));
+    let _slot = budget.acquire().await.unwrap();
     let parked_at = Instant::now();
-    let pause = budget.on_rate_limited(Duration::from_millis(300));
+    let pause = budget
+        .on_rate_limited(Duration::from_millis(300))
+        .await
+        .unwrap();
     assert_eq!(pause, Duration::from_millis(400));
-    let state = budget.state();
+    let state = budget.state().await.unwrap();
     assert_eq!(state.parked_reason, Some(ParkReason::RateLimited));
     assert_eq!(state.rate_limited_seen, 1);
     let mut callers = Vec::new();
     for _ in 0..4 {
         let budget = budget.clone();
         callers.push(tokio::spawn(async move {
-            let _slot = budget.acquire().await;
+            let _slot = budget.acquire().await.unwrap();
             Instant::now()
         }));
     }
@@ -114,49 +126,58 @@ async fn a_429_parks_every_caller_until_retry_after_plus_the_margin() {
             sent - parked_at
         );
     }
-    assert_eq!(budget.state().parked_reason, None);
+    assert_eq!(budget.state().await.unwrap().parked_reason, None);
 }
 
 #[tokio::test]
 async fn outages_park_everyone_for_a_doubling_bounded_pause() {
-    let budget = RateBudget::new(config(100, 60_000, 1)).unwrap();
-    let pauses: Vec<u128> = (0..5).map(|_| budget.on_outage().as_millis()).collect();
+    let budget = RateBudget::in_memory(config(100, 60_000, 1), Arc::new(crate::clock::SystemClock));
+    let mut pauses: Vec<u128> = Vec::new();
+    for _ in 0..5 {
+        pauses.push(budget.on_outage().await.unwrap().as_millis());
+    }
     assert_eq!(pauses, vec![50, 100, 200, 300, 300]);
-    assert_eq!(budget.state().parked_reason, Some(ParkReason::Outage));
-    // A good response closes the circuit: the next outage starts small again.
-    budget.observe(&RateHeaders::default());
-    assert_eq!(budget.on_outage().as_millis(), 50);
+    assert_eq!(
+        budget.state().await.unwrap().parked_reason,
+        Some(ParkReason::Outage)
+    );
+    // A good response closes the circuit: once the park is over, the next outage starts
+    // small again (a park in force is never shortened).
+    budget.observe(&RateHeaders::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let pause = budget.on_outage().await.unwrap().as_millis();
+    assert!((40..=50).contains(&pause), "{pause}");
 }
 
 #[tokio::test]
 async fn a_server_that_says_less_is_left_slows_the_budget_down() {
-    let budget = RateBudget::new(config(30, 500, 1)).unwrap();
-    let _slot = budget.acquire().await;
+    let budget = RateBudget::in_memory(config(30, 500, 1), Arc::new(crate::clock::SystemClock));
+    let _slot = budget.acquire().await.unwrap();
     // The server admits to a limit of 2 with 0 left: nobody may send until its window resets.
     let told = Instant::now();
-    budget.observe(&RateHeaders {
-        limit: Some(2),
-        remaining: Some(0),
-        retry_after: None,
-    });
-    assert_eq!(budget.state().limit_per_window, 2);
-    let _slot = budget.acquire().await;
+    budget
+        .observe(&RateHeaders {
+            limit: Some(2),
+            remaining: Some(0),
+            retry_after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(budget.state().await.unwrap().limit_per_window, 2);
+    let _slot = budget.acquire().await.unwrap();
     assert!(
         told.elapsed() >= Duration::from_millis(500),
         "{:?}",
         told.elapsed()
     );
     // Headers claiming more than the configured budget never raise it.
-    budget.observe(&RateHeaders {
-        limit: Some(90),
-        remaining: Some(89),
-        retry_after: None,
-    });
-    assert_eq!(budget.state().limit_per_window, 30);
-}
-
-#[test]
-fn a_zero_budget_is_refused_with_the_reason() {
-    let err = RateBudget::new(config(0, 60_000, 500)).err().unwrap();
-    assert!(err.contains("got 0"), "{err}");
+    budget
+        .observe(&RateHeaders {
+            limit: Some(90),
+            remaining: Some(89),
+            retry_after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(budget.state().await.unwrap().limit_per_window, 30);
 }

@@ -1,0 +1,278 @@
+//! The read cache in front of the store: the original app's relations cache done properly.
+//! Three tiers with the original TTLs (an anime: basic, 1 h; its relations: detailed, 6 h; a
+//! franchise: 24 h), invalidated by the flusher whenever it rewrites an anime, so a cached
+//! franchise is never staler than the store. Hits, misses and evictions are counted per tier.
+//!
+//! An entry's age is measured on the injectable [`Clock`], so tests move time by hand; moka
+//! bounds the memory (entries) and drops expired entries in the background.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::notification::RemovalCause;
+use serde::{Deserialize, Serialize};
+
+use crate::anime::AnimeId;
+use crate::clock::Clock;
+use crate::store::{AnimeSummary, StoredAnime, StoredRelation};
+
+/// A stored franchise: the root's members over followed relation types, and every stored
+/// relation that starts at one of them (the shape of `show --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Franchise {
+    pub root: AnimeId,
+    pub anime: Vec<AnimeSummary>,
+    pub relations: Vec<StoredRelation>,
+}
+
+/// Counters of one tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries dropped: expired, invalidated by a rewrite, or pushed out by the size bound.
+    pub evictions: u64,
+    pub entries: u64,
+    pub ttl_secs: u64,
+}
+
+impl TierStats {
+    /// Hits over look-ups, 0 before the first look-up.
+    pub fn hit_rate(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+/// The cache's counters, per tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// False when reads go straight to the store: the cache is off, or another process may
+    /// write the store (the cache would not hear of its rewrites).
+    pub enabled: bool,
+    pub basic: TierStats,
+    pub detailed: TierStats,
+    pub franchise: TierStats,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: Arc<AtomicU64>,
+}
+
+/// A value with the time it was read from the store.
+#[derive(Clone)]
+struct Entry<V> {
+    value: V,
+    at_ms: i64,
+}
+
+struct Tier<K, V> {
+    cache: moka::sync::Cache<K, Entry<V>>,
+    ttl: Duration,
+    counters: Counters,
+}
+
+impl<K, V> Tier<K, V>
+where
+    K: Hash + Eq + Send + Sync + Clone + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(max_entries: u64, ttl: Duration) -> Self {
+        let counters = Counters::default();
+        let evictions = counters.evictions.clone();
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(max_entries)
+            // A backstop: entries are judged by the injectable clock on every read.
+            .time_to_live(ttl.max(Duration::from_millis(1)))
+            .eviction_listener(move |_key, _value, cause| {
+                if cause != RemovalCause::Replaced {
+                    evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
+        Self {
+            cache,
+            ttl,
+            counters,
+        }
+    }
+
+    fn get(&self, key: &K, now_ms: i64) -> Option<V> {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        match self.cache.get(key) {
+            Some(entry) if now_ms.saturating_sub(entry.at_ms) < ttl_ms => {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Some(entry.value)
+            }
+            Some(_) => {
+                // Older than its tier: gone, and this look-up is a miss.
+                self.cache.invalidate(key);
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            None => {
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn put(&self, key: K, value: V, at_ms: i64) {
+        self.cache.insert(key, Entry { value, at_ms });
+    }
+
+    fn stats(&self) -> TierStats {
+        self.cache.run_pending_tasks();
+        TierStats {
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            misses: self.counters.misses.load(Ordering::Relaxed),
+            evictions: self.counters.evictions.load(Ordering::Relaxed),
+            entries: self.cache.entry_count(),
+            ttl_secs: self.ttl.as_secs(),
+        }
+    }
+}
+
+/// The three tiers. Cheap to share (`Arc`).
+pub(crate) struct ReadCache {
+    enabled: AtomicBool,
+    /// Goes up on every invalidation: a value read from the store before an invalidation is
+    /// not put (it may predate the rewrite).
+    generation: AtomicU64,
+    clock: Arc<dyn Clock>,
+    anime: Tier<AnimeId, Option<StoredAnime>>,
+    relations: Tier<AnimeId, Vec<StoredRelation>>,
+    franchise: Tier<AnimeId, Arc<Franchise>>,
+}
+
+impl ReadCache {
+    pub(crate) fn new(
+        max_entries: u64,
+        basic: Duration,
+        detailed: Duration,
+        franchise: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            enabled: AtomicBool::new(max_entries > 0),
+            generation: AtomicU64::new(0),
+            clock,
+            anime: Tier::new(max_entries, basic),
+            relations: Tier::new(max_entries, detailed),
+            franchise: Tier::new(max_entries, franchise),
+        }
+    }
+
+    /// Turns the cache off (reads go to the store) or back on.
+    pub(crate) fn set_enabled(&self, enabled: bool) {
+        if !enabled {
+            self.clear();
+        }
+        self.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Call before reading the store for a miss; pass the result to `put_*`.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn current(&self, generation: u64) -> bool {
+        self.is_enabled() && self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    pub(crate) fn anime(&self, id: AnimeId) -> Option<Option<StoredAnime>> {
+        self.is_enabled()
+            .then(|| self.anime.get(&id, self.now()))
+            .flatten()
+    }
+
+    pub(crate) fn put_anime(&self, id: AnimeId, value: Option<StoredAnime>, generation: u64) {
+        if self.current(generation) {
+            self.anime.put(id, value, self.now());
+        }
+    }
+
+    pub(crate) fn relations(&self, id: AnimeId) -> Option<Vec<StoredRelation>> {
+        self.is_enabled()
+            .then(|| self.relations.get(&id, self.now()))
+            .flatten()
+    }
+
+    pub(crate) fn put_relations(&self, id: AnimeId, value: Vec<StoredRelation>, generation: u64) {
+        if self.current(generation) {
+            self.relations.put(id, value, self.now());
+        }
+    }
+
+    pub(crate) fn franchise(&self, root: AnimeId) -> Option<Arc<Franchise>> {
+        self.is_enabled()
+            .then(|| self.franchise.get(&root, self.now()))
+            .flatten()
+    }
+
+    pub(crate) fn put_franchise(&self, root: AnimeId, value: Arc<Franchise>, generation: u64) {
+        if self.current(generation) {
+            self.franchise.put(root, value, self.now());
+        }
+    }
+
+    /// The flusher rewrote these anime (and the derived rows of their relations' far ends):
+    /// every entry that shows one of them is dropped.
+    pub(crate) fn invalidate(&self, touched: &HashSet<AnimeId>) {
+        if touched.is_empty() || !self.is_enabled() {
+            return;
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for id in touched {
+            self.anime.cache.invalidate(id);
+            self.relations.cache.invalidate(id);
+        }
+        let stale: Vec<AnimeId> = self
+            .franchise
+            .cache
+            .iter()
+            .filter(|(_, entry)| {
+                touched.contains(&entry.value.root)
+                    || entry.value.anime.iter().any(|a| touched.contains(&a.id))
+            })
+            .map(|(root, _)| *root)
+            .collect();
+        for root in stale {
+            self.franchise.cache.invalidate(&root);
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.anime.cache.invalidate_all();
+        self.relations.cache.invalidate_all();
+        self.franchise.cache.invalidate_all();
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            enabled: self.is_enabled(),
+            basic: self.anime.stats(),
+            detailed: self.relations.stats(),
+            franchise: self.franchise.stats(),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Logging for the command line: `RUST_LOG` (or its alias `FRANCHISE_LOG`) if set, else a
+//! level from `-v`/`-q`. Log lines go to stderr through the progress bars, which step aside
+//! while a line prints, so a warning never lands inside "Importing 82/102…".
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use indicatif::MultiProgress;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// The one set of progress bars of this process.
+pub fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(MultiProgress::new)
+}
+
+pub fn init(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_from_env("FRANCHISE_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(AboveBars)
+        .init();
+}
+
+/// Writes each log line above the progress bars.
+#[derive(Clone, Copy)]
+struct AboveBars;
+
+impl<'a> MakeWriter<'a> for AboveBars {
+    type Writer = LineBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        LineBuffer(Vec::new())
+    }
+}
+
+struct LineBuffer(Vec<u8>);
+
+impl Write for LineBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let line = std::mem::take(&mut self.0);
+        bars().suspend(|| {
+            let _ = std::io::stderr().lock().write_all(&line);
+        });
+    }
+}

@@ -1,0 +1,279 @@
+//! Waiting for imports with a progress bar ("Importing 37/120 related anime… at least 12 s
+//! left"), fed by the importer's event stream. While the rate budget parks the workers the
+//! bar says so. A process that does not own the queue waits on the owner's progress and takes
+//! the queue over if the owner goes away.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use franchise::{
+    Error, Event, ImportFilter, ImportProgress, ImportState, Importer, ParkReason, QueueOwner,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::log::bars;
+use super::signal::stop_signal;
+use super::{EXIT_INTERRUPTED, EXIT_PARTIAL};
+use crate::out;
+
+/// How often the store is read again (events may have been missed, or come from another
+/// process) and a process that does not own the queue tries to take it.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Waits until every import in `ids` has finished; prints a summary (JSON lines with
+/// `json`). Exit 3 if any item failed, 130 if interrupted.
+pub async fn wait_for_imports(
+    importer: &Importer,
+    ids: &[i64],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut events = importer.subscribe();
+    let mut display = Display::new(json);
+    let mut latest: BTreeMap<i64, ImportProgress> = BTreeMap::new();
+    let mut etas: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut parked: Option<(i64, ParkReason)> = None;
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(TICK);
+    let mut read_store = true;
+    loop {
+        if read_store {
+            for id in ids {
+                read_one(importer, &mut latest, &mut etas, *id).await?;
+            }
+            read_store = false;
+        }
+        display.show(&latest, &etas, parked);
+        if latest.values().all(ImportProgress::is_finished) {
+            break;
+        }
+        tokio::select! {
+            () = &mut stop => {
+                display.finish();
+                if !json {
+                    eprintln!("interrupted: the imports go on at the next `franchise work`");
+                }
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            halt = importer.until_halted() => {
+                display.finish();
+                return Err(Error::Halted(halt).into());
+            }
+            event = events.recv() => match event {
+                Some(Event::Progress { import_id, eta, .. }) if latest.contains_key(&import_id) => {
+                    let _ = importer.progress(import_id).await.map(|p| latest.insert(import_id, p));
+                    match eta {
+                        Some(eta) => etas.insert(import_id, eta.secs),
+                        None => etas.remove(&import_id),
+                    };
+                }
+                Some(Event::Finished { import_id, .. }) if latest.contains_key(&import_id) => {
+                    read_one(importer, &mut latest, &mut etas, import_id).await?
+                }
+                Some(Event::BudgetParked { until_ms, reason }) => parked = Some((until_ms, reason)),
+                Some(Event::BudgetResumed) => parked = None,
+                Some(Event::Lagged { .. }) => read_store = true,
+                Some(_) => {}
+                None => read_store = true,
+            },
+            _ = tick.tick() => {
+                read_store = true;
+                take_over_if_free(importer, &display).await?;
+            }
+        }
+    }
+    display.finish();
+    summary(&latest, json)
+}
+
+/// Reads one import's progress and estimate from the store.
+async fn read_one(
+    importer: &Importer,
+    latest: &mut BTreeMap<i64, ImportProgress>,
+    etas: &mut BTreeMap<i64, f64>,
+    import_id: i64,
+) -> anyhow::Result<()> {
+    let status = importer.status(&ImportFilter::one(import_id)).await?;
+    match status.imports.into_iter().next() {
+        Some(found) => {
+            match found.eta_secs {
+                Some(secs) => etas.insert(import_id, secs),
+                None => etas.remove(&import_id),
+            };
+            latest.insert(import_id, found.progress);
+            Ok(())
+        }
+        None => Err(Error::UnknownImport(import_id).into()),
+    }
+}
+
+/// A process recording for another owner runs the workers itself once that owner is gone.
+async fn take_over_if_free(importer: &Importer, display: &Display) -> anyhow::Result<()> {
+    if !matches!(importer.queue_owner(), QueueOwner::OtherProcess { .. }) {
+        return Ok(());
+    }
+    match importer.start().await {
+        Ok(()) => {
+            display.note("the process that owned the queue is gone: running the workers here");
+            Ok(())
+        }
+        Err(Error::NotOwner { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The bar on a terminal; plain lines when stderr is not one; nothing with --json.
+struct Display {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    last: String,
+}
+
+impl Display {
+    fn new(json: bool) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (tty && !json).then(|| {
+            let bar = bars().add(ProgressBar::new(1));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30.cyan/blue} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("█▉▊▋▌▍▎▏ "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        Self {
+            bar,
+            plain: !tty && !json,
+            last: String::new(),
+        }
+    }
+
+    fn show(
+        &mut self,
+        latest: &BTreeMap<i64, ImportProgress>,
+        etas: &BTreeMap<i64, f64>,
+        parked: Option<(i64, ParkReason)>,
+    ) {
+        let discovered: u64 = latest.values().map(|p| p.discovered).sum();
+        let settled: u64 = latest.values().map(ImportProgress::settled).sum();
+        let failed: u64 = latest.values().map(|p| p.failed).sum();
+        let mut line = format!("Importing {settled}/{discovered} related anime…");
+        if failed > 0 {
+            line.push_str(&format!(" ({failed} failed)"));
+        }
+        let now = franchise_now_ms();
+        match parked.filter(|(until, _)| *until > now) {
+            Some((until, reason)) => {
+                let what = match reason {
+                    ParkReason::Outage => "AniList is down (403); waiting",
+                    _ => "waiting for AniList's rate limit",
+                };
+                line.push_str(&format!(
+                    " {what}, resuming in {}",
+                    human((until - now) as f64 / 1000.0)
+                ));
+            }
+            None => {
+                // The walk may still grow, so the estimate is a lower bound, and says so.
+                let eta = latest
+                    .values()
+                    .filter(|p| !p.is_finished())
+                    .filter_map(|p| etas.get(&p.import_id))
+                    .fold(None, |max: Option<f64>, e| {
+                        Some(max.map_or(*e, |m| m.max(*e)))
+                    });
+                if let Some(secs) = eta {
+                    line.push_str(&format!(", at least {} left", human(secs)));
+                }
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(discovered.max(1));
+            bar.set_position(settled);
+            bar.set_message(line.clone());
+        } else if self.plain && line != self.last {
+            eprintln!("{line}");
+        }
+        self.last = line;
+    }
+
+    fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None if self.plain => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn franchise_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn human(secs: f64) -> String {
+    let secs = secs.max(0.0).round() as u64;
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+fn summary(all: &BTreeMap<i64, ImportProgress>, json: bool) -> anyhow::Result<ExitCode> {
+    let mut failed_any = false;
+    for p in all.values() {
+        failed_any |= p.failed > 0;
+        if json {
+            out!(
+                "{}",
+                serde_json::json!({
+                    "import_id": p.import_id, "root": p.root, "state": p.state,
+                    "discovered": p.discovered, "done": p.done, "failed": p.failed,
+                    "cancelled": p.cancelled, "unwalked_edges": p.unwalked_edges,
+                    "failures": p.failures,
+                })
+            );
+            continue;
+        }
+        out!(
+            "import {} of anime {}: {}, {} anime, {} failed",
+            p.import_id,
+            p.root,
+            p.state,
+            p.done,
+            p.failed
+        );
+        for (reason, count) in &p.failures {
+            out!("  {count} × {reason}");
+        }
+        if p.state == ImportState::Capped || p.unwalked_edges > 0 {
+            out!(
+                "  capped: {} followed relations were left unwalked (raise --depth or \
+                 --max-items to take them in)",
+                p.unwalked_edges
+            );
+        }
+        if p.state == ImportState::Cancelled {
+            out!("  cancelled: {} anime were not fetched", p.cancelled);
+        }
+    }
+    Ok(if failed_any {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

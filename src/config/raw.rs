@@ -1,0 +1,313 @@
+//! The settings as TOML spells them (every number signed, so `-2` gets a message naming the
+//! key rather than a type error), and their one validation into typed values.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Settings};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSettings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub workers: i64,
+    pub batch_window_ms: i64,
+    pub anilist: RawAniList,
+    pub import: RawImport,
+    pub freshness: RawFreshness,
+    pub queue: RawQueue,
+    pub cache: RawCache,
+    pub serve: RawServe,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImport {
+    pub max_depth: i64,
+    pub max_items: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFreshness {
+    pub basic_secs: i64,
+    pub detailed_secs: i64,
+    pub franchise_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueue {
+    pub max_attempts: i64,
+    pub heartbeat_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCache {
+    pub max_entries: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServe {
+    pub listen: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAniList {
+    pub url: String,
+    pub timeout_secs: f64,
+    pub budget_per_minute: i64,
+    pub min_spacing_ms: i64,
+    pub max_retries: i64,
+    pub retry_min_delay_ms: i64,
+    pub retry_max_delay_ms: i64,
+    pub outage_pause_min_secs: f64,
+    pub outage_pause_max_secs: f64,
+}
+
+/// Checks one whole number against its range, naming the key and the range when it is out.
+fn whole(
+    key: &'static str,
+    value: i64,
+    min: i64,
+    max: i64,
+    unit: &str,
+) -> Result<i64, ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            expected: format!("{unit} from {min} to {max}"),
+        })
+    }
+}
+
+fn millis(key: &'static str, value: i64, min: i64, max: i64) -> Result<Duration, ConfigError> {
+    whole(key, value, min, max, "milliseconds").map(|v| Duration::from_millis(v as u64))
+}
+
+fn secs(key: &'static str, value: i64, min: i64, max: i64) -> Result<Duration, ConfigError> {
+    whole(key, value, min, max, "seconds").map(|v| Duration::from_secs(v as u64))
+}
+
+fn fractional_secs(
+    key: &'static str,
+    value: f64,
+    min_exclusive: bool,
+    min: f64,
+    max: f64,
+) -> Result<Duration, ConfigError> {
+    let above_min = if min_exclusive {
+        value > min
+    } else {
+        value >= min
+    };
+    if value.is_finite() && above_min && value <= max {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        let from = if min_exclusive {
+            format!("more than {min}")
+        } else {
+            format!("from {min}")
+        };
+        Err(ConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            expected: format!("seconds {from} to {max}"),
+        })
+    }
+}
+
+/// A year: longer freshness than this is a mistake, not a policy.
+const YEAR_SECS: i64 = 366 * 24 * 3600;
+
+impl RawSettings {
+    pub(super) fn validate(self) -> Result<Settings, ConfigError> {
+        let a = &self.anilist;
+        let url = a.url.trim();
+        if reqwest::Url::parse(url).is_err()
+            || !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "anilist.url",
+                value: format!("{:?}", a.url),
+                expected: "an http(s) URL such as https://graphql.anilist.co".into(),
+            });
+        }
+        let retry_min = millis(
+            "anilist.retry_min_delay_ms",
+            a.retry_min_delay_ms,
+            0,
+            300_000,
+        )?;
+        let retry_max = millis(
+            "anilist.retry_max_delay_ms",
+            a.retry_max_delay_ms,
+            0,
+            300_000,
+        )?;
+        if retry_min > retry_max {
+            return Err(ConfigError::Invalid {
+                key: "anilist.retry_min_delay_ms",
+                value: a.retry_min_delay_ms.to_string(),
+                expected: format!(
+                    "no more than anilist.retry_max_delay_ms ({})",
+                    a.retry_max_delay_ms
+                ),
+            });
+        }
+        let pause_min = fractional_secs(
+            "anilist.outage_pause_min_secs",
+            a.outage_pause_min_secs,
+            false,
+            0.0,
+            3600.0,
+        )?;
+        let pause_max = fractional_secs(
+            "anilist.outage_pause_max_secs",
+            a.outage_pause_max_secs,
+            false,
+            0.0,
+            3600.0,
+        )?;
+        if pause_min > pause_max {
+            return Err(ConfigError::Invalid {
+                key: "anilist.outage_pause_min_secs",
+                value: a.outage_pause_min_secs.to_string(),
+                expected: format!(
+                    "no more than anilist.outage_pause_max_secs ({})",
+                    a.outage_pause_max_secs
+                ),
+            });
+        }
+        let database_url = self.database_url.trim();
+        let database_url = if database_url.is_empty() {
+            None
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Some(database_url.to_string())
+        } else {
+            return Err(ConfigError::Invalid {
+                key: "database_url",
+                value: format!("{:?}", redact_url(database_url)),
+                expected: "empty (the embedded store under the data dir) or a PostgreSQL URL \
+                           such as postgres://user@host:5432/franchise"
+                    .into(),
+            });
+        };
+        let listen: SocketAddr =
+            self.serve
+                .listen
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "serve.listen",
+                    value: format!("{:?}", self.serve.listen),
+                    expected: "an address and port such as 127.0.0.1:7878".into(),
+                })?;
+        let token = self.serve.token.trim();
+        let token = if token.is_empty() {
+            None
+        } else if token.len() < 16 || token.chars().any(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                key: "serve.token",
+                value: "(hidden)".into(),
+                expected: "at least 16 characters without spaces, or empty for no token".into(),
+            });
+        } else {
+            Some(token.to_string())
+        };
+        Ok(Settings {
+            data_dir: (!self.data_dir.as_os_str().is_empty()).then(|| self.data_dir.clone()),
+            database_url,
+            workers: whole("workers", self.workers, 1, 1000, "a whole number")? as usize,
+            batch_window: millis("batch_window_ms", self.batch_window_ms, 0, 10_000)?,
+            max_depth: whole(
+                "import.max_depth",
+                self.import.max_depth,
+                0,
+                1000,
+                "relation hops",
+            )? as u32,
+            max_items: whole(
+                "import.max_items",
+                self.import.max_items,
+                1,
+                1_000_000,
+                "a whole number of anime",
+            )? as u32,
+            basic_ttl: secs(
+                "freshness.basic_secs",
+                self.freshness.basic_secs,
+                0,
+                YEAR_SECS,
+            )?,
+            detailed_ttl: secs(
+                "freshness.detailed_secs",
+                self.freshness.detailed_secs,
+                0,
+                YEAR_SECS,
+            )?,
+            franchise_ttl: secs(
+                "freshness.franchise_secs",
+                self.freshness.franchise_secs,
+                0,
+                YEAR_SECS,
+            )?,
+            max_attempts: whole(
+                "queue.max_attempts",
+                self.queue.max_attempts,
+                1,
+                100,
+                "a whole number",
+            )? as usize,
+            heartbeat: millis("queue.heartbeat_ms", self.queue.heartbeat_ms, 1000, 60_000)?,
+            cache_entries: whole(
+                "cache.max_entries",
+                self.cache.max_entries,
+                0,
+                1_000_000,
+                "entries",
+            )? as u64,
+            listen,
+            token,
+            anilist_url: url.to_string(),
+            timeout: fractional_secs("anilist.timeout_secs", a.timeout_secs, true, 0.0, 600.0)?,
+            budget_per_minute: whole(
+                "anilist.budget_per_minute",
+                a.budget_per_minute,
+                1,
+                1_000_000,
+                "requests per minute (AniList allows 30 now, 90 normally)",
+            )? as u32,
+            min_spacing: millis("anilist.min_spacing_ms", a.min_spacing_ms, 0, 60_000)?,
+            max_retries: whole("anilist.max_retries", a.max_retries, 0, 20, "retries")? as usize,
+            retry_min_delay: retry_min,
+            retry_max_delay: retry_max,
+            outage_pause_min: pause_min,
+            outage_pause_max: pause_max,
+        })
+    }
+}
+
+/// A URL with its password replaced, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

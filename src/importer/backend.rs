@@ -1,0 +1,111 @@
+//! Opening the store and the queue a `Settings` names, and what this process may do with
+//! them: own the embedded queue (run the workers), record work for the process that owns it,
+//! or share a database with any number of processes. The redb single-owner model lives here
+//! and in `owner.rs`, not in the importer's callers.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::queue::JobQueue;
+use crate::queue::QueueError;
+use crate::queue::embedded::EmbeddedQueue;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Who runs the workers over this data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueOwner {
+    /// This process owns the embedded queue file: it runs the workers.
+    ThisProcess,
+    /// Another process owns the embedded queue file; this one records imports for it.
+    OtherProcess { pid: Option<u32> },
+    /// A shared database: every process pushes jobs and may run workers.
+    Shared,
+}
+
+/// How to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Read and write; take the queue if it is free.
+    ReadWrite,
+    /// Read and write the store; never take the queue (work is handed to its owner).
+    Record,
+    /// Only read (a read-only data dir is fine); never take the queue.
+    Read,
+}
+
+pub(crate) struct Backend {
+    pub store: Store,
+    pub queue: Option<JobQueue>,
+    pub owner: QueueOwner,
+    settings: Settings,
+}
+
+impl Backend {
+    pub(crate) async fn open(settings: &Settings, mode: Mode) -> Result<Self, Error> {
+        if let Some(url) = settings.database_url() {
+            return Err(Error::Unsupported(format!(
+                "database_url {} selects the PostgreSQL backend, which this build cannot open yet",
+                crate::config::redact_url(url)
+            )));
+        }
+        let store = match mode {
+            Mode::ReadWrite | Mode::Record => SqliteStore::open(&settings.store_path()).await?,
+            Mode::Read => SqliteStore::open_for_reading(&settings.store_path()).await?,
+        };
+        let store = Store::new(Arc::new(store));
+        let mut backend = Self {
+            store,
+            queue: None,
+            owner: QueueOwner::OtherProcess { pid: None },
+            settings: settings.clone(),
+        };
+        if mode == Mode::ReadWrite {
+            if let Err(e) = backend.take_queue().await {
+                backend.store.close().await;
+                return Err(e);
+            }
+        } else {
+            backend.owner = QueueOwner::OtherProcess {
+                pid: crate::queue::embedded::read_owner(&settings.queue_path()),
+            };
+        }
+        Ok(backend)
+    }
+
+    /// Takes the embedded queue if no other process holds it; true if this process owns it
+    /// now. Locked is not an error: this process records work for the owner.
+    pub(crate) async fn take_queue(&mut self) -> Result<bool, Error> {
+        if self.queue.is_some() {
+            return Ok(true);
+        }
+        let path = self.settings.queue_path();
+        match EmbeddedQueue::open(&path, self.settings.max_attempts).await {
+            Ok(queue) => {
+                self.queue = Some(JobQueue::new(Arc::new(queue)));
+                self.owner = QueueOwner::ThisProcess;
+                Ok(true)
+            }
+            Err(QueueError::Locked { pid, .. }) => {
+                self.owner = QueueOwner::OtherProcess { pid };
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The depth of an embedded queue nobody runs, read by opening its file for a moment. `None`
+/// if there is no file or another process holds it.
+pub(crate) async fn peek_queue_depth(settings: &Settings) -> Option<crate::queue::QueueDepth> {
+    let path = settings.queue_path();
+    if settings.database_url().is_some() || !path.exists() {
+        return None;
+    }
+    let queue = EmbeddedQueue::open(&path, settings.max_attempts)
+        .await
+        .ok()?;
+    crate::queue::QueueDriver::depth(&queue).await.ok()
+}

@@ -1,0 +1,103 @@
+//! The walk: from anime just completed, the next level of items, within the import's depth and
+//! size caps, over followed types to ANIME nodes only. Fresh anime are walked through from
+//! the store without a fetch; stale ones become queued items for the caller to enqueue.
+
+use std::collections::BTreeMap;
+
+use crate::anime::AnimeId;
+use crate::store::{ImportRules, ItemState, QueuedItem, StoreError, StoreTx};
+
+/// The reason recorded on an item that was fresh in the store and so not fetched.
+pub(crate) const FRESH: &str = "fresh in store";
+
+/// Why an item failed when AniList left its id out of an `id_in` answer.
+pub(crate) const NOT_FOUND: &str = "not found on AniList (unknown, deleted or adult id); \
+     remembered for the freshness TTL, `--force-refresh` asks again";
+
+/// Walks on from `completed` (anime, depth) in one import. Returns the new items to fetch.
+///
+/// A child found again by a shorter path gets the smaller depth, and if it was already done it
+/// is walked again from there: the final set is every anime within `max_depth` hops of the
+/// root whatever order jobs finished in. (Only the size cap depends on that order.)
+pub(crate) async fn expand(
+    tx: &mut dyn StoreTx,
+    import_id: i64,
+    rules: &ImportRules,
+    completed: Vec<(AnimeId, u32)>,
+    fresh_since_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<QueuedItem>, StoreError> {
+    let mut to_fetch = Vec::new();
+    let mut count = tx.item_count(import_id).await?;
+    let mut frontier = completed;
+    while !frontier.is_empty() {
+        let depth_of: BTreeMap<AnimeId, u32> = frontier
+            .iter()
+            .filter(|(_, depth)| *depth < rules.max_depth)
+            .map(|(id, depth)| (*id, *depth))
+            .collect();
+        let parents: Vec<AnimeId> = depth_of.keys().copied().collect();
+        let edges = tx.followed_edges(&parents, &rules.followed).await?;
+        let mut candidates: BTreeMap<AnimeId, u32> = BTreeMap::new();
+        for (parent, child) in edges {
+            let Some(parent_depth) = depth_of.get(&parent) else {
+                continue;
+            };
+            let depth = parent_depth + 1;
+            candidates
+                .entry(child)
+                .and_modify(|d| *d = (*d).min(depth))
+                .or_insert(depth);
+        }
+        let ids: Vec<AnimeId> = candidates.keys().copied().collect();
+        let existing = tx.existing_items(import_id, &ids).await?;
+        let mut next = Vec::new();
+        let mut new: Vec<(AnimeId, u32)> = Vec::new();
+        for (child, depth) in candidates {
+            match existing.get(&child) {
+                Some((old, state)) if depth < *old => {
+                    tx.lower_depth(import_id, child, depth).await?;
+                    if *state == ItemState::Done {
+                        next.push((child, depth));
+                    }
+                }
+                Some(_) => {}
+                None => new.push((child, depth)),
+            }
+        }
+        // Nearest first, so a size cap keeps the closest relatives.
+        new.sort_by_key(|(id, depth)| (*depth, *id));
+        let room = u64::from(rules.max_items).saturating_sub(count);
+        new.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+        count += new.len() as u64;
+        let new_ids: Vec<AnimeId> = new.iter().map(|(id, _)| *id).collect();
+        let (fresh, missing) = if rules.force_refresh {
+            Default::default()
+        } else {
+            (
+                tx.fresh_among(&new_ids, fresh_since_ms).await?,
+                tx.missing_among(&new_ids, fresh_since_ms).await?,
+            )
+        };
+        let mut rows = Vec::with_capacity(new.len());
+        for (id, depth) in new {
+            if missing.contains(&id) {
+                rows.push((id, depth, ItemState::Failed, Some(NOT_FOUND)));
+            } else if fresh.contains(&id) {
+                rows.push((id, depth, ItemState::Done, Some(FRESH)));
+                next.push((id, depth));
+            } else {
+                rows.push((id, depth, ItemState::Queued, None));
+                to_fetch.push(QueuedItem {
+                    import_id,
+                    anime_id: id,
+                    depth,
+                    round: 0,
+                });
+            }
+        }
+        tx.insert_items(import_id, &rows, now_ms).await?;
+        frontier = next;
+    }
+    Ok(to_fetch)
+}

@@ -1,0 +1,442 @@
+//! The AniList budget's rules, as pure functions over its shared state. Every backend keeps
+//! that state where all its processes see it (a table in SQLite, rows in PostgreSQL, a mutex
+//! in memory) and applies one operation at a time in a transaction through [`apply`].
+//!
+//! Why a rolling window and not a plain GCRA: AniList counts requests in a fixed one-minute
+//! window. A GCRA of 30/min with a burst of 30 lets 30 go at once and then refills, so 52 can
+//! land inside one minute and the 31st is banned. Counting the sends of the last window
+//! guarantees at most `requests` in ANY window, so a walk may spend the whole minute's budget
+//! on round trips without ever crossing the server's count. The minimum spacing between two
+//! sends keeps under AniList's undocumented burst limiter.
+
+use serde::{Deserialize, Serialize};
+
+/// The budget's limits in the ledger's unit (Unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LedgerRules {
+    pub requests: u32,
+    /// The window plus slack: a request sent at t may arrive a little later, so arrivals can
+    /// bunch up by the latency jitter.
+    pub window_ms: i64,
+    pub min_spacing_ms: i64,
+    pub retry_after_margin_ms: i64,
+    pub outage_pause_min_ms: i64,
+    pub outage_pause_max_ms: i64,
+}
+
+/// One thing that happened to, or is asked of, the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LedgerOp {
+    /// May one request go now? If so it is counted as sent.
+    Take,
+    /// What a successful response's rate-limit headers said.
+    Observe {
+        limit: Option<u32>,
+        remaining: Option<u32>,
+    },
+    /// A 429: park everyone for `retry_after_ms` plus the margin.
+    RateLimited { retry_after_ms: i64 },
+    /// A 403 (API disabled): park everyone for a pause that doubles while it lasts.
+    Outage,
+    /// Only read the state.
+    Read,
+}
+
+/// Why every caller is parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ParkReason {
+    /// AniList answered 429: wait out its `Retry-After` plus a margin.
+    RateLimited,
+    /// AniList answered 403 (API disabled): a pause that doubles while the outage lasts.
+    Outage,
+}
+
+impl ParkReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::Outage => "outage",
+        }
+    }
+
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "rate_limited" => Some(Self::RateLimited),
+            "outage" => Some(Self::Outage),
+            _ => None,
+        }
+    }
+}
+
+/// The persistent part of the budget: one row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LedgerRow {
+    pub parked_until_ms: Option<i64>,
+    pub parked_reason: Option<ParkReason>,
+    pub consecutive_outages: u32,
+    pub server_limit: Option<u32>,
+    pub server_remaining: Option<u32>,
+    pub server_at_ms: Option<i64>,
+    pub server_sent_since: u32,
+    pub last_sent_ms: Option<i64>,
+    pub requests_made: u64,
+    pub rate_limited_seen: u64,
+    pub outages_seen: u64,
+}
+
+/// The sends of the current window, as the backend counted them (older ones already gone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WindowView {
+    pub in_window: u32,
+    pub oldest_ms: Option<i64>,
+}
+
+/// What an operation decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LedgerOutcome {
+    /// A `Take` was granted: the backend records a send at `now`.
+    pub granted: bool,
+    /// When a refused `Take` is worth trying again.
+    pub retry_at_ms: Option<i64>,
+    /// The park in force after this operation, if any.
+    pub parked: Option<(i64, ParkReason)>,
+    pub snapshot: LedgerSnapshot,
+}
+
+/// The state for a status view, as of one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LedgerSnapshot {
+    pub limit: u32,
+    pub used_in_window: u32,
+    pub requests_made: u64,
+    pub rate_limited_seen: u64,
+    pub outages_seen: u64,
+    pub server_limit: Option<u32>,
+    pub server_remaining: Option<u32>,
+}
+
+impl LedgerRules {
+    /// The limit in force: the configured one, or lower if the server admitted to less.
+    fn limit(&self, row: &LedgerRow) -> u32 {
+        match row.server_limit {
+            Some(server) => self.requests.min(server.max(1)),
+            None => self.requests,
+        }
+    }
+}
+
+/// The oldest send time still inside the window at `now_ms`; the backend drops older ones
+/// before counting.
+pub(crate) fn window_start(rules: &LedgerRules, now_ms: i64) -> i64 {
+    now_ms.saturating_sub(rules.window_ms) + 1
+}
+
+/// Applies `op` at `now_ms`. The caller persists `row` afterwards, and records a send at
+/// `now_ms` if the outcome is granted.
+pub(crate) fn apply(
+    op: LedgerOp,
+    rules: &LedgerRules,
+    now_ms: i64,
+    row: &mut LedgerRow,
+    window: WindowView,
+) -> LedgerOutcome {
+    // A park that has run out is over; a server view older than a window is stale.
+    if row.parked_until_ms.is_some_and(|until| until <= now_ms) {
+        row.parked_until_ms = None;
+        row.parked_reason = None;
+    }
+    if row
+        .server_at_ms
+        .is_some_and(|at| now_ms >= at.saturating_add(rules.window_ms))
+    {
+        row.server_remaining = None;
+        row.server_at_ms = None;
+        row.server_sent_since = 0;
+    }
+    let mut used = window.in_window;
+    let mut granted = false;
+    let mut retry_at_ms = None;
+    match op {
+        LedgerOp::Take => match next_slot(rules, now_ms, row, window) {
+            None => {
+                granted = true;
+                used += 1;
+                row.last_sent_ms = Some(now_ms);
+                row.requests_made += 1;
+                if row.server_remaining.is_some() {
+                    row.server_sent_since += 1;
+                }
+            }
+            Some(at) => retry_at_ms = Some(at),
+        },
+        LedgerOp::Observe { limit, remaining } => {
+            row.consecutive_outages = 0;
+            if let Some(limit) = limit {
+                // A server that admits to less than we planned for wins; one claiming more
+                // does not (AniList's headers say 90 while it enforces 30).
+                row.server_limit = (limit < rules.requests).then_some(limit.max(1));
+            }
+            if let Some(remaining) = remaining {
+                row.server_remaining = Some(remaining);
+                row.server_at_ms = Some(now_ms);
+                row.server_sent_since = 0;
+            }
+        }
+        LedgerOp::RateLimited { retry_after_ms } => {
+            row.rate_limited_seen += 1;
+            let until = now_ms
+                .saturating_add(retry_after_ms.max(0))
+                .saturating_add(rules.retry_after_margin_ms);
+            park(row, until, ParkReason::RateLimited);
+            // After a ban the server starts a fresh window.
+            row.server_remaining = None;
+            row.server_at_ms = None;
+            row.server_sent_since = 0;
+        }
+        LedgerOp::Outage => {
+            row.outages_seen += 1;
+            let doublings = row.consecutive_outages.min(16);
+            row.consecutive_outages = row.consecutive_outages.saturating_add(1);
+            let pause = rules
+                .outage_pause_min_ms
+                .saturating_mul(1i64 << doublings)
+                .min(rules.outage_pause_max_ms);
+            park(row, now_ms.saturating_add(pause), ParkReason::Outage);
+        }
+        LedgerOp::Read => {}
+    }
+    LedgerOutcome {
+        granted,
+        retry_at_ms,
+        parked: row.parked_until_ms.zip(row.parked_reason),
+        snapshot: LedgerSnapshot {
+            limit: rules.limit(row),
+            used_in_window: used,
+            requests_made: row.requests_made,
+            rate_limited_seen: row.rate_limited_seen,
+            outages_seen: row.outages_seen,
+            server_limit: row.server_limit,
+            server_remaining: row.server_remaining,
+        },
+    }
+}
+
+/// `None` if a request may go now, else the earliest time worth asking again.
+fn next_slot(rules: &LedgerRules, now_ms: i64, row: &LedgerRow, window: WindowView) -> Option<i64> {
+    if let Some(until) = row.parked_until_ms {
+        return Some(until);
+    }
+    if window.in_window >= rules.limit(row) {
+        let oldest = window.oldest_ms.unwrap_or(now_ms);
+        return Some(oldest.saturating_add(rules.window_ms).max(now_ms + 1));
+    }
+    if let (Some(remaining), Some(at)) = (row.server_remaining, row.server_at_ms)
+        && row.server_sent_since >= remaining
+    {
+        // The server says its window is spent, whatever we counted ourselves.
+        return Some(at.saturating_add(rules.window_ms));
+    }
+    if let Some(last) = row.last_sent_ms {
+        let next = last.saturating_add(rules.min_spacing_ms);
+        if next > now_ms {
+            return Some(next);
+        }
+    }
+    None
+}
+
+/// Parks everyone until `until`, unless a longer park is already in force.
+fn park(row: &mut LedgerRow, until: i64, reason: ParkReason) {
+    if row.parked_until_ms.is_none_or(|current| current < until) {
+        row.parked_until_ms = Some(until);
+        row.parked_reason = Some(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(requests: u32) -> LedgerRules {
+        LedgerRules {
+            requests,
+            window_ms: 60_000,
+            min_spacing_ms: 500,
+            retry_after_margin_ms: 1_000,
+            outage_pause_min_ms: 5_000,
+            outage_pause_max_ms: 60_000,
+        }
+    }
+
+    /// A reference ledger: the send log in a Vec, as a backend would keep it.
+    struct Model {
+        row: LedgerRow,
+        sends: Vec<i64>,
+    }
+
+    impl Model {
+        fn new() -> Self {
+            Self {
+                row: LedgerRow::default(),
+                sends: Vec::new(),
+            }
+        }
+
+        fn op(&mut self, op: LedgerOp, rules: &LedgerRules, now: i64) -> LedgerOutcome {
+            let start = window_start(rules, now);
+            self.sends.retain(|t| *t >= start);
+            let view = WindowView {
+                in_window: self.sends.len() as u32,
+                oldest_ms: self.sends.iter().min().copied(),
+            };
+            let out = apply(op, rules, now, &mut self.row, view);
+            if out.granted {
+                self.sends.push(now);
+            }
+            out
+        }
+    }
+
+    /// Drives takes at every ms a caller would retry at, and returns the grant times.
+    fn drain(model: &mut Model, rules: &LedgerRules, from: i64, until: i64) -> Vec<i64> {
+        let mut now = from;
+        let mut granted = Vec::new();
+        while now < until {
+            let out = model.op(LedgerOp::Take, rules, now);
+            if out.granted {
+                granted.push(now);
+            } else {
+                now = out.retry_at_ms.expect("a refused take says when to retry");
+            }
+        }
+        granted
+    }
+
+    fn max_in_any_window(sends: &[i64], window: i64) -> usize {
+        sends
+            .iter()
+            .map(|start| {
+                sends
+                    .iter()
+                    .filter(|t| **t >= *start && **t < start + window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn never_more_than_the_limit_in_any_window_and_spaced() {
+        let r = rules(30);
+        let mut m = Model::new();
+        let sends = drain(&mut m, &r, 0, 300_000);
+        assert_eq!(max_in_any_window(&sends, 60_000), 30);
+        assert!(sends.windows(2).all(|w| w[1] - w[0] >= 500), "{sends:?}");
+        // The first 30 go back to back at the pace, not evenly over the minute.
+        assert_eq!(sends[29], 29 * 500);
+        // About 30 a minute over five minutes.
+        assert!((145..=151).contains(&sends.len()), "{}", sends.len());
+    }
+
+    #[test]
+    fn a_429_parks_everyone_until_retry_after_plus_the_margin() {
+        let r = rules(30);
+        let mut m = Model::new();
+        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        let out = m.op(
+            LedgerOp::RateLimited {
+                retry_after_ms: 60_000,
+            },
+            &r,
+            1_000,
+        );
+        assert_eq!(out.parked, Some((62_000, ParkReason::RateLimited)));
+        let refused = m.op(LedgerOp::Take, &r, 61_999);
+        assert!(!refused.granted);
+        assert_eq!(refused.retry_at_ms, Some(62_000));
+        assert!(m.op(LedgerOp::Take, &r, 62_000).granted);
+        assert_eq!(m.row.rate_limited_seen, 1);
+    }
+
+    #[test]
+    fn outages_park_for_a_pause_that_doubles_up_to_the_max_and_resets_on_success() {
+        let r = rules(30);
+        let mut m = Model::new();
+        let pauses: Vec<i64> = (0..6)
+            .map(|i| {
+                let now = i * 100_000;
+                m.op(LedgerOp::Outage, &r, now)
+                    .parked
+                    .map(|(until, _)| until - now)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(pauses, vec![5_000, 10_000, 20_000, 40_000, 60_000, 60_000]);
+        m.op(
+            LedgerOp::Observe {
+                limit: None,
+                remaining: None,
+            },
+            &r,
+            700_000,
+        );
+        let again = m.op(LedgerOp::Outage, &r, 800_000).parked.unwrap();
+        assert_eq!(again.0 - 800_000, 5_000);
+    }
+
+    #[test]
+    fn a_server_that_says_less_is_left_slows_the_budget_down() {
+        let r = rules(30);
+        let mut m = Model::new();
+        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        m.op(
+            LedgerOp::Observe {
+                limit: Some(90),
+                remaining: Some(1),
+            },
+            &r,
+            100,
+        );
+        assert_eq!(
+            m.row.server_limit, None,
+            "a server claiming more than we plan does not win"
+        );
+        assert!(m.op(LedgerOp::Take, &r, 600).granted);
+        let refused = m.op(LedgerOp::Take, &r, 1_200);
+        assert_eq!(
+            refused.retry_at_ms,
+            Some(100 + 60_000),
+            "the server's window is spent"
+        );
+        // A server admitting to less lowers the limit.
+        let mut m = Model::new();
+        let out = m.op(
+            LedgerOp::Observe {
+                limit: Some(10),
+                remaining: None,
+            },
+            &r,
+            0,
+        );
+        assert_eq!(out.snapshot.limit, 10);
+        let sends = drain(&mut m, &r, 0, 60_000);
+        assert_eq!(sends.len(), 10);
+    }
+
+    #[test]
+    fn a_longer_park_is_never_shortened() {
+        let r = rules(30);
+        let mut m = Model::new();
+        m.op(
+            LedgerOp::RateLimited {
+                retry_after_ms: 60_000,
+            },
+            &r,
+            0,
+        );
+        let out = m.op(LedgerOp::Outage, &r, 1_000);
+        assert_eq!(out.parked, Some((61_000, ParkReason::RateLimited)));
+    }
+}

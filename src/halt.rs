@@ -45,7 +45,7 @@ impl HaltSwitch {
     pub(crate) fn trip(&self, halt: Halt) {
         let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         if reason.is_none() {
-            tracing::error!(message = %halt.message, "the pipeline stops");
+            tracing::info!(message = %halt.message, "the pipeline stops");
             *reason = Some(halt);
         }
         drop(reason);
@@ -68,18 +68,37 @@ impl HaltSwitch {
     }
 }
 
-impl From<&crate::store::StoreError> for Halt {
-    fn from(e: &crate::store::StoreError) -> Self {
+impl Halt {
+    /// The store at `location` failed for good: say what, where, and what to do.
+    pub(crate) fn store(e: &crate::store::StoreError, location: &str) -> Self {
         use crate::store::Failure;
-        let kind = match e.failure() {
-            Failure::DiskFull => HaltKind::DiskFull,
-            Failure::ReadOnly => HaltKind::ReadOnly,
-            _ => HaltKind::Broken,
+        const KEPT: &str = "Nothing stored was lost";
+        let (kind, message) = match e.failure() {
+            Failure::DiskFull => (
+                HaltKind::DiskFull,
+                format!(
+                    "the disk holding the store {location} is full ({e}). {KEPT}: free some \
+                     space (or move the data dir to a bigger disk and point --data-dir at it) \
+                     and run franchise again to finish the imports"
+                ),
+            ),
+            Failure::ReadOnly => (
+                HaltKind::ReadOnly,
+                format!(
+                    "the store {location} cannot be written any more ({e}). {KEPT}: make it \
+                     and its folder writable and run franchise again"
+                ),
+            ),
+            other => (
+                HaltKind::Broken,
+                format!(
+                    "the store {location} failed ({}): {e}. {KEPT}: fix the disk and run \
+                     franchise again",
+                    other.describe()
+                ),
+            ),
         };
-        Halt {
-            kind,
-            message: e.to_string(),
-        }
+        Halt { kind, message }
     }
 }
 

@@ -272,3 +272,59 @@ async fn a_forced_429_parks_every_worker_and_nothing_arrives_during_the_ban() {
     assert_eq!((p.done, p.failed), (150, 0));
     importer.stop().await;
 }
+
+#[tokio::test]
+async fn overlapping_imports_of_one_franchise_ask_for_each_anime_about_once() {
+    let world = WorldSpec::default()
+        .seed(14)
+        .franchises(5)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap();
+    let walk = world.walk(giant.root);
+    let fake = common::run::fake(
+        world.clone(),
+        RateModel::disabled(),
+        Latency::new(Duration::from_millis(50), Duration::ZERO),
+        Faults::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
+    importer.start().await.unwrap();
+    // Ten imports of the same giant at once, and two more from other roots of it.
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(
+            importer
+                .import(aid(giant.root), &ImportOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    for member in giant.members.iter().skip(100).take(2) {
+        ids.push(
+            importer
+                .import(aid(*member), &ImportOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    for id in &ids {
+        let p = wait_done(&importer, *id, Duration::from_secs(120)).await;
+        assert_eq!((p.done, p.failed), (300, 0), "import {id}: {p:?}");
+    }
+    let asked: usize = fake.stats().log.iter().map(|e| e.ids.len()).sum();
+    println!(
+        "12 overlapping imports of a {}-anime franchise asked for {asked} ids ({:.2}× one walk)",
+        walk.len(),
+        asked as f64 / walk.len() as f64
+    );
+    assert!(
+        asked as f64 <= 1.1 * walk.len() as f64,
+        "{asked} ids asked for a {}-anime franchise",
+        walk.len()
+    );
+    importer.close().await;
+}

@@ -185,7 +185,7 @@ impl Display {
                     .fold(None, |max: Option<f64>, e| {
                         Some(max.map_or(*e, |m| m.max(*e)))
                     });
-                if let Some(secs) = eta {
+                if let Some(secs) = eta.filter(|s| *s >= 1.0) {
                     line.push_str(&format!(", at least {} left", human(secs)));
                 }
             }

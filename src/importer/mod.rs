@@ -8,6 +8,8 @@ mod owner;
 mod reads;
 mod running;
 mod status;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::sync::{Arc, Mutex as SyncMutex};

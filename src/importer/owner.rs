@@ -167,7 +167,10 @@ async fn pick_up_handoffs(parts: &PipelineParts, after: i64) -> Result<i64, Erro
 /// A housekeeping failure: fatal ones stop the pipeline, others are logged and retried.
 fn report(parts: &PipelineParts, error: &Error, doing: &str) {
     let fatal = match error {
-        Error::Store(e) => e.failure().is_fatal().then(|| Halt::from(e)),
+        Error::Store(e) => e
+            .failure()
+            .is_fatal()
+            .then(|| Halt::store(e, &parts.store.location())),
         Error::Queue(e) => e.is_fatal().then(|| Halt::from(e)),
         _ => None,
     };

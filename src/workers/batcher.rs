@@ -182,7 +182,9 @@ impl Batcher {
                 Err(e) => {
                     // The budget lives in the store: a broken store stops the pipeline.
                     if e.failure().is_fatal() {
-                        self.parts.halt.trip(Halt::from(&e));
+                        self.parts
+                            .halt
+                            .trip(Halt::store(&e, &self.parts.store.location()));
                         return self.stop(&mut rx).await;
                     }
                     tracing::warn!(error = %e, "could not take a budget slot; trying again");
@@ -203,6 +205,7 @@ impl Batcher {
                 continue;
             }
             self.in_flight.extend(ids.iter().copied());
+            tracing::debug!(ids = ids.len(), jobs = requests.len(), "sending a request");
             self.spawn_fetch(slot, ids, requests);
         }
     }

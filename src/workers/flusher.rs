@@ -103,12 +103,19 @@ impl Flusher {
             }
         }
         let Some(committed) = self.commit(&f.write).await else {
+            tracing::debug!("flush abandoned: the pipeline is stopping");
             // Halted or stopping: nothing was written; every waiting job lets go.
             let mut requests: Vec<FetchRequest> = f.replies.into_iter().map(|(r, _)| r).collect();
             requests.extend(f.let_go);
             release(&self.parts, requests).await;
             return;
         };
+        tracing::debug!(
+            anime = f.write.fetched.len(),
+            items = f.write.items.len(),
+            discovered = committed.to_push.len(),
+            "flush committed"
+        );
         self.invalidate_cache(&f.write);
         self.push_discovered(committed.to_push.clone()).await;
         self.publish(&f, &committed).await;
@@ -227,7 +234,9 @@ impl Flusher {
             };
             tries += 1;
             if error.failure().is_fatal() {
-                self.parts.halt.trip(Halt::from(&error));
+                self.parts
+                    .halt
+                    .trip(Halt::store(&error, &self.parts.store.location()));
                 return None;
             }
             if tries >= MAX_COMMIT_TRIES {

@@ -96,6 +96,9 @@ pub struct Args {
     /// Length of the --outage-at-secs outage, in seconds.
     #[arg(long, default_value_t = 60.0)]
     outage_secs: f64,
+    /// Ignore `media(type: …)` filters, so an ANIME query may get MANGA records back.
+    #[arg(long)]
+    ignore_type_filter: bool,
 }
 
 fn parse_giant(s: &str) -> Result<(usize, usize), String> {
@@ -158,6 +161,7 @@ impl Args {
                 .map(|s| secs(s, "--outage-at-secs"))
                 .transpose()?,
             outage_for: secs(self.outage_secs, "--outage-secs")?,
+            ignore_type_filter: self.ignore_type_filter,
         };
         Ok(FakeConfig {
             world,

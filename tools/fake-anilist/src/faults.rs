@@ -40,6 +40,9 @@ pub struct Faults {
     pub outage_at: Option<Duration>,
     /// ...and lasting this long.
     pub outage_for: Duration,
+    /// Ignore `media(type: …)` filters: a query for ANIME may get MANGA records back, as a
+    /// misbehaving upstream might answer.
+    pub ignore_type_filter: bool,
 }
 
 impl Default for Faults {
@@ -55,6 +58,7 @@ impl Default for Faults {
             timeout_hold: Duration::from_secs(30),
             outage_at: None,
             outage_for: Duration::from_secs(60),
+            ignore_type_filter: false,
         }
     }
 }

@@ -190,6 +190,10 @@ impl Page {
     ) -> Vec<Option<Media>> {
         let world = world(ctx);
         let skip = (self.page as usize - 1).saturating_mul(self.per_page as usize);
+        let media_type = media_type.filter(|_| {
+            ctx.data_opt::<super::TypeFilter>()
+                .is_none_or(|filter| filter.0)
+        });
         matching(&world, anonymous(ctx), id, id_in.as_deref(), media_type)
             .into_iter()
             .skip(skip)

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::faults::{Dice, Faults, Latency};
-use crate::graphql::{FakeSchema, build_schema};
+use crate::graphql::{FakeSchema, TypeFilter, build_schema_with};
 use crate::rate::{RateLimiter, RateModel, after};
 use crate::stats::{Recorder, Stats};
 use crate::world::World;
@@ -105,7 +105,7 @@ impl FakeAniList {
             .into_iter()
             .collect();
         let app = Arc::new(App {
-            schema: build_schema(world.clone()),
+            schema: build_schema_with(world.clone(), TypeFilter(!config.faults.ignore_type_filter)),
             world,
             rate: RateLimiter::new(config.rate),
             dice: Dice::new(config.latency, config.faults),

@@ -1,0 +1,352 @@
+//! What a new user meets first: an AniList that cannot be reached, logs that can be turned
+//! on, a progress line nothing garbles (and that says when the rate limit parks it), an honest
+//! ETA, pipes, odd folder names, caps and contradictory upstream data. The real binary
+//! against the fake AniList.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::process::{describe, franchise, open_store, run, start_fake, text};
+use fake_anilist::{FakeAniList, FakeConfig, Faults, Latency, RateModel, World, WorldSpec};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_anilist_is_named_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on the discard port: every connection is refused.
+    let url = "http://127.0.0.1:9/";
+    for args in [
+        vec!["import", "1", "--wait"],
+        vec!["open", "1"],
+        vec!["fetch", "1"],
+    ] {
+        let started = Instant::now();
+        let out = run(franchise(dir.path(), url), &args, Duration::from_secs(60)).await;
+        let took = started.elapsed();
+        let err = text(&out.stderr);
+        println!(
+            "{args:?} without AniList: exit {:?} in {:.1} s",
+            out.status.code(),
+            took.as_secs_f64()
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", describe(&out));
+        assert!(
+            err.contains("cannot reach AniList at 127.0.0.1:9"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("--anilist-url"),
+            "{args:?} gives a hint: {err}"
+        );
+        assert!(took < Duration::from_secs(30), "{args:?} took {took:?}");
+    }
+    // The import is still there, queued for when AniList can be reached.
+    let out = run(
+        franchise(dir.path(), url),
+        &["status", "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["imports"][0]["state"], "running", "{status:#}");
+    assert_eq!(status["imports"][0]["failed"], 0, "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_turned_on_by_rust_log_franchise_log_or_v_and_off_by_q() {
+    let fake = start_fake(World::single_franchise(5, 41), Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = fake.world().franchises()[0].root.to_string();
+    let url = fake.url();
+    let mut with_rust_log = franchise(dir.path(), &url);
+    with_rust_log.env("RUST_LOG", "franchise=debug");
+    let out = run(
+        with_rust_log,
+        &["import", &root, "--wait"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("DEBUG"),
+        "RUST_LOG is honoured: {}",
+        describe(&out)
+    );
+
+    // FRANCHISE_LOG is an alias, and not a setting the config loader refuses.
+    let mut with_alias = franchise(dir.path(), &url);
+    with_alias.env("FRANCHISE_LOG", "franchise=info");
+    let out = run(
+        with_alias,
+        &["-v", "work", "--until-idle"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(text(&out.stderr).contains("INFO"), "{}", describe(&out));
+
+    let out = run(
+        franchise(dir.path(), &url),
+        &["-v", "status"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = run(
+        franchise(dir.path(), "http://127.0.0.1:9/"),
+        &["-q", "import", "1", "--wait"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        !text(&out.stderr).contains("WARN"),
+        "-q keeps warnings out: {}",
+        describe(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_never_land_inside_the_progress_line_and_a_park_is_shown() {
+    // A fake that answers one 429 (a 3 s ban) early in the import: the workers park, and warn.
+    let world = World::single_franchise(40, 42);
+    let root = world.franchises()[0].root.to_string();
+    let fake = FakeAniList::start(FakeConfig {
+        world,
+        rate: RateModel::disabled().ban_secs(3),
+        latency: Latency::new(Duration::from_millis(100), Duration::ZERO),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = franchise(dir.path(), &fake.url());
+    cmd.args(["import", &root, "--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut forced = false;
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if !forced && line.starts_with("Importing") {
+                // The next request gets a 429 with a 3 s Retry-After.
+                fake.force_rate_limit();
+                forced = true;
+            }
+            seen.push(line);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("import --wait finishes");
+    let status = child.wait().await.unwrap();
+    let all = seen.join("\n");
+    assert!(status.success(), "{all}");
+    for line in &seen {
+        let progress = line.contains("Importing");
+        let log = line.contains("WARN") || line.contains("ERROR");
+        assert!(
+            !(progress && log),
+            "a log landed inside the progress line: {line:?}"
+        );
+    }
+    assert!(all.contains("WARN"), "the 429 was logged: {all}");
+    assert!(
+        all.contains("waiting for AniList's rate limit, resuming in"),
+        "the park is shown: {all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eta_is_a_lower_bound_from_what_the_walk_knows() {
+    let world = WorldSpec::default()
+        .seed(43)
+        .franchises(5)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root.to_string();
+    let fake = start_fake(world, Duration::from_millis(400)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fake.url();
+    let mut child = common::process::spawn(
+        franchise(dir.path(), &url),
+        &["import", &giant, "--wait"],
+        dir.path(),
+        "import",
+    );
+    // Early in the walk: levels remain, each at least one 400 ms round trip.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let eta = loop {
+        let out = run(
+            franchise(dir.path(), &url),
+            &["status", "--json"],
+            Duration::from_secs(30),
+        )
+        .await;
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let import = &status["imports"][0];
+        if import["state"] == "running" && import["done"].as_u64().unwrap_or(0) >= 1 {
+            break import.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never ran: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(eta["eta_lower_bound"], true, "{eta:#}");
+    let secs = eta["eta_secs"].as_f64().expect("an ETA while running");
+    assert!(secs >= 0.4, "at least one round trip is left: {eta:#}");
+    let status = common::process::wait_child(&mut child, Duration::from_secs(120), "import").await;
+    assert!(status.success());
+    let log = common::process::child_log(dir.path(), "import");
+    assert!(
+        log.contains("at least"),
+        "import --wait shows the ETA: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_show_quietly() {
+    let fake = start_fake(World::single_franchise(60, 44), Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = fake.world().franchises()[0].root.to_string();
+    let out = run(
+        franchise(dir.path(), &fake.url()),
+        &["import", &root, "--wait"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    for args in [
+        vec!["show", &root],
+        vec!["show", &root, "--dot"],
+        vec!["status"],
+    ] {
+        // `franchise show ID | head -n 1`: read one line, then close the pipe.
+        let mut cmd = franchise(dir.path(), &fake.url());
+        cmd.args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = stdout.next_line().await.unwrap();
+        assert!(first.is_some());
+        drop(stdout);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{args:?}: {}",
+            describe(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", describe(&out));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_name_is_a_path_not_a_url() {
+    let fake = start_fake(World::single_franchise(3, 45), Duration::ZERO).await;
+    let root = fake.world().franchises()[0].root.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a%20b", "x?y", "%ff", "with space", "#hash"] {
+        let data = dir.path().join(name);
+        let out = run(
+            franchise(&data, &fake.url()),
+            &["import", &root, "--wait"],
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+        assert!(
+            data.join("franchise.sqlite").is_file(),
+            "{name}: the store is in its own dir"
+        );
+        assert!(data.join("queue.redb").is_file(), "{name}");
+    }
+    // `a%20b` never touched its sibling `a b`.
+    assert!(!dir.path().join("a b").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_import_says_so_with_the_edges_it_left() {
+    let world = World::single_franchise(30, 46);
+    let root = world.franchises()[0].root.to_string();
+    let fake = start_fake(world, Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        franchise(dir.path(), &fake.url()),
+        &["import", &root, "--wait", "--max-items", "5"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("capped"), "{stdout}");
+    assert!(stdout.contains("left unwalked"), "{stdout}");
+    let out = run(
+        franchise(dir.path(), &fake.url()),
+        &["status", "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let import = &status["imports"][0];
+    assert_eq!(import["state"], "capped", "{status:#}");
+    assert_eq!(import["discovered"], 5, "{status:#}");
+    assert!(import["unwalked_edges"].as_u64().unwrap() > 0, "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manga_record_for_an_anime_query_is_malformed_not_stored() {
+    // The world's franchise has a MANGA source; a fake ignoring `type: ANIME` returns it.
+    let world = World::single_franchise(6, 47);
+    let franchise_ = world.franchises()[0].clone();
+    let manga = franchise_.sources[0];
+    let fake = FakeAniList::start(FakeConfig {
+        world: world.clone(),
+        rate: RateModel::disabled(),
+        faults: Faults {
+            ignore_type_filter: true,
+            ..Faults::default()
+        },
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        franchise(dir.path(), &fake.url()),
+        &["fetch", &franchise_.root.to_string(), &manga.to_string()],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains("MANGA record"),
+        "the manga is named as a wrong answer: {}",
+        describe(&out)
+    );
+    // An import never stores it as an anime, and never follows it.
+    let out = run(
+        franchise(dir.path(), &fake.url()),
+        &["import", &franchise_.root.to_string(), "--wait"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let pool = open_store(dir.path()).await;
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT DISTINCT kind FROM anime")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kinds, vec!["ANIME".to_string()]);
+    pool.close().await;
+}

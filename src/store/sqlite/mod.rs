@@ -5,6 +5,8 @@ mod budget;
 mod process;
 mod progress;
 mod read;
+#[cfg(test)]
+mod tests;
 mod tx;
 mod write;
 

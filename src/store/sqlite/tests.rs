@@ -1,0 +1,160 @@
+//! What only the SQLite backend has: its pragmas, its file (a newer schema, a damaged file, a
+//! folder that cannot be made), reading a read-only store, and processes opening a fresh
+//! store at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{MIGRATOR, SqliteStore};
+use crate::store::{Store, StoreError};
+use crate::testing::anime;
+
+#[tokio::test]
+async fn runs_in_wal_mode_with_normal_sync_and_a_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("franchise.sqlite"))
+        .await
+        .unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(sync, 1, "synchronous=NORMAL");
+    assert!(busy >= 1000, "busy timeout {busy} ms");
+}
+
+#[tokio::test]
+async fn a_store_from_a_newer_version_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("franchise.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (29991231000000, 'from the future', 1, x'00', 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let handle = Store::new(Arc::new(store.clone()));
+    crate::producer::commit_flush(
+        &handle,
+        &crate::producer::FlushBatch {
+            fetched: vec![anime(1, &[])],
+            ..Default::default()
+        },
+        0,
+        1,
+    )
+    .await
+    .unwrap();
+    handle.close().await;
+    for err in [
+        SqliteStore::open(&path).await.unwrap_err(),
+        SqliteStore::open_for_reading(&path).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                StoreError::NewerSchema {
+                    version: 29991231000000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("newer franchise"), "{err}");
+    }
+    // Nothing was lost: the data is still there for the newer version.
+    let pool =
+        sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+            .await
+            .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM anime")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_or_unreachable_store_gets_a_plain_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("franchise.sqlite");
+    let garbage = b"this is not a database, just 64 bytes of text padding it out......";
+    std::fs::write(&path, garbage).unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("move it aside"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "left as it was");
+
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let err = SqliteStore::open(&blocker.join("franchise.sqlite"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("a-file"), "{err}");
+}
+
+#[tokio::test]
+async fn a_read_only_store_opens_for_reading_and_refuses_writes_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("franchise.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.pool().close().await;
+    // Opened with SQLite's own read-only flag (what a read-only file or folder forces).
+    let options = super::base_options(&path).read_only(true);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let read_only = SqliteStore {
+        pool,
+        path: path.clone(),
+        access: super::Access::ReadOnly,
+    };
+    read_only.check_schema().await.unwrap();
+    let err = read_only.probe_write().await.unwrap_err();
+    assert_eq!(err.failure(), crate::store::Failure::ReadOnly, "{err}");
+    let handle = Store::new(Arc::new(read_only));
+    let err = handle.begin().await.err().unwrap();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert!(
+        handle
+            .imports(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn processes_opening_a_fresh_store_at_once_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh").join("franchise.sqlite");
+    let opens = (0..8).map(|_| {
+        let path = path.clone();
+        tokio::spawn(async move { SqliteStore::open(&path).await })
+    });
+    for open in futures::future::join_all(opens).await {
+        let store = open.unwrap().unwrap();
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(applied as usize, MIGRATOR.iter().count());
+        tokio::time::timeout(Duration::from_secs(5), store.pool().close())
+            .await
+            .unwrap();
+    }
+}

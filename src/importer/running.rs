@@ -12,7 +12,7 @@ use super::{Importer, QueueOwner};
 use crate::error::Error;
 use crate::halt::{Halt, HaltSwitch};
 use crate::queue::{JobQueue, RunOptions};
-use crate::workers::{Pipeline, PipelineParts};
+use crate::workers::{Pipeline, PipelineParts, supervised};
 
 pub(super) struct Running {
     pipeline: Pipeline,
@@ -68,7 +68,13 @@ impl Importer {
         let halt = parts.halt.clone();
         let pipeline = Pipeline::start(parts.clone(), options)?;
         let card = Arc::new(ProcessCard::new(self.now()));
-        let housekeeping = tokio::spawn(owner::housekeeping(parts, card.clone()));
+        let housekeeping = {
+            let card = card.clone();
+            let keeper = parts.clone();
+            supervised("housekeeping", parts, move || {
+                owner::housekeeping(keeper.clone(), card.clone())
+            })
+        };
         *running = Some(Running {
             pipeline,
             housekeeping,

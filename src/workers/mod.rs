@@ -15,5 +15,5 @@ mod release;
 mod request;
 
 pub(crate) use eta::estimate;
-pub(crate) use pipeline::{Pipeline, PipelineParts};
+pub(crate) use pipeline::{Pipeline, PipelineParts, supervised};
 pub(crate) use request::{Notice, NoticeOutcome};

@@ -109,7 +109,11 @@ impl Pipeline {
 
 /// Runs the task `make` builds, and builds it again if it panics; a task that keeps
 /// panicking halts the pipeline rather than looping.
-fn supervised<F, Fut>(name: &'static str, parts: PipelineParts, make: F) -> JoinHandle<()>
+pub(crate) fn supervised<F, Fut>(
+    name: &'static str,
+    parts: PipelineParts,
+    make: F,
+) -> JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -117,7 +121,10 @@ where
     tokio::spawn(async move {
         let mut recent: Vec<Instant> = Vec::new();
         loop {
-            match tokio::spawn(make()).await {
+            let task = tokio::spawn(make());
+            // Aborting the supervisor aborts the task it watches.
+            let _abort = AbortOnDrop(task.abort_handle());
+            match task.await {
                 Ok(()) => return,
                 Err(join) if join.is_panic() => {
                     let message = panic_message(join.into_panic());
@@ -145,6 +152,14 @@ where
             }
         }
     })
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -276,3 +276,132 @@ impl ReadCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::testing::id;
+
+    fn summary(raw: i64) -> AnimeSummary {
+        AnimeSummary {
+            id: id(raw),
+            title: Some(format!("Anime {raw}")),
+            format: None,
+            status: None,
+        }
+    }
+
+    fn franchise(root: i64, members: &[i64]) -> Arc<Franchise> {
+        Arc::new(Franchise {
+            root: id(root),
+            anime: members.iter().map(|m| summary(*m)).collect(),
+            relations: Vec::new(),
+        })
+    }
+
+    /// The original app's tiers: basic 1 h, detailed 6 h, franchise 24 h.
+    fn cache(clock: &ManualClock) -> ReadCache {
+        ReadCache::new(
+            100,
+            Duration::from_secs(3600),
+            Duration::from_secs(6 * 3600),
+            Duration::from_secs(24 * 3600),
+            Arc::new(clock.clone()),
+        )
+    }
+
+    #[test]
+    fn hits_and_misses_are_counted_per_tier() {
+        let clock = ManualClock::at(1_000_000);
+        let cache = cache(&clock);
+        assert!(cache.anime(id(1)).is_none());
+        let g = cache.generation();
+        cache.put_anime(id(1), None, g);
+        assert_eq!(
+            cache.anime(id(1)),
+            Some(None),
+            "a cached 'not stored' is a hit too"
+        );
+        assert!(cache.relations(id(1)).is_none());
+        cache.put_relations(id(1), Vec::new(), g);
+        assert_eq!(cache.relations(id(1)), Some(Vec::new()));
+        let stats = cache.stats();
+        assert_eq!((stats.basic.hits, stats.basic.misses), (1, 1));
+        assert_eq!((stats.detailed.hits, stats.detailed.misses), (1, 1));
+        assert_eq!((stats.franchise.hits, stats.franchise.misses), (0, 0));
+        assert!((stats.basic.hit_rate() - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_tier_expires_after_its_own_ttl_on_the_clock() {
+        let clock = ManualClock::at(1_000_000);
+        let cache = cache(&clock);
+        let g = cache.generation();
+        cache.put_anime(id(1), None, g);
+        cache.put_relations(id(1), Vec::new(), g);
+        cache.put_franchise(id(1), franchise(1, &[1, 2]), g);
+        clock.advance(Duration::from_secs(3600 - 1));
+        assert!(
+            cache.anime(id(1)).is_some(),
+            "basic lives just under an hour"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert!(cache.anime(id(1)).is_none(), "and not an hour");
+        assert!(cache.relations(id(1)).is_some());
+        clock.advance(Duration::from_secs(5 * 3600));
+        assert!(cache.relations(id(1)).is_none(), "detailed: 6 h");
+        assert!(cache.franchise(id(1)).is_some());
+        clock.advance(Duration::from_secs(18 * 3600));
+        assert!(cache.franchise(id(1)).is_none(), "franchise: 24 h");
+        let stats = cache.stats();
+        assert!(
+            stats.basic.evictions >= 1 && stats.franchise.evictions >= 1,
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn a_rewrite_invalidates_the_anime_and_every_franchise_that_shows_it() {
+        let clock = ManualClock::at(0);
+        let cache = cache(&clock);
+        let g = cache.generation();
+        cache.put_franchise(id(1), franchise(1, &[1, 2, 3]), g);
+        cache.put_franchise(id(10), franchise(10, &[10, 11]), g);
+        cache.put_anime(id(3), None, g);
+        cache.invalidate(&HashSet::from([id(3)]));
+        assert!(
+            cache.franchise(id(1)).is_none(),
+            "3 is a member of 1's franchise"
+        );
+        assert!(
+            cache.franchise(id(10)).is_some(),
+            "10's franchise does not show 3"
+        );
+        assert!(cache.anime(id(3)).is_none());
+        // A read that began before the rewrite is not cached after it.
+        let before = cache.generation();
+        cache.invalidate(&HashSet::from([id(11)]));
+        cache.put_franchise(id(10), franchise(10, &[10, 11]), before);
+        assert!(
+            cache.franchise(id(10)).is_none(),
+            "a stale read must not be cached"
+        );
+    }
+
+    #[test]
+    fn a_disabled_cache_misses_without_counting() {
+        let clock = ManualClock::at(0);
+        let cache = cache(&clock);
+        cache.set_enabled(false);
+        cache.put_anime(id(1), None, cache.generation());
+        assert!(cache.anime(id(1)).is_none());
+        let stats = cache.stats();
+        assert!(!stats.enabled);
+        assert_eq!(stats.basic.hits + stats.basic.misses, 0);
+    }
+}

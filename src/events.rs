@@ -202,3 +202,66 @@ impl Stream for EventStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::id;
+
+    fn progress(import_id: i64, done: u64, discovered: u64, state: ImportState) -> ImportProgress {
+        ImportProgress {
+            import_id,
+            root: id(1),
+            state,
+            discovered,
+            done,
+            failed: 0,
+            cancelled: 0,
+            queued: discovered - done,
+            unwalked_edges: 0,
+            queued_levels: 0,
+            created_at_ms: 0,
+            finished_at_ms: None,
+            failures: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_how_many_it_missed() {
+        let bus = EventBus::default();
+        let mut stream = bus.subscribe();
+        for _ in 0..CAPACITY + 10 {
+            bus.publish(Event::BudgetResumed);
+        }
+        assert_eq!(stream.recv().await, Some(Event::Lagged { missed: 10 }));
+        assert_eq!(stream.recv().await, Some(Event::BudgetResumed));
+    }
+
+    #[tokio::test]
+    async fn progress_is_told_once_never_backwards_and_finished_once() {
+        let bus = EventBus::default();
+        let mut stream = bus.subscribe();
+        bus.publish_progress(&progress(1, 1, 10, ImportState::Running), None);
+        bus.publish_progress(&progress(1, 1, 10, ImportState::Running), None);
+        bus.publish_progress(&progress(1, 5, 10, ImportState::Running), None);
+        // An older read published late is dropped.
+        bus.publish_progress(&progress(1, 3, 10, ImportState::Running), None);
+        bus.publish_progress(&progress(1, 10, 10, ImportState::Done), None);
+        bus.publish_progress(&progress(1, 10, 10, ImportState::Done), None);
+        let mut seen = Vec::new();
+        while let Ok(Some(event)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), stream.recv()).await
+        {
+            seen.push(match event {
+                Event::Progress { done, .. } => format!("progress {done}"),
+                Event::Finished { state, .. } => format!("finished {state}"),
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(
+            seen,
+            ["progress 1", "progress 5", "progress 10", "finished done"]
+        );
+        assert!(bus.running_imports().is_empty());
+    }
+}

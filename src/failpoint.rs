@@ -10,6 +10,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// A failure-point spec that does not parse, saying which part and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FailPointSpecError(String);
+
 /// What an armed point does when it is hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -69,16 +74,20 @@ impl FailPoints {
     }
 
     /// Parses `name=action[*times];…`, where action is `error`, `panic` or `stall`.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, FailPointSpecError> {
         let points = Self::new();
         for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, rest) = part
-                .split_once('=')
-                .ok_or_else(|| format!("failure point {part:?}: expected name=action[*times]"))?;
+            let (name, rest) = part.split_once('=').ok_or_else(|| {
+                FailPointSpecError(format!(
+                    "failure point {part:?}: expected name=action[*times]"
+                ))
+            })?;
             let (action, times) = match rest.split_once('*') {
                 Some((a, t)) => {
                     let times = t.parse::<u32>().map_err(|_| {
-                        format!("failure point {part:?}: {t:?} is not a whole number of hits")
+                        FailPointSpecError(format!(
+                            "failure point {part:?}: {t:?} is not a whole number of hits"
+                        ))
                     })?;
                     (a, Some(times))
                 }
@@ -89,9 +98,10 @@ impl FailPoints {
                 "panic" => FailAction::Panic,
                 "stall" => FailAction::Stall,
                 other => {
-                    return Err(format!(
-                        "failure point {part:?}: unknown action {other:?} (expected error, panic or stall)"
-                    ));
+                    return Err(FailPointSpecError(format!(
+                        "failure point {part:?}: unknown action {other:?} (expected error, \
+                         panic or stall)"
+                    )));
                 }
             };
             points.arm(name.trim(), action, times);
@@ -158,7 +168,7 @@ mod tests {
             ("a=boom", "unknown action \"boom\""),
             ("a=error*x", "\"x\" is not a whole number"),
         ] {
-            let err = FailPoints::parse(spec).unwrap_err();
+            let err = FailPoints::parse(spec).unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");
         }
     }

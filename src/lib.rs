@@ -67,7 +67,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, DEFAULT_TOML, Settings, SettingsBuilder};
 pub use error::Error;
 pub use events::{Eta, Event, EventStream};
-pub use failpoint::{FailAction, FailPoints};
+pub use failpoint::{FailAction, FailPointSpecError, FailPoints};
 pub use halt::{Halt, HaltKind};
 pub use importer::{Fetched, ImportStatus, Importer, ImporterBuilder, QueueOwner, Status};
 pub use producer::ImportOptions;

@@ -195,8 +195,17 @@ async fn one_budget_for_every_process_on_a_data_dir_and_nobody_sends_during_a_ba
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repeated_graceful_stops_of_a_starved_worker_leave_nothing_stuck() {
-    let world = World::single_franchise(40, 33);
+    // A root with 120 relations: its level is wider than one request, so jobs of it are
+    // still waiting for the budget at the next stop, and the one after.
+    let world = WorldSpec::default()
+        .seed(33)
+        .franchises(0)
+        .fan_out(120)
+        .clean()
+        .build();
     let root = world.franchises()[0].root;
+    let size = world.walk(root).len();
+    assert!(size > 100, "{size}");
     let fake = start_fake(world.clone(), Duration::from_millis(10)).await;
     let url = fake.url();
     let dir = tempfile::tempdir().unwrap();
@@ -240,7 +249,7 @@ async fn repeated_graceful_stops_of_a_starved_worker_leave_nothing_stuck() {
     let status = status_json(&data, &url).await;
     let import = &status["imports"][0];
     assert_eq!(import["state"], "done", "{status:#}");
-    assert_eq!(import["done"], 40, "{status:#}");
+    assert_eq!(import["done"], size as u64, "{status:#}");
     assert_eq!(import["failed"], 0, "{status:#}");
     let queue = &status["queue"]["background"];
     assert_eq!(queue["pending"], 0, "{status:#}");
@@ -525,4 +534,53 @@ async fn a_full_disk_stops_with_a_clear_error_and_the_import_finishes_elsewhere(
         .collect();
     assert_eq!(ids.len(), walk.len() - hidden);
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_from_another_process_stops_the_requests_and_lets_work_exit() {
+    let world = WorldSpec::default()
+        .seed(37)
+        .franchises(3)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root.to_string();
+    // 400 ms per answer: a 300-anime walk takes a good while.
+    let fake = start_fake(world, Duration::from_millis(400)).await;
+    let url = fake.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = quick(&data, &url, &["import", &giant, "--json"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut worker = spawn(
+        franchise(&data, &url),
+        &["work", "--until-idle", "--report-every", "0"],
+        dir.path(),
+        "work",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.stats().requests < 3 {
+        assert!(Instant::now() < deadline, "the worker never fetched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = quick(&data, &url, &["cancel", "1", "--json"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let cancelled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+    let at_cancel = fake.stats().requests;
+    // Whatever was in flight lands within a round trip or two; then nothing more.
+    let exit = wait_child(&mut worker, Duration::from_secs(30), "work --until-idle").await;
+    assert!(exit.success(), "{}", child_log(dir.path(), "work"));
+    let after = fake.stats().requests;
+    println!("cancel: {at_cancel} requests when cancelled, {after} in all");
+    assert!(
+        after <= at_cancel + 2,
+        "{} requests after the cancel",
+        after - at_cancel
+    );
+    let status = status_json(&data, &url).await;
+    let import = &status["imports"][0];
+    assert_eq!(import["state"], "cancelled", "{status:#}");
+    assert_eq!(import["queued"], 0, "{status:#}");
+    assert!(import["cancelled"].as_u64().unwrap() > 0, "{status:#}");
 }

@@ -155,7 +155,7 @@ fn settings(cli: &Cli) -> Result<Settings, franchise::ConfigError> {
 fn importer(settings: Settings) -> anyhow::Result<ImporterBuilder> {
     let mut builder = Importer::builder(settings);
     if let Ok(spec) = std::env::var("FRANCHISE_FAILPOINTS") {
-        let points = FailPoints::parse(&spec).map_err(UsageError)?;
+        let points = FailPoints::parse(&spec).map_err(|e| UsageError(e.to_string()))?;
         builder = builder.failpoints(points);
     }
     Ok(builder)

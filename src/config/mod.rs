@@ -268,6 +268,11 @@ impl SettingsBuilder {
             .set("freshness.franchise_secs", franchise)
     }
 
+    /// Entries the read cache keeps at most (0 turns it off).
+    pub fn cache_entries(self, entries: i64) -> Self {
+        self.set("cache.max_entries", entries)
+    }
+
     pub fn listen(self, addr: impl Into<String>) -> Self {
         self.set("serve.listen", addr.into())
     }

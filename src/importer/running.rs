@@ -57,14 +57,7 @@ impl Importer {
         // Whatever the store says is queued goes (back) into the queue before the workers
         // start; pushing a job the queue already has is a no-op.
         owner::push_unfinished(&parts).await?;
-        let options = RunOptions {
-            workers: 1,
-            interactive_workers: 1,
-            concurrency: self.inner.settings.workers,
-            heartbeat: self.inner.settings.heartbeat,
-            max_attempts: self.inner.settings.max_attempts,
-            ..RunOptions::default()
-        };
+        let options = RunOptions::from_settings(&self.inner.settings);
         let halt = parts.halt.clone();
         let pipeline = Pipeline::start(parts.clone(), options)?;
         let card = Arc::new(ProcessCard::new(self.now()));

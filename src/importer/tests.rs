@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::halt::HaltSwitch;
 use crate::producer::{ImportOptions, Push, create_import};
 use crate::queue::embedded::EmbeddedQueue;
+use crate::queue::tests::test_options;
 use crate::queue::{FetchJob, JobHandler, JobQueue, Lane, RunOptions};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ImportState, Store};
@@ -63,7 +64,7 @@ async fn an_item_whose_job_finished_without_it_is_queued_again_at_start() {
         let shutdown = CancellationToken::new();
         let options = RunOptions {
             heartbeat: Duration::from_secs(1),
-            ..RunOptions::default()
+            ..test_options()
         };
         let workers = queue
             .run(options, forgetful, shutdown.clone(), HaltSwitch::default())

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use super::error::QueueError;
 
-/// apalis' default of 25 attempts would hammer a failing upstream; retries of transient errors
-/// mostly live in the upstream client, so the queue only needs a few.
-pub(crate) const DEFAULT_MAX_ATTEMPTS: usize = 5;
+/// How long a stopping worker waits for its in-flight handlers.
+const GRACE: Duration = Duration::from_secs(10);
 
 /// How `JobQueue::run` shapes its workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,20 +29,19 @@ pub struct RunOptions {
     pub grace: Duration,
 }
 
-impl Default for RunOptions {
-    fn default() -> Self {
+impl RunOptions {
+    /// The shape the settings ask for: one worker per lane, `workers` jobs in flight.
+    pub(crate) fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
             workers: 1,
             interactive_workers: 1,
-            concurrency: 50,
-            heartbeat: Duration::from_secs(2),
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            grace: Duration::from_secs(10),
+            concurrency: settings.workers,
+            heartbeat: settings.heartbeat,
+            max_attempts: settings.max_attempts,
+            grace: GRACE,
         }
     }
-}
 
-impl RunOptions {
     /// Refuses values apalis would panic on or that would silently starve a lane.
     pub(crate) fn validate(&self) -> Result<(), QueueError> {
         let invalid = |name, value: String, expected| QueueError::InvalidOption {

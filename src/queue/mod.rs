@@ -102,4 +102,4 @@ impl Deref for JobQueue {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -66,11 +66,16 @@ where
     Arc::new(move |job, ctx| f(job, ctx).boxed())
 }
 
+/// What the shipped settings give, for tests to adjust.
+pub(crate) fn test_options() -> RunOptions {
+    RunOptions::from_settings(&crate::Settings::default())
+}
+
 fn fast_options() -> RunOptions {
     RunOptions {
         concurrency: 5,
         heartbeat: Duration::from_secs(1),
-        ..RunOptions::default()
+        ..test_options()
     }
 }
 
@@ -355,7 +360,7 @@ async fn options_apalis_would_panic_on_are_refused() {
     let noop = handler(|_job, _ctx| async { Ok(()) });
     let options = RunOptions {
         concurrency: 0,
-        ..RunOptions::default()
+        ..test_options()
     };
     let err = run(&queue, options, noop, CancellationToken::new()).unwrap_err();
     assert!(

@@ -141,18 +141,21 @@ impl std::fmt::Display for ImportState {
     }
 }
 
+/// A name that is not an import state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown import state {0:?}: expected one of running, done, done_with_failures, capped, \
+     cancelled"
+)]
+pub struct UnknownImportState(pub String);
+
 impl std::str::FromStr for ImportState {
-    type Err = String;
+    type Err = UnknownImportState;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|state| state.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown import state {s:?}: expected one of running, done, \
-                     done_with_failures, capped, cancelled"
-                )
-            })
+            .ok_or_else(|| UnknownImportState(s.to_string()))
     }
 }
 

@@ -112,7 +112,8 @@ pub(crate) fn lane_config(lane: Lane, concurrency: usize, heartbeat: Duration) -
 
 /// The settings for pushing and reading: only the queue name matters there.
 fn push_config(lane: Lane) -> Config {
-    lane_config(lane, 1, RunOptions::default().heartbeat)
+    // The heartbeat is a worker's; a push only names the queue.
+    lane_config(lane, 1, Duration::from_secs(1))
 }
 
 #[async_trait]

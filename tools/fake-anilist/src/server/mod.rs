@@ -163,6 +163,11 @@ impl FakeAniList {
         self.app.start_outage(length);
     }
 
+    /// Ends every outage at once: AniList is back.
+    pub fn end_outages(&self) {
+        self.app.end_outages();
+    }
+
     pub fn world(&self) -> Arc<World> {
         self.app.world.clone()
     }

@@ -1,0 +1,231 @@
+//! The library as an app holds it: events in commit order ending in "finished", cancel and
+//! retry, listing imports, and reads through the cache that are never staler than the store.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::run::{aid, builder, fake, wait_done};
+use fake_anilist::{Faults, Latency, RateModel, World};
+use franchise::{Event, ImportFilter, ImportOptions, ImportState, Importer};
+
+#[tokio::test]
+async fn the_events_of_a_sixty_anime_import_come_in_order_and_end_in_finished() {
+    let world = World::single_franchise(60, 61);
+    let root = world.franchises()[0].root;
+    let fake = fake(
+        world,
+        RateModel::disabled(),
+        Latency::new(Duration::from_millis(20), Duration::ZERO),
+        Faults::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(builder(dir.path(), &fake).build().unwrap())
+        .await
+        .unwrap();
+    let mut events = importer.subscribe();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    let mut progress: Vec<(u64, u64)> = Vec::new();
+    let mut stored = BTreeSet::new();
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match events.recv().await.expect("the stream stays open") {
+                Event::Progress {
+                    import_id,
+                    done,
+                    discovered,
+                    failed,
+                    queued,
+                    ..
+                } if import_id == id => {
+                    assert_eq!(done + failed + queued, discovered, "counters add up");
+                    progress.push((done, discovered));
+                }
+                Event::Stored { anime } => stored.extend(anime.iter().map(|a| a.get())),
+                Event::Finished {
+                    import_id,
+                    state,
+                    discovered,
+                    done,
+                    ..
+                } if import_id == id => break (state, discovered, done),
+                Event::Lagged { missed } => panic!("a 60-anime import lagged by {missed}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a Finished event");
+    assert_eq!(finished, (ImportState::Done, 60, 60));
+    assert!(progress.len() >= 3, "several progress events: {progress:?}");
+    // In commit order: never backwards.
+    assert!(
+        progress
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
+        "{progress:?}"
+    );
+    assert_eq!(progress.last(), Some(&(60, 60)));
+    assert_eq!(stored.len(), 60, "every anime was announced as stored");
+    importer.close().await;
+}
+
+#[tokio::test]
+async fn retry_after_an_outage_turns_the_failed_items_into_done() {
+    let world = World::single_franchise(20, 62);
+    let root = world.franchises()[0].root;
+    let fake = fake(
+        world,
+        RateModel::disabled(),
+        Latency::default(),
+        Faults::default(),
+    )
+    .await;
+    // AniList is down (403) for the first import; one attempt per job, short pauses.
+    fake.start_outage(Duration::from_secs(600));
+    let dir = tempfile::tempdir().unwrap();
+    let settings = builder(dir.path(), &fake)
+        .max_attempts(1)
+        .outage_pause_secs(0.02, 0.05)
+        .build()
+        .unwrap();
+    let importer = Importer::open(settings).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    let failed = wait_done(&importer, id, Duration::from_secs(60)).await;
+    assert_eq!(failed.state, ImportState::DoneWithFailures, "{failed:?}");
+    assert_eq!(failed.failed, 1, "the root failed: {failed:?}");
+    assert!(failed.failures[0].0.contains("403"), "{failed:?}");
+
+    fake.end_outages();
+    let again = importer.retry(id).await.unwrap();
+    assert_eq!(again.state, ImportState::Running);
+    assert_eq!((again.failed, again.queued), (0, 1));
+    let done = wait_done(&importer, id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (done.state, done.done, done.failed),
+        (ImportState::Done, 20, 0),
+        "{done:?}"
+    );
+    let listed = importer
+        .imports(&ImportFilter::in_state(ImportState::Done))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].import_id, id);
+    importer.close().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_import_fetches_nothing_more_and_says_cancelled() {
+    let world = World::single_franchise(60, 63);
+    let root = world.franchises()[0].root;
+    // Slow answers: the walk is still young when it is cancelled.
+    let fake = fake(
+        world,
+        RateModel::disabled(),
+        Latency::new(Duration::from_millis(300), Duration::ZERO),
+        Faults::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(builder(dir.path(), &fake).build().unwrap())
+        .await
+        .unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while importer.progress(id).await.unwrap().done < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the import never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled = importer.cancel(id).await.unwrap();
+    assert_eq!(cancelled.state, ImportState::Cancelled);
+    assert!(cancelled.cancelled > 0, "{cancelled:?}");
+    // Requests already in flight finish; after them, nothing more is asked.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = fake.stats().requests;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        fake.stats().requests,
+        after,
+        "no request after the cancel settled"
+    );
+    let p = importer.progress(id).await.unwrap();
+    assert_eq!(p.state, ImportState::Cancelled);
+    assert_eq!(p.queued, 0);
+    assert!(importer.cancel(404).await.is_err());
+    importer.close().await;
+}
+
+#[tokio::test]
+async fn reads_go_through_the_cache_and_a_rewrite_invalidates_them() {
+    let world = World::single_franchise(12, 64);
+    let root = world.franchises()[0].root;
+    let fake = fake(
+        world,
+        RateModel::disabled(),
+        Latency::default(),
+        Faults::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(builder(dir.path(), &fake).build().unwrap())
+        .await
+        .unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    wait_done(&importer, id, Duration::from_secs(30)).await;
+
+    let first = importer.franchise(aid(root)).await.unwrap().unwrap();
+    assert_eq!(first.anime.len(), 12);
+    let again = importer.franchise(aid(root)).await.unwrap().unwrap();
+    assert_eq!(first, again);
+    let stats = importer.cache_stats();
+    assert!(stats.enabled);
+    assert_eq!((stats.franchise.misses, stats.franchise.hits), (1, 1));
+    assert!(importer.anime(aid(root)).await.unwrap().is_some());
+    assert!(importer.anime(aid(root)).await.unwrap().is_some());
+    assert_eq!(importer.cache_stats().basic.hits, 1);
+    importer.relations(aid(root)).await.unwrap();
+    assert_eq!(importer.cache_stats().detailed.misses, 1);
+
+    // A refetch rewrites every anime of the franchise: the next read goes to the store.
+    let refetch = importer
+        .import(
+            aid(root),
+            &ImportOptions::default().with_force_refresh(true),
+        )
+        .await
+        .unwrap();
+    wait_done(&importer, refetch, Duration::from_secs(30)).await;
+    let before = importer.cache_stats();
+    let fresh = importer.franchise(aid(root)).await.unwrap().unwrap();
+    let after = importer.cache_stats();
+    assert_eq!(
+        after.franchise.misses,
+        before.franchise.misses + 1,
+        "invalidated"
+    );
+    assert!(after.franchise.evictions >= 1, "{after:?}");
+    assert_eq!(fresh.anime, first.anime);
+    importer.close().await;
+}

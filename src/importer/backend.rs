@@ -10,7 +10,9 @@ use crate::error::Error;
 use crate::queue::JobQueue;
 use crate::queue::QueueError;
 use crate::queue::embedded::EmbeddedQueue;
+use crate::queue::postgres::PgQueue;
 use crate::store::Store;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Who runs the workers over this data.
@@ -46,10 +48,16 @@ pub(crate) struct Backend {
 impl Backend {
     pub(crate) async fn open(settings: &Settings, mode: Mode) -> Result<Self, Error> {
         if let Some(url) = settings.database_url() {
-            return Err(Error::Unsupported(format!(
-                "database_url {} selects the PostgreSQL backend, which this build cannot open yet",
-                crate::config::redact_url(url)
-            )));
+            // One pool for the store and the queue: the flush pushes inside its transaction.
+            let store = PgStore::connect(url, settings.max_attempts).await?;
+            let location = format!("{} (schema apalis)", crate::config::redact_url(url));
+            let queue = PgQueue::new(store.pool().clone(), location, settings.max_attempts);
+            return Ok(Self {
+                store: Store::new(Arc::new(store)),
+                queue: Some(JobQueue::new(Arc::new(queue))),
+                owner: QueueOwner::Shared,
+                settings: settings.clone(),
+            });
         }
         let store = match mode {
             Mode::ReadWrite | Mode::Record => SqliteStore::open(&settings.store_path()).await?,

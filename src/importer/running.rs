@@ -14,6 +14,14 @@ use crate::halt::{Halt, HaltSwitch};
 use crate::queue::{JobQueue, RunOptions};
 use crate::workers::{Pipeline, PipelineParts, supervised};
 
+/// Requests an item may cost without its answer being stored: its attempts twice over, and
+/// never fewer than ten (graceful stops and orphan copies also count).
+fn max_fetches(max_attempts: usize) -> u32 {
+    u32::try_from(max_attempts.saturating_mul(2).saturating_add(5))
+        .unwrap_or(u32::MAX)
+        .max(10)
+}
+
 pub(super) struct Running {
     pipeline: Pipeline,
     housekeeping: JoinHandle<()>,
@@ -51,6 +59,7 @@ impl Importer {
             cache: self.inner.cache.clone(),
             fresh_for: self.inner.settings.franchise_ttl,
             batch_window: self.inner.settings.batch_window,
+            max_fetches: max_fetches(self.inner.settings.max_attempts),
             shutdown: CancellationToken::new(),
             halt: HaltSwitch::default(),
         };

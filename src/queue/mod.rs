@@ -19,6 +19,7 @@ mod error;
 mod handler;
 mod job;
 mod name;
+pub(crate) mod postgres;
 mod supervise;
 
 use std::ops::Deref;

@@ -15,6 +15,7 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::embedded::EmbeddedQueue;
+use super::postgres::PgQueue;
 use super::{
     FetchJob, JobContext, JobFailure, JobHandler, JobPresence, JobQueue, Lane, QueueDepth,
     QueueError, RunOptions,
@@ -32,6 +33,42 @@ fn job(import_id: Option<i64>, anime: i64) -> FetchJob {
         anime_id: AnimeId::new(anime).unwrap(),
         depth: 0,
         round: 0,
+    }
+}
+
+/// A queue under test, whichever backend holds it (the guard cleans up when dropped).
+pub(crate) struct Kit {
+    pub queue: JobQueue,
+    /// The same queue, pushing jobs that may run this many times.
+    pub with_attempts: Box<dyn Fn(usize) -> JobQueue + Send>,
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+pub(crate) async fn embedded_kit() -> Kit {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedQueue::open(&dir.path().join("queue.redb"), 5)
+        .await
+        .unwrap();
+    let queue = JobQueue::new(Arc::new(embedded.clone()));
+    Kit {
+        queue,
+        with_attempts: Box::new(move |n| JobQueue::new(Arc::new(embedded.with_max_attempts(n)))),
+        _guard: Box::new(dir),
+    }
+}
+
+pub(crate) async fn postgres_kit() -> Kit {
+    let (db, store) = crate::testing::postgres_store().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    drop(store);
+    let location = "the test database".to_string();
+    let queue = JobQueue::new(Arc::new(PgQueue::new(pool.clone(), location.clone(), 5)));
+    Kit {
+        queue,
+        with_attempts: Box::new(move |n| {
+            JobQueue::new(Arc::new(PgQueue::new(pool.clone(), location.clone(), n)))
+        }),
+        _guard: Box::new(db),
     }
 }
 
@@ -99,11 +136,8 @@ async fn wait_for_depth(
     }
 }
 
-#[tokio::test]
-async fn a_repushed_import_job_is_skipped_and_open_jobs_are_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = queue_path(&dir);
-    let queue = open_embedded(&path, 5).await.unwrap();
+pub(crate) async fn a_repushed_import_job_is_skipped_and_open_jobs_are_not(kit: Kit) {
+    let queue = kit.queue.clone();
 
     let jobs: Vec<FetchJob> = (1..=3).map(|id| job(Some(7), id)).collect();
     assert_eq!(
@@ -133,15 +167,10 @@ async fn a_repushed_import_job_is_skipped_and_open_jobs_are_not() {
     assert_eq!(depth.background.pending, 4, "{depth:?}");
     assert_eq!(depth.interactive.pending, 2, "{depth:?}");
     assert_eq!(depth.background.running + depth.background.done, 0);
-
-    let pid = std::fs::read_to_string(dir.path().join("queue.redb.pid")).unwrap();
-    assert_eq!(pid.trim(), std::process::id().to_string());
 }
 
-#[tokio::test]
-async fn every_pushed_job_is_handled_exactly_once_and_ends_done() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
+pub(crate) async fn every_pushed_job_is_handled_exactly_once_and_ends_done(kit: Kit) {
+    let queue = kit.queue.clone();
     let background: Vec<FetchJob> = (1..=40).map(|id| job(Some(1), id)).collect();
     queue.push(Lane::Background, &background).await.unwrap();
     queue
@@ -182,10 +211,8 @@ async fn every_pushed_job_is_handled_exactly_once_and_ends_done() {
     assert_eq!(calls[&(Lane::Interactive, 1001)], 1);
 }
 
-#[tokio::test]
-async fn an_interactive_job_overtakes_a_background_backlog() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
+pub(crate) async fn an_interactive_job_overtakes_a_background_backlog(kit: Kit) {
+    let queue = kit.queue.clone();
     let backlog: Vec<FetchJob> = (1..=500).map(|id| job(Some(1), id)).collect();
     assert_eq!(queue.push(Lane::Background, &backlog).await.unwrap(), 500);
 
@@ -251,17 +278,14 @@ async fn an_interactive_job_overtakes_a_background_backlog() {
     workers.join().await;
 }
 
-#[tokio::test]
-async fn retries_run_again_aborts_do_not_and_attempts_are_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedQueue::open(&queue_path(&dir), 5).await.unwrap();
-    let queue = JobQueue::new(Arc::new(embedded.clone()));
+pub(crate) async fn retries_run_again_aborts_do_not_and_attempts_are_bounded(kit: Kit) {
+    let queue = kit.queue.clone();
     queue
         .push(Lane::Background, &[job(Some(1), 1), job(Some(1), 2)])
         .await
         .unwrap();
     // The limit travels with each job: one pushed with 2 attempts keeps them.
-    JobQueue::new(Arc::new(embedded.with_max_attempts(2)))
+    (kit.with_attempts)(2)
         .push(Lane::Background, &[job(Some(1), 3)])
         .await
         .unwrap();
@@ -318,10 +342,8 @@ async fn retries_run_again_aborts_do_not_and_attempts_are_bounded() {
     assert!(exhausted[1].is_last_attempt() && !exhausted[0].is_last_attempt());
 }
 
-#[tokio::test]
-async fn graceful_stop_lets_an_in_flight_job_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
+pub(crate) async fn graceful_stop_lets_an_in_flight_job_finish(kit: Kit) {
+    let queue = kit.queue.clone();
     queue
         .push(Lane::Background, &[job(Some(1), 1)])
         .await
@@ -353,10 +375,8 @@ async fn graceful_stop_lets_an_in_flight_job_finish() {
     assert_eq!(depth.background.running, 0, "{depth:?}");
 }
 
-#[tokio::test]
-async fn options_apalis_would_panic_on_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
+pub(crate) async fn options_apalis_would_panic_on_are_refused(kit: Kit) {
+    let queue = kit.queue.clone();
     let noop = handler(|_job, _ctx| async { Ok(()) });
     let options = RunOptions {
         concurrency: 0,
@@ -532,10 +552,8 @@ async fn a_file_of_random_bytes_is_reported_corrupt_with_advice() {
     assert!(text.contains("re-queued from the SQL store"), "{text}");
 }
 
-#[tokio::test]
-async fn presence_says_whether_a_job_is_live_finished_or_unknown() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = open_embedded(&queue_path(&dir), 5).await.unwrap();
+pub(crate) async fn presence_says_whether_a_job_is_live_finished_or_unknown(kit: Kit) {
+    let queue = kit.queue.clone();
     let live = job(Some(1), 1);
     let finished = job(Some(1), 2);
     let mut later_round = job(Some(1), 2);
@@ -575,4 +593,44 @@ async fn presence_says_whether_a_job_is_live_finished_or_unknown() {
     queue.health().await.unwrap();
     shutdown.cancel();
     drop(workers);
+}
+
+#[tokio::test]
+async fn the_embedded_queue_records_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = queue_path(&dir);
+    let _queue = open_embedded(&path, 5).await.unwrap();
+    let pid = std::fs::read_to_string(dir.path().join("queue.redb.pid")).unwrap();
+    assert_eq!(pid.trim(), std::process::id().to_string());
+}
+
+/// Turns every backend-neutral case above into a test for one backend.
+macro_rules! queue_suite {
+    ($kit:path) => {
+        queue_suite!(@cases $kit,
+            a_repushed_import_job_is_skipped_and_open_jobs_are_not,
+            every_pushed_job_is_handled_exactly_once_and_ends_done,
+            an_interactive_job_overtakes_a_background_backlog,
+            retries_run_again_aborts_do_not_and_attempts_are_bounded,
+            graceful_stop_lets_an_in_flight_job_finish,
+            options_apalis_would_panic_on_are_refused,
+            presence_says_whether_a_job_is_live_finished_or_unknown
+        );
+    };
+    (@cases $kit:path, $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case($kit().await).await;
+            }
+        )*
+    };
+}
+
+mod embedded {
+    queue_suite!(super::embedded_kit);
+}
+
+mod postgres {
+    queue_suite!(super::postgres_kit);
 }

@@ -62,6 +62,8 @@ pub struct ItemTriage {
     pub stored_since_queued: bool,
     /// AniList was asked after the item was queued and did not have it.
     pub missing_since_queued: bool,
+    /// Times the anime was sent to AniList for this item without its answer being stored.
+    pub fetches: u32,
 }
 
 /// One new item of an import: (anime, depth, state, reason).
@@ -206,6 +208,10 @@ pub(crate) trait StoreDriver: Send + Sync + std::fmt::Debug {
         &self,
         items: &[(i64, AnimeId)],
     ) -> Result<HashMap<(i64, AnimeId), ItemTriage>, StoreError>;
+
+    /// Counts one more request sent for each of these items (a job that keeps killing its
+    /// worker is failed once the count passes a bound).
+    async fn count_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError>;
 
     /// One operation on the shared AniList budget, in one transaction.
     async fn budget(

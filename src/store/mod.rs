@@ -4,6 +4,7 @@
 
 pub(crate) mod driver;
 mod error;
+pub(crate) mod postgres;
 mod records;
 pub(crate) mod relations;
 pub(crate) mod sqlite;

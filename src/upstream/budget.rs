@@ -205,7 +205,9 @@ impl RateBudget {
             if outcome.granted {
                 return Ok(Slot(()));
             }
-            let now = self.clock.now_ms();
+            // Measured on the clock the decision was made on (the database server's, for a
+            // shared database), so machines whose clocks differ wait the same.
+            let now = outcome.now_ms;
             let wait_ms = outcome.retry_at_ms.unwrap_or(now + 1).saturating_sub(now);
             let wait = Duration::from_millis(u64::try_from(wait_ms.max(1)).unwrap_or(1));
             tokio::time::sleep(wait.min(RECHECK_AT_MOST)).await;
@@ -240,7 +242,7 @@ impl RateBudget {
     }
 
     fn left(&self, outcome: LedgerOutcome) -> Duration {
-        let now = self.clock.now_ms();
+        let now = outcome.now_ms;
         outcome
             .parked
             .map(|(until, _)| Duration::from_millis(u64::try_from(until - now).unwrap_or(0)))
@@ -254,7 +256,7 @@ impl RateBudget {
     }
 
     fn describe(&self, outcome: &LedgerOutcome) -> BudgetState {
-        let now = self.clock.now_ms();
+        let now = outcome.now_ms;
         let s = outcome.snapshot;
         let parked = outcome.parked.filter(|(until, _)| *until > now);
         let window_secs = self.rules.window_ms as f64 / 1000.0;

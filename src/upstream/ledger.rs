@@ -96,6 +96,8 @@ pub(crate) struct WindowView {
 /// What an operation decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LedgerOutcome {
+    /// The time the decision was made at (the backend's clock; waits are measured from it).
+    pub now_ms: i64,
     /// A `Take` was granted: the backend records a send at `now`.
     pub granted: bool,
     /// When a refused `Take` is worth trying again.
@@ -208,6 +210,7 @@ pub(crate) fn apply(
         LedgerOp::Read => {}
     }
     LedgerOutcome {
+        now_ms,
         granted,
         retry_at_ms,
         parked: row.parked_until_ms.zip(row.parked_reason),

@@ -315,6 +315,16 @@ impl Batcher {
                     let _ = request.reply.send(Ok(()));
                 }
                 Some(t) if t.stored_since_queued => settle.push((request, Settlement::FromStore)),
+                // Sent again and again, and its answer never stored: the job kills its worker
+                // (a queue re-delivers it as an orphan without counting an attempt).
+                Some(t) if t.fetches >= self.parts.max_fetches => {
+                    let reason = format!(
+                        "sent to AniList {} times without its answer being stored; the fetch \
+                         seems to stop its worker every time",
+                        t.fetches
+                    );
+                    settle.push((request, Settlement::Failed(reason)));
+                }
                 Some(t) if t.missing_since_queued => settle.push((request, Settlement::NotFound)),
                 Some(_) => self.route(request),
             }
@@ -344,11 +354,19 @@ impl Batcher {
         requests: Vec<FetchRequest>,
     ) {
         let client = self.parts.client.clone();
+        let store = self.parts.store.clone();
         let flusher = self.flusher.clone();
         let landed = self.landed_tx.clone();
         let failpoints = self.parts.failpoints.clone();
         let shutdown = self.parts.shutdown.clone();
+        let counted: Vec<(i64, AnimeId)> = requests
+            .iter()
+            .filter_map(|r| r.job.import_id.map(|import| (import, r.job.anime_id)))
+            .collect();
         tokio::spawn(async move {
+            if let Err(e) = store.count_fetches(&counted).await {
+                tracing::debug!(error = %e, "could not count the request against its items");
+            }
             let outcome = client.fetch_with_slot(slot, &ids).await;
             if failpoints.hit("fetch.stall") == Some(FailAction::Stall) {
                 // Hold the answer until shutdown, then drop it: its jobs must let go.

@@ -37,6 +37,9 @@ pub(crate) struct PipelineParts {
     pub fresh_for: Duration,
     /// How long the batcher waits for more ids before it sends a partial batch.
     pub batch_window: Duration,
+    /// Requests one item may cost without its answer ever being stored (a job that keeps
+    /// killing its worker) before it is failed.
+    pub max_fetches: u32,
     /// Cancelled to stop gracefully.
     pub shutdown: CancellationToken,
     /// Tripped when a backend cannot go on.

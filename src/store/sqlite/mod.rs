@@ -278,6 +278,13 @@ impl StoreDriver for SqliteStore {
         self.read_triage(items).await
     }
 
+    async fn count_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError> {
+        if items.is_empty() || self.access == Access::ReadOnly {
+            return Ok(());
+        }
+        self.add_fetches(items).await
+    }
+
     async fn budget(
         &self,
         op: LedgerOp,

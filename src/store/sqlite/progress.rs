@@ -186,6 +186,22 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) async fn add_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError> {
+        for chunk in items.chunks(IDS_PER_STATEMENT / 2) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("UPDATE import_item SET fetches = fetches + 1 FROM (");
+            q.push_values(chunk, |mut row, (import_id, anime_id)| {
+                row.push_bind(*import_id).push_bind(i64::from(*anime_id));
+            });
+            q.push(
+                ") AS v WHERE import_item.import_id = v.column1 \
+                 AND import_item.anime_id = v.column2 AND import_item.state = 'queued'",
+            );
+            q.build().persistent(false).execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn read_triage(
         &self,
         items: &[(i64, AnimeId)],
@@ -195,7 +211,7 @@ impl SqliteStore {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT it.import_id, it.anime_id, it.state, it.round, \
                  COALESCE(a.fetched_at >= it.updated_at, 0), \
-                 COALESCE(m.checked_at >= it.updated_at, 0) \
+                 COALESCE(m.checked_at >= it.updated_at, 0), it.fetches \
                  FROM import_item it JOIN (",
             );
             q.push_values(chunk, |mut row, (import_id, anime_id)| {
@@ -215,6 +231,7 @@ impl SqliteStore {
                         round: to_u32(row.try_get(3)?),
                         stored_since_queued: row.try_get::<i64, _>(4)? != 0,
                         missing_since_queued: row.try_get::<i64, _>(5)? != 0,
+                        fetches: to_u32(row.try_get(6)?),
                     },
                 );
             }

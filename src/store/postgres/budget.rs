@@ -1,0 +1,147 @@
+//! The shared AniList budget in PostgreSQL: the window's send times and one state row. A
+//! decision locks the state row (`FOR UPDATE`) for one short transaction, on the server's
+//! clock, so every process on every machine sees one budget and none waits holding a
+//! connection: the caller sleeps until the slot, outside any transaction.
+
+use sqlx::{PgConnection, Row};
+
+use super::PgStore;
+use super::tx::to_u32;
+use crate::store::StoreError;
+use crate::upstream::ledger::{
+    LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, ParkReason, WindowView, apply, window_start,
+};
+
+impl PgStore {
+    pub(super) async fn apply_budget(
+        &self,
+        op: LedgerOp,
+        rules: &LedgerRules,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // The row lock first: two processes never decide from the same state.
+        sqlx::query("SELECT id FROM budget_state WHERE id = 1 FOR UPDATE")
+            .execute(&mut *tx)
+            .await?;
+        // The server's clock, so machines whose clocks differ still share one window.
+        let _ = now_ms;
+        let now_ms = server_now(&mut tx).await?;
+        let outcome = apply_in(&mut tx, op, rules, now_ms).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+/// Reads the budget's state without a lock, on the server's clock.
+pub(super) async fn read_only(
+    conn: &mut PgConnection,
+    rules: &LedgerRules,
+) -> Result<LedgerOutcome, StoreError> {
+    let now_ms = server_now(conn).await?;
+    apply_in(conn, LedgerOp::Read, rules, now_ms).await
+}
+
+/// Now on the database server, in Unix milliseconds.
+async fn server_now(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+async fn apply_in(
+    conn: &mut PgConnection,
+    op: LedgerOp,
+    rules: &LedgerRules,
+    now_ms: i64,
+) -> Result<LedgerOutcome, StoreError> {
+    let start = window_start(rules, now_ms);
+    if op != LedgerOp::Read {
+        sqlx::query("DELETE FROM budget_send WHERE sent_at < $1")
+            .bind(start)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let window = sqlx::query("SELECT COUNT(*), MIN(sent_at) FROM budget_send WHERE sent_at >= $1")
+        .bind(start)
+        .fetch_one(&mut *conn)
+        .await?;
+    let view = WindowView {
+        in_window: to_u32(window.try_get(0)?),
+        oldest_ms: window.try_get(1)?,
+    };
+    let mut row = read_row(conn).await?;
+    let before = row.clone();
+    let outcome = apply(op, rules, now_ms, &mut row, view);
+    if outcome.granted {
+        sqlx::query("INSERT INTO budget_send (sent_at) VALUES ($1)")
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if row != before && op != LedgerOp::Read {
+        write_row(conn, &row).await?;
+    }
+    Ok(outcome)
+}
+
+async fn read_row(conn: &mut PgConnection) -> Result<LedgerRow, StoreError> {
+    let row = sqlx::query(
+        "SELECT parked_until, parked_reason, consecutive_outages, server_limit, \
+         server_remaining, server_at, server_sent_since, last_sent_at, requests_made, \
+         rate_limited_seen, outages_seen FROM budget_state WHERE id = 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(LedgerRow::default());
+    };
+    let reason: Option<String> = row.try_get(1)?;
+    let opt_u32 = |v: Option<i64>| v.map(to_u32);
+    Ok(LedgerRow {
+        parked_until_ms: row.try_get(0)?,
+        parked_reason: reason.as_deref().and_then(ParkReason::parse),
+        consecutive_outages: to_u32(row.try_get(2)?),
+        server_limit: opt_u32(row.try_get(3)?),
+        server_remaining: opt_u32(row.try_get(4)?),
+        server_at_ms: row.try_get(5)?,
+        server_sent_since: to_u32(row.try_get(6)?),
+        last_sent_ms: row.try_get(7)?,
+        requests_made: row.try_get::<i64, _>(8)?.max(0) as u64,
+        rate_limited_seen: row.try_get::<i64, _>(9)?.max(0) as u64,
+        outages_seen: row.try_get::<i64, _>(10)?.max(0) as u64,
+    })
+}
+
+async fn write_row(conn: &mut PgConnection, row: &LedgerRow) -> Result<(), StoreError> {
+    let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO budget_state (id, parked_until, parked_reason, consecutive_outages, \
+         server_limit, server_remaining, server_at, server_sent_since, last_sent_at, \
+         requests_made, rate_limited_seen, outages_seen) \
+         VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (id) DO UPDATE SET parked_until = excluded.parked_until, \
+         parked_reason = excluded.parked_reason, \
+         consecutive_outages = excluded.consecutive_outages, \
+         server_limit = excluded.server_limit, server_remaining = excluded.server_remaining, \
+         server_at = excluded.server_at, server_sent_since = excluded.server_sent_since, \
+         last_sent_at = excluded.last_sent_at, requests_made = excluded.requests_made, \
+         rate_limited_seen = excluded.rate_limited_seen, outages_seen = excluded.outages_seen",
+    )
+    .bind(row.parked_until_ms)
+    .bind(row.parked_reason.map(ParkReason::as_str))
+    .bind(i64::from(row.consecutive_outages))
+    .bind(row.server_limit.map(i64::from))
+    .bind(row.server_remaining.map(i64::from))
+    .bind(row.server_at_ms)
+    .bind(i64::from(row.server_sent_since))
+    .bind(row.last_sent_ms)
+    .bind(big(row.requests_made))
+    .bind(big(row.rate_limited_seen))
+    .bind(big(row.outages_seen))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

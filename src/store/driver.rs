@@ -179,6 +179,8 @@ pub(crate) trait StoreDriver: Send + Sync + std::fmt::Debug {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
 
     async fn anime(&self, id: AnimeId) -> Result<Option<StoredAnime>, StoreError>;
+    /// When AniList last said it does not have this id, if it did.
+    async fn missing_since(&self, id: AnimeId) -> Result<Option<i64>, StoreError>;
     /// Every stored relation whose `from` is one of `ids`, ordered by (from, to).
     async fn relations_from(&self, ids: &[AnimeId]) -> Result<Vec<StoredRelation>, StoreError>;
     /// Every stored anime reachable from `root` over `followed`, root included, by id.

@@ -232,7 +232,11 @@ impl Flusher {
                 Ok(committed) => return Some(committed),
                 Err(e) => e,
             };
-            tries += 1;
+            // A lost connection may come back (a database restarting): wait for it as long
+            // as it takes, without counting toward giving up.
+            if error.failure() != Failure::Connection {
+                tries += 1;
+            }
             if error.failure().is_fatal() {
                 self.parts
                     .halt

@@ -2,5 +2,7 @@
 //! AniList, and driving the `franchise` binary as a child process.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod process;
+pub mod proxy;
 pub mod run;

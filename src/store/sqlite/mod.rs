@@ -228,6 +228,15 @@ impl StoreDriver for SqliteStore {
         self.read_anime(id).await
     }
 
+    async fn missing_since(&self, id: AnimeId) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT checked_at FROM anime_missing WHERE id = $1")
+                .bind(i64::from(id))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn relations_from(&self, ids: &[AnimeId]) -> Result<Vec<StoredRelation>, StoreError> {
         self.read_relations_from(ids).await
     }

@@ -1,0 +1,534 @@
+//! Scale-out on PostgreSQL: many `franchise` processes on one database and one AniList budget,
+//! a click from yet another process, kill -9 across processes, and the database going away
+//! and coming back (through a proxy: the machine's server is shared and never stopped).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::pg::TestDb;
+use common::process::{BIN, child_log, describe, run, spawn, text, wait_child};
+use common::proxy::Proxy;
+use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, World, WorldSpec};
+use franchise::{AnimeId, ImportFilter, ImportOptions, ImportState, Importer, Settings};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// The binary on `db`, against `url`, with a clean FRANCHISE_* environment and AniList's
+/// shipped pace (500 ms between requests, across processes).
+fn franchise_pg(db: &str, url: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("FRANCHISE_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("FRANCHISE_QUEUE__HEARTBEAT_MS", "1000")
+        .arg("--database-url")
+        .arg(db)
+        .arg("--anilist-url")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Σ⌈level/50⌉ over the walk from `root`: the fewest requests its import can take.
+fn request_bound(world: &World, root: i32) -> usize {
+    let mut levels: BTreeMap<usize, usize> = BTreeMap::new();
+    for depth in world.walk(root).values() {
+        *levels.entry(*depth).or_default() += 1;
+    }
+    levels.values().map(|n| n.div_ceil(50)).sum()
+}
+
+fn max_in_any_window(fake: &FakeAniList, window: Duration) -> usize {
+    let at: Vec<u64> = fake.stats().log.iter().map(|e| e.at_ms).collect();
+    let window = window.as_millis() as u64;
+    at.iter()
+        .map(|s| at.iter().filter(|t| **t >= *s && **t < s + window).count())
+        .max()
+        .unwrap_or(0)
+}
+
+async fn status(db: &str, url: &str) -> Value {
+    let out = run(
+        franchise_pg(db, url),
+        &["status", "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn stored_ids(db: &TestDb) -> BTreeSet<i64> {
+    let pool = db.pool().await;
+    let ids = sqlx::query_scalar("SELECT id FROM anime")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    pool.close().await;
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_processes_share_one_queue_one_store_and_one_budget() {
+    // AniList degraded: 30 per 60 s while the headers say 90, a burst limit, 300 ms answers.
+    let world = WorldSpec::default()
+        .seed(71)
+        .franchises(10)
+        .giant(300, 12)
+        .cross_link_rate(0.0)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root;
+    let ordinary: Vec<i32> = world
+        .franchises()
+        .iter()
+        .map(|f| f.root)
+        .filter(|r| *r != giant)
+        .take(10)
+        .collect();
+    assert_eq!(ordinary.len(), 10);
+    let other = ordinary[9];
+    let fake = FakeAniList::start(FakeConfig {
+        world: world.clone(),
+        rate: RateModel::degraded(),
+        latency: Latency::new(Duration::from_millis(300), Duration::ZERO),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fake.url();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut workers: Vec<_> = (0..4)
+        .map(|i| {
+            spawn(
+                franchise_pg(&db.url, &url),
+                &["work", "--report-every", "0"],
+                dir.path(),
+                &format!("work-{i}"),
+            )
+        })
+        .collect();
+    // Every worker is up: four heartbeat rows.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let live = status(&db.url, &url).await["workers"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if live == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{live} of 4 workers reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The giant first, then ten ordinary franchises, recorded by yet another process.
+    let started = Instant::now();
+    let mut args = vec!["import".to_string(), giant.to_string()];
+    args.extend(ordinary.iter().take(9).map(|r| r.to_string()));
+    args.push("--json".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(franchise_pg(&db.url, &url), &args, Duration::from_secs(30)).await;
+    assert!(out.status.success(), "{}", describe(&out));
+
+    // A click from a fifth process (this one), a few seconds into the drain.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settings = Settings::builder()
+        .database_url(db.url.clone())
+        .anilist_url(url.clone())
+        .heartbeat_ms(1000)
+        .build()
+        .unwrap();
+    let clicker = Importer::open(settings).await.unwrap();
+    clicker.start().await.unwrap();
+    let clicked = Instant::now();
+    let anime = clicker
+        .open_anime(AnimeId::new(i64::from(other)).unwrap())
+        .await
+        .unwrap();
+    let click = clicked.elapsed();
+    assert_eq!(anime.id.get(), other as u32);
+    // The tenth ordinary franchise, imported by the clicking process alongside.
+    let tenth = clicker
+        .import(
+            AnimeId::new(i64::from(other)).unwrap(),
+            &ImportOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let imports = clicker.imports(&ImportFilter::all()).await.unwrap();
+        if imports.len() == 11 && imports.iter().all(|p| p.is_finished()) {
+            for p in &imports {
+                assert_eq!(p.state, ImportState::Done, "{p:?}");
+            }
+            break;
+        }
+        for (i, w) in workers.iter_mut().enumerate() {
+            if let Some(status) = w.try_wait().unwrap() {
+                panic!(
+                    "worker {i} exited: {status:?}\n{}",
+                    child_log(dir.path(), &format!("work-{i}"))
+                );
+            }
+        }
+        assert!(Instant::now() < deadline, "imports unfinished: {imports:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let wall = started.elapsed();
+    clicker.close().await;
+    assert!(tenth > 0);
+
+    // Each franchise stored exactly; the budget held across all five processes.
+    let mut expected: BTreeSet<i64> = world.walk(giant).keys().map(|i| i64::from(*i)).collect();
+    for root in &ordinary {
+        expected.extend(world.walk(*root).keys().map(|i| i64::from(*i)));
+    }
+    assert_eq!(stored_ids(&db).await, expected);
+    let stats = fake.stats();
+    let busiest = max_in_any_window(&fake, Duration::from_secs(60));
+    let bound: usize = std::iter::once(giant)
+        .chain(ordinary.iter().copied())
+        .map(|root| request_bound(&world, root) + 3)
+        .sum();
+    // One round trip (300 ms) plus one budget slot (500 ms spacing), plus the
+    // interactive worker noticing the job.
+    let slot = Duration::from_millis(300 + 500);
+    println!(
+        "4 workers + 1 clicker on PostgreSQL: {} anime in {:.1} s, {} requests (bound {bound}), \
+         {} × 429, {} during a ban, at most {busiest} in any 60 s; click answered in {} ms",
+        expected.len(),
+        wall.as_secs_f64(),
+        stats.requests,
+        stats.rate_limited,
+        stats.arrived_during_ban,
+        click.as_millis()
+    );
+    assert_eq!(stats.rate_limited, 0);
+    assert_eq!(stats.arrived_during_ban, 0);
+    assert!(busiest <= 30, "{busiest} requests in one 60 s window");
+    assert!(
+        stats.requests as usize <= bound,
+        "{} requests, bound {bound}",
+        stats.requests
+    );
+    assert!(
+        click <= slot + Duration::from_millis(1200),
+        "click took {click:?}"
+    );
+
+    // status sees every live worker, with host, pid and heartbeat.
+    let status = status(&db.url, &url).await;
+    let listed = status["workers"].as_array().unwrap();
+    assert_eq!(listed.len(), 4, "{status:#}");
+    let pids: BTreeSet<u64> = listed.iter().map(|w| w["pid"].as_u64().unwrap()).collect();
+    let spawned: BTreeSet<u64> = workers.iter().map(|w| u64::from(w.id().unwrap())).collect();
+    assert_eq!(pids, spawned);
+    assert!(
+        listed
+            .iter()
+            .all(|w| w["host"].is_string() && w["heartbeat_at_ms"].is_i64())
+    );
+    for w in &mut workers {
+        let _ = w.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_the_database_mid_import_backs_off_reconnects_and_loses_nothing() {
+    let world = World::single_franchise(60, 72);
+    let root = world.franchises()[0].root;
+    let fake = FakeAniList::start(FakeConfig {
+        world: world.clone(),
+        rate: RateModel::disabled(),
+        latency: Latency::new(Duration::from_millis(150), Duration::ZERO),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let db = TestDb::create().await;
+    let proxy = Proxy::start(db.server_addr()).await;
+    let settings = Settings::builder()
+        .database_url(db.url_through(proxy.addr()))
+        .anilist_url(fake.url())
+        .min_spacing_ms(20)
+        .heartbeat_ms(1000)
+        .build()
+        .unwrap();
+    let importer = Importer::open(settings).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(
+            AnimeId::new(i64::from(root)).unwrap(),
+            &ImportOptions::default(),
+        )
+        .await
+        .unwrap();
+    // Cut mid-import, for five seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while importer.progress(id).await.unwrap().done < 10 {
+        assert!(Instant::now() < deadline, "the import never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.cut();
+    let requests_at_cut = fake.stats().requests;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let progress = loop {
+        match importer.progress(id).await {
+            Ok(p) if p.is_finished() => break p,
+            _ => {}
+        }
+        assert!(
+            importer.halted().is_none(),
+            "a lost connection must not halt: {:?}",
+            importer.halted()
+        );
+        assert!(Instant::now() < deadline, "the import never resumed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    importer.close().await;
+    println!(
+        "database cut for 5 s mid-import: {} requests before the cut, {} in all; {}",
+        requests_at_cut,
+        fake.stats().requests,
+        describe_progress(&progress)
+    );
+    assert_eq!(progress.state, ImportState::Done, "{progress:?}");
+    assert_eq!((progress.done, progress.failed), (60, 0));
+    let expected: BTreeSet<i64> = world.walk(root).keys().map(|i| i64::from(*i)).collect();
+    assert_eq!(stored_ids(&db).await, expected, "nothing lost");
+}
+
+fn describe_progress(p: &franchise::ImportProgress) -> String {
+    format!(
+        "{} {}/{} done, {} failed",
+        p.state, p.done, p.discovered, p.failed
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_processes_killed_at_seeded_moments_lose_and_duplicate_nothing() {
+    let kills: usize = std::env::var("PG_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = 0x5eed_0fc0;
+    let world = WorldSpec::default()
+        .seed(73)
+        .franchises(6)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let roots: Vec<String> = world
+        .franchises()
+        .iter()
+        .map(|f| f.root.to_string())
+        .collect();
+    let fake = FakeAniList::start(FakeConfig {
+        world: world.clone(),
+        rate: RateModel::disabled(),
+        latency: Latency::new(Duration::from_millis(60), Duration::from_millis(30)),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fake.url();
+    let dir = tempfile::tempdir().unwrap();
+    let quick = |db: &str| {
+        let mut cmd = franchise_pg(db, &url);
+        cmd.env("FRANCHISE_ANILIST__MIN_SPACING_MS", "20")
+            .env("FRANCHISE_ANILIST__BUDGET_PER_MINUTE", "1000");
+        cmd
+    };
+    let mut import: Vec<&str> = vec!["import"];
+    import.extend(roots.iter().map(String::as_str));
+
+    // The reference: one uninterrupted process.
+    let reference = TestDb::create().await;
+    let out = run(quick(&reference.url), &import, Duration::from_secs(30)).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = run(
+        quick(&reference.url),
+        &["work", "--until-idle", "--report-every", "0"],
+        Duration::from_secs(300),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    fake.reset_stats();
+
+    // Chaos: three workers, one killed and restarted at seeded moments.
+    let db = TestDb::create().await;
+    let out = run(quick(&db.url), &import, Duration::from_secs(30)).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let started = Instant::now();
+    let mut rng = seed;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let work = ["work", "--report-every", "0"];
+    let mut workers: Vec<_> = (0..3)
+        .map(|i| spawn(quick(&db.url), &work, dir.path(), &format!("w{i}-0")))
+        .collect();
+    for k in 0..kills {
+        tokio::time::sleep(Duration::from_millis(100 + next() % 700)).await;
+        let victim = (next() % 3) as usize;
+        workers[victim].kill().await.unwrap();
+        let _ = workers[victim].wait().await;
+        workers[victim] = spawn(
+            quick(&db.url),
+            &work,
+            dir.path(),
+            &format!("w{victim}-{}", k + 1),
+        );
+    }
+    let killing = started.elapsed();
+    // Then the survivors drain what is left.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = status(&db.url, &url).await;
+        let imports = status["imports"].as_array().unwrap();
+        let queue = &status["queue"]["background"];
+        if imports.iter().all(|i| i["state"] != "running")
+            && queue["pending"] == 0
+            && queue["running"] == 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stuck after the kills: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for w in &mut workers {
+        let _ = w.kill().await;
+    }
+    let stats = fake.stats();
+    let asked: Vec<i32> = stats.log.iter().flat_map(|e| e.ids.clone()).collect();
+    let unique: BTreeSet<i32> = asked.iter().copied().collect();
+    let same = snapshot(&reference).await == snapshot(&db).await;
+    let expected = stored_ids(&reference).await;
+    let got = stored_ids(&db).await;
+    let lost = expected.difference(&got).count();
+    println!(
+        "PostgreSQL chaos (seed {seed:#x}): {kills} kills over {:.1} s across 3 workers; {} ids \
+         asked, {} refetched; lost {lost}, duplicates {}; total {:.1} s",
+        killing.as_secs_f64(),
+        asked.len(),
+        asked.len() - unique.len(),
+        got.len().saturating_sub(expected.len()),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(lost, 0);
+    assert!(same, "the store differs from the uninterrupted run's");
+    // Every item of every import is done, as in the reference.
+    let pool = db.pool().await;
+    let unsettled: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM import_item WHERE state <> 'done'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(unsettled, 0);
+}
+
+/// The comparable contents of a store: anime (no fetch time), relations, items.
+async fn snapshot(db: &TestDb) -> [Vec<String>; 3] {
+    let pool = db.pool().await;
+    let rows = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let snapshot = [
+        rows(
+            "SELECT json_build_array(id, id_mal, kind, title_romaji, title_english, title_native, \
+             format, status, episodes, season, season_year, start_year, start_month, start_day)::text \
+             FROM anime ORDER BY id",
+        )
+        .await,
+        rows(
+            "SELECT json_build_array(anime_id, related_id, relation_type, derived, related_kind, \
+             related_format, related_status, related_title, edge_id)::text \
+             FROM anime_relation ORDER BY anime_id, related_id",
+        )
+        .await,
+        rows(
+            "SELECT json_build_array(import_id, anime_id, depth, state, reason)::text \
+             FROM import_item ORDER BY import_id, anime_id",
+        )
+        .await,
+    ];
+    pool.close().await;
+    snapshot
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_works_from_any_process_while_workers_run() {
+    let world = World::single_franchise(20, 74);
+    let root = world.franchises()[0].root.to_string();
+    let fake = FakeAniList::start(FakeConfig {
+        world,
+        rate: RateModel::disabled(),
+        latency: Latency::new(Duration::from_millis(100), Duration::ZERO),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fake.url();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = spawn(
+        franchise_pg(&db.url, &url),
+        &["work", "--report-every", "0"],
+        dir.path(),
+        "work",
+    );
+    let out = run(
+        franchise_pg(&db.url, &url),
+        &["import", &root, "--wait"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "import --wait beside a worker: {}",
+        describe(&out)
+    );
+    for args in [
+        vec!["open", root.as_str()],
+        vec!["show", root.as_str()],
+        vec!["status"],
+        vec!["cancel", "1"],
+        vec!["retry", "1"],
+    ] {
+        let out = run(franchise_pg(&db.url, &url), &args, Duration::from_secs(60)).await;
+        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+        assert!(
+            !text(&out.stderr).contains("owned by"),
+            "{args:?}: {}",
+            describe(&out)
+        );
+    }
+    let _ = worker.kill().await;
+    let _ = wait_child(&mut worker, Duration::from_secs(10), "work").await;
+}

@@ -3,7 +3,8 @@
 //! cost one relaxed atomic load.
 //!
 //! Points: `flusher.commit` (the flush's transaction fails), `flusher.panic`, `batcher.panic`,
-//! `handler.panic`, `fetch.stall` (a sent request's answer is held until shutdown).
+//! `handler.panic`, `fetch.stall` (a sent request's answer is held until shutdown),
+//! `fetch.crash` (the process aborts once a request is sent).
 //! The CLI arms them from `FRANCHISE_FAILPOINTS`, e.g. `flusher.commit=error*3;handler.panic=panic*1`.
 
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub enum FailAction {
     Panic,
     /// The operation never completes (until shutdown).
     Stall,
+    /// The whole process aborts, as a crash (or the OOM killer) would end it.
+    Crash,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +76,7 @@ impl FailPoints {
             .unwrap_or(0)
     }
 
-    /// Parses `name=action[*times];…`, where action is `error`, `panic` or `stall`.
+    /// Parses `name=action[*times];…`, where action is `error`, `panic`, `stall` or `crash`.
     pub fn parse(spec: &str) -> Result<Self, FailPointSpecError> {
         let points = Self::new();
         for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -97,10 +100,11 @@ impl FailPoints {
                 "error" => FailAction::Error,
                 "panic" => FailAction::Panic,
                 "stall" => FailAction::Stall,
+                "crash" => FailAction::Crash,
                 other => {
                     return Err(FailPointSpecError(format!(
                         "failure point {part:?}: unknown action {other:?} (expected error, \
-                         panic or stall)"
+                         panic, stall or crash)"
                     )));
                 }
             };
@@ -136,10 +140,15 @@ impl FailPoints {
         Some(action)
     }
 
-    /// Panics if `name` is armed to panic; otherwise says whether it is armed to fail.
+    /// Panics (or aborts the process) if `name` is armed to; otherwise says whether it is
+    /// armed to fail.
     pub(crate) fn check(&self, name: &str) -> Option<FailAction> {
         match self.hit(name) {
             Some(FailAction::Panic) => panic!("failure point {name} fired"),
+            Some(FailAction::Crash) => {
+                eprintln!("failure point {name} fired: aborting the process");
+                std::process::abort()
+            }
             other => other,
         }
     }

@@ -532,3 +532,58 @@ async fn every_command_works_from_any_process_while_workers_run() {
     let _ = worker.kill().await;
     let _ = wait_child(&mut worker, Duration::from_secs(10), "work").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_kills_its_process_is_failed_instead_of_looping() {
+    let world = World::single_franchise(5, 75);
+    let root = world.franchises()[0].root.to_string();
+    let fake = FakeAniList::start(FakeConfig {
+        world,
+        rate: RateModel::disabled(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = fake.url();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        franchise_pg(&db.url, &url),
+        &["import", &root],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    // Every worker aborts right after sending its first request, as a crash would. apalis
+    // puts a dead worker's jobs back without checking their attempts.
+    let mut crashes = 0;
+    for run in 0..8 {
+        let mut cmd = franchise_pg(&db.url, &url);
+        cmd.env("FRANCHISE_FAILPOINTS", "fetch.crash=crash")
+            .env("FRANCHISE_QUEUE__MAX_ATTEMPTS", "1");
+        let mut worker = spawn(
+            cmd,
+            &["work", "--until-idle", "--report-every", "0"],
+            dir.path(),
+            &format!("w{run}"),
+        );
+        let exit = wait_child(&mut worker, Duration::from_secs(60), "work").await;
+        if exit.success() {
+            break;
+        }
+        crashes += 1;
+    }
+    let status = status(&db.url, &url).await;
+    let import = &status["imports"][0];
+    println!(
+        "a job that crashes its worker: {crashes} crashes, then {}",
+        import["state"]
+    );
+    assert!((1..8).contains(&crashes), "{crashes} crashes: {status:#}");
+    assert_eq!(import["state"], "done_with_failures", "{status:#}");
+    let reason = import["failures"][0][0].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("deliveries") || reason.contains("sent to AniList"),
+        "{reason}"
+    );
+}

@@ -368,6 +368,7 @@ impl Batcher {
                 tracing::debug!(error = %e, "could not count the request against its items");
             }
             let outcome = client.fetch_with_slot(slot, &ids).await;
+            failpoints.check("fetch.crash");
             if failpoints.hit("fetch.stall") == Some(FailAction::Stall) {
                 // Hold the answer until shutdown, then drop it: its jobs must let go.
                 shutdown.cancelled().await;

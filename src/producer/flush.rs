@@ -21,6 +21,8 @@ pub(crate) struct FlushBatch {
 /// What a committed flush changed.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FlushCommitted {
+    /// Items of the next level this flush queued (pushed inside the transaction or not).
+    pub discovered: usize,
     /// New items whose jobs the backend could not push inside the transaction: the caller
     /// pushes them before acknowledging the jobs that found them.
     pub to_push: Vec<QueuedItem>,
@@ -58,7 +60,12 @@ pub(crate) async fn commit_flush(
     for import_id in &touched {
         tx.finish_if_complete(*import_id, now_ms).await?;
     }
+    let discovered = to_fetch.len();
     let to_push = enqueue_with(&mut *tx, to_fetch, Push::Caller).await?;
     tx.commit().await?;
-    Ok(FlushCommitted { to_push, touched })
+    Ok(FlushCommitted {
+        discovered,
+        to_push,
+        touched,
+    })
 }

@@ -113,7 +113,8 @@ impl Flusher {
         tracing::debug!(
             anime = f.write.fetched.len(),
             items = f.write.items.len(),
-            discovered = committed.to_push.len(),
+            discovered = committed.discovered,
+            pushed_after_commit = committed.to_push.len(),
             "flush committed"
         );
         self.invalidate_cache(&f.write);

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::Row;
 
 use super::PgStore;
-use super::tx::{IDS_PER_STATEMENT, to_id, to_u32};
+use super::tx::{to_id, to_u32};
 use crate::anime::AnimeId;
 use crate::store::StoreError;
 use crate::store::driver::{ItemTriage, QueuedItem};
@@ -143,24 +143,20 @@ impl PgStore {
         import_ids: &[i64],
     ) -> Result<Vec<QueuedItem>, StoreError> {
         let mut out = Vec::new();
-        for chunk in import_ids.chunks(IDS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "SELECT import_id, anime_id, depth, round FROM import_item \
-                 WHERE state = 'queued' AND import_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            q.push(") ORDER BY import_id, depth, anime_id");
-            for row in q.build().persistent(false).fetch_all(self.pool()).await? {
-                out.push(QueuedItem {
-                    import_id: row.try_get(0)?,
-                    anime_id: to_id(row.try_get(1)?)?,
-                    depth: to_u32(row.try_get(2)?),
-                    round: to_u32(row.try_get(3)?),
-                });
-            }
+        let rows = sqlx::query(
+            "SELECT import_id, anime_id, depth, round FROM import_item \
+             WHERE state = 'queued' AND import_id = ANY($1) ORDER BY import_id, depth, anime_id",
+        )
+        .bind(import_ids)
+        .fetch_all(self.pool())
+        .await?;
+        for row in rows {
+            out.push(QueuedItem {
+                import_id: row.try_get(0)?,
+                anime_id: to_id(row.try_get(1)?)?,
+                depth: to_u32(row.try_get(2)?),
+                round: to_u32(row.try_get(3)?),
+            });
         }
         Ok(out)
     }
@@ -187,19 +183,20 @@ impl PgStore {
     }
 
     pub(super) async fn add_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError> {
-        for chunk in items.chunks(IDS_PER_STATEMENT / 2) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "UPDATE import_item SET fetches = fetches + 1 FROM (",
-            );
-            q.push_values(chunk, |mut row, (import_id, anime_id)| {
-                row.push_bind(*import_id).push_bind(i64::from(*anime_id));
-            });
-            q.push(
-                ") AS v WHERE import_item.import_id = v.column1 \
-                 AND import_item.anime_id = v.column2 AND import_item.state = 'queued'",
-            );
-            q.build().persistent(false).execute(self.pool()).await?;
+        if items.is_empty() {
+            return Ok(());
         }
+        let (imports, anime) = split_pairs(items);
+        sqlx::query(
+            "UPDATE import_item SET fetches = fetches + 1 \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS v (import_id, anime_id) \
+             WHERE import_item.import_id = v.import_id AND import_item.anime_id = v.anime_id \
+             AND import_item.state = 'queued'",
+        )
+        .bind(imports)
+        .bind(anime)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -208,36 +205,42 @@ impl PgStore {
         items: &[(i64, AnimeId)],
     ) -> Result<HashMap<(i64, AnimeId), ItemTriage>, StoreError> {
         let mut out = HashMap::with_capacity(items.len());
-        for chunk in items.chunks(IDS_PER_STATEMENT / 2) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "SELECT it.import_id, it.anime_id, it.state, it.round, \
-                 COALESCE(a.fetched_at >= it.updated_at, FALSE), \
-                 COALESCE(m.checked_at >= it.updated_at, FALSE), it.fetches \
-                 FROM import_item it JOIN (",
+        if items.is_empty() {
+            return Ok(out);
+        }
+        let (imports, anime) = split_pairs(items);
+        let rows = sqlx::query(
+            "SELECT it.import_id, it.anime_id, it.state, it.round, \
+             COALESCE(a.fetched_at >= it.updated_at, FALSE), \
+             COALESCE(m.checked_at >= it.updated_at, FALSE), it.fetches \
+             FROM import_item it \
+             JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS v (import_id, anime_id) \
+             ON it.import_id = v.import_id AND it.anime_id = v.anime_id \
+             LEFT JOIN anime a ON a.id = it.anime_id AND a.kind = 'ANIME' \
+             LEFT JOIN anime_missing m ON m.id = it.anime_id",
+        )
+        .bind(imports)
+        .bind(anime)
+        .fetch_all(self.pool())
+        .await?;
+        for row in rows {
+            let state: String = row.try_get(2)?;
+            out.insert(
+                (row.try_get(0)?, to_id(row.try_get(1)?)?),
+                ItemTriage {
+                    state: ItemState::parse(&state).unwrap_or(ItemState::Failed),
+                    round: to_u32(row.try_get(3)?),
+                    stored_since_queued: row.try_get(4)?,
+                    missing_since_queued: row.try_get(5)?,
+                    fetches: to_u32(row.try_get(6)?),
+                },
             );
-            q.push_values(chunk, |mut row, (import_id, anime_id)| {
-                row.push_bind(*import_id).push_bind(i64::from(*anime_id));
-            });
-            q.push(
-                ") AS v (import_id, anime_id) ON it.import_id = v.import_id \
-                 AND it.anime_id = v.anime_id \
-                 LEFT JOIN anime a ON a.id = it.anime_id AND a.kind = 'ANIME' \
-                 LEFT JOIN anime_missing m ON m.id = it.anime_id",
-            );
-            for row in q.build().persistent(false).fetch_all(self.pool()).await? {
-                let state: String = row.try_get(2)?;
-                out.insert(
-                    (row.try_get(0)?, to_id(row.try_get(1)?)?),
-                    ItemTriage {
-                        state: ItemState::parse(&state).unwrap_or(ItemState::Failed),
-                        round: to_u32(row.try_get(3)?),
-                        stored_since_queued: row.try_get(4)?,
-                        missing_since_queued: row.try_get(5)?,
-                        fetches: to_u32(row.try_get(6)?),
-                    },
-                );
-            }
         }
         Ok(out)
     }
+}
+
+/// (import, anime) pairs as two array parameters.
+fn split_pairs(items: &[(i64, AnimeId)]) -> (Vec<i64>, Vec<i64>) {
+    items.iter().map(|(i, a)| (*i, i64::from(*a))).unzip()
 }

@@ -1,10 +1,11 @@
 //! PostgreSQL's read queries for anime: one anime with its relations, and a franchise by a
 //! recursive walk over followed relation types.
 
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::Row;
 
 use super::PgStore;
-use super::tx::to_id;
+use super::tx::{to_id, type_names};
+use super::write::raw_ids;
 use crate::anime::{AnimeId, RelationType, Title};
 use crate::store::StoreError;
 use crate::store::records::{AnimeSummary, StoredAnime, StoredRelation};
@@ -44,27 +45,24 @@ impl PgStore {
         ids: &[AnimeId],
     ) -> Result<Vec<StoredRelation>, StoreError> {
         let mut out = Vec::new();
-        for chunk in ids.chunks(5_000) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "SELECT anime_id, related_id, relation_type, derived, related_kind, \
-                 related_format, related_title FROM anime_relation WHERE anime_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(i64::from(*id));
-            }
-            q.push(") ORDER BY anime_id, related_id");
-            for row in q.build().persistent(false).fetch_all(self.pool()).await? {
-                out.push(StoredRelation {
-                    from: to_id(row.try_get(0)?)?,
-                    to: to_id(row.try_get(1)?)?,
-                    relation_type: row.try_get(2)?,
-                    derived: row.try_get(3)?,
-                    to_kind: row.try_get(4)?,
-                    to_format: row.try_get(5)?,
-                    to_title: row.try_get(6)?,
-                });
-            }
+        let rows = sqlx::query(
+            "SELECT anime_id, related_id, relation_type, derived, related_kind, \
+             related_format, related_title FROM anime_relation WHERE anime_id = ANY($1) \
+             ORDER BY anime_id, related_id",
+        )
+        .bind(raw_ids(ids))
+        .fetch_all(self.pool())
+        .await?;
+        for row in rows {
+            out.push(StoredRelation {
+                from: to_id(row.try_get(0)?)?,
+                to: to_id(row.try_get(1)?)?,
+                relation_type: row.try_get(2)?,
+                derived: row.try_get(3)?,
+                to_kind: row.try_get(4)?,
+                to_format: row.try_get(5)?,
+                to_title: row.try_get(6)?,
+            });
         }
         out.sort();
         Ok(out)
@@ -78,24 +76,17 @@ impl PgStore {
         root: AnimeId,
         followed: &[RelationType],
     ) -> Result<Vec<AnimeSummary>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new("WITH RECURSIVE walk(id) AS (SELECT ");
-        q.push_bind(i64::from(root)).push("::BIGINT");
-        q.push(
-            " UNION SELECT r.related_id FROM anime_relation r JOIN walk w ON r.anime_id = w.id \
-             WHERE r.related_kind = 'ANIME' AND r.relation_type IN (",
-        );
-        let mut list = q.separated(", ");
-        for t in followed {
-            list.push_bind(t.as_str());
-        }
-        if followed.is_empty() {
-            list.push("''");
-        }
-        q.push(
-            ")) SELECT a.id, COALESCE(a.title_english, a.title_romaji, a.title_native), \
+        let rows = sqlx::query(
+            "WITH RECURSIVE walk(id) AS (SELECT $1::BIGINT \
+             UNION SELECT r.related_id FROM anime_relation r JOIN walk w ON r.anime_id = w.id \
+             WHERE r.related_kind = 'ANIME' AND r.relation_type = ANY($2)) \
+             SELECT a.id, COALESCE(a.title_english, a.title_romaji, a.title_native), \
              a.format, a.status FROM walk JOIN anime a ON a.id = walk.id ORDER BY a.id",
-        );
-        let rows = q.build().persistent(false).fetch_all(self.pool()).await?;
+        )
+        .bind(i64::from(root))
+        .bind(type_names(followed))
+        .fetch_all(self.pool())
+        .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(AnimeSummary {

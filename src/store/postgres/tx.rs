@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 
-use super::write::{record_missing, upsert_anime};
+use super::write::{raw_ids, record_missing, upsert_anime};
 use crate::anime::{Anime, AnimeId, RelationType};
 use crate::queue::{FetchJob, Lane};
 use crate::store::StoreError;
@@ -14,7 +14,10 @@ use crate::store::driver::{ImportRules, ItemOutcome, ItemResult, NewItem, Queued
 use crate::store::records::ItemState;
 
 /// Bound values per statement stay far below PostgreSQL's 65,535.
-pub(super) const IDS_PER_STATEMENT: usize = 5_000;
+/// Relation type names, for an array parameter (`relation_type = ANY($n)`).
+pub(super) fn type_names(types: &[RelationType]) -> Vec<&str> {
+    types.iter().map(|t| t.as_str()).collect()
+}
 
 pub(crate) fn to_id(raw: i64) -> Result<AnimeId, sqlx::Error> {
     AnimeId::new(raw).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -88,7 +91,7 @@ impl PgTx {
         Ok(())
     }
 
-    /// Those of `ids` that `select` (ending in "column >= ") finds at or after `since_ms`.
+    /// Those of `ids` (`$2`) that `select` finds at or after `since_ms` (`$1`).
     async fn ids_since(
         &mut self,
         select: &'static str,
@@ -96,17 +99,16 @@ impl PgTx {
         since_ms: i64,
     ) -> Result<HashSet<AnimeId>, sqlx::Error> {
         let mut found = HashSet::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Postgres>::new(select);
-            q.push_bind(since_ms).push(" AND id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(i64::from(*id));
-            }
-            q.push(")");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
-                found.insert(to_id(row.try_get(0)?)?);
-            }
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        for row in sqlx::query(select)
+            .bind(since_ms)
+            .bind(raw_ids(ids))
+            .fetch_all(&mut *self.tx)
+            .await?
+        {
+            found.insert(to_id(row.try_get(0)?)?);
         }
         Ok(found)
     }
@@ -182,45 +184,54 @@ impl StoreTx for PgTx {
         let mut counts: HashMap<i64, StateCounts> = HashMap::new();
         // One statement per chunk, not one per item: each statement is a hand-off to sqlx's
         // PostgreSQL thread, and a flush settles hundreds of items.
-        for chunk in results.chunks(IDS_PER_STATEMENT / 4) {
-            let mut q = QueryBuilder::<Postgres>::new("UPDATE import_item SET state = v.column3, ");
-            q.push("reason = v.column4, updated_at = ")
-                .push_bind(now_ms)
-                .push(" FROM (");
-            q.push_values(chunk, |mut row, r| {
-                let (state, reason) = match &r.outcome {
-                    ItemOutcome::Done => (ItemState::Done, None),
-                    ItemOutcome::Failed(reason) => (ItemState::Failed, Some(reason.as_str())),
-                };
-                row.push_bind(r.import_id)
-                    .push_bind(i64::from(r.anime_id))
-                    .push_bind(state.as_str())
-                    .push_bind(reason);
-            });
-            q.push(
-                ") AS v WHERE import_item.import_id = v.column1 AND import_item.anime_id = \
-                 v.column2 AND import_item.state = 'queued' \
-                 RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
-                 import_item.state, import_item.round",
-            );
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
-                let import_id: i64 = row.try_get(0)?;
-                let state: String = row.try_get(3)?;
-                let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
-                let c = counts.entry(import_id).or_default();
-                match state {
-                    ItemState::Done => c.done += 1,
-                    ItemState::Failed => c.failed += 1,
-                    _ => {}
-                }
-                if state == ItemState::Done {
-                    completed.push(QueuedItem {
-                        import_id,
-                        anime_id: to_id(row.try_get(1)?)?,
-                        depth: to_u32(row.try_get(2)?),
-                        round: to_u32(row.try_get(4)?),
-                    });
-                }
+        let mut states = Vec::with_capacity(results.len());
+        let mut reasons = Vec::with_capacity(results.len());
+        for r in results {
+            let (state, reason) = match &r.outcome {
+                ItemOutcome::Done => (ItemState::Done, None),
+                ItemOutcome::Failed(reason) => (ItemState::Failed, Some(reason.as_str())),
+            };
+            states.push(state.as_str());
+            reasons.push(reason);
+        }
+        let rows = sqlx::query(
+            "UPDATE import_item SET state = v.state, reason = v.reason, updated_at = $5 \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[]) \
+             AS v (import_id, anime_id, state, reason) \
+             WHERE import_item.import_id = v.import_id AND import_item.anime_id = v.anime_id \
+             AND import_item.state = 'queued' \
+             RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
+             import_item.state, import_item.round",
+        )
+        .bind(results.iter().map(|r| r.import_id).collect::<Vec<_>>())
+        .bind(
+            results
+                .iter()
+                .map(|r| i64::from(r.anime_id))
+                .collect::<Vec<_>>(),
+        )
+        .bind(states)
+        .bind(reasons)
+        .bind(now_ms)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for row in rows {
+            let import_id: i64 = row.try_get(0)?;
+            let state: String = row.try_get(3)?;
+            let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
+            let c = counts.entry(import_id).or_default();
+            match state {
+                ItemState::Done => c.done += 1,
+                ItemState::Failed => c.failed += 1,
+                _ => {}
+            }
+            if state == ItemState::Done {
+                completed.push(QueuedItem {
+                    import_id,
+                    anime_id: to_id(row.try_get(1)?)?,
+                    depth: to_u32(row.try_get(2)?),
+                    round: to_u32(row.try_get(4)?),
+                });
             }
         }
         // In id order: two flushes that touch the same imports lock their rows in one order.
@@ -242,24 +253,16 @@ impl StoreTx for PgTx {
         if followed.is_empty() {
             return Ok(edges);
         }
-        for chunk in parents.chunks(IDS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "SELECT anime_id, related_id FROM anime_relation WHERE related_kind = 'ANIME' \
-                 AND anime_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(i64::from(*id));
-            }
-            q.push(") AND relation_type IN (");
-            let mut list = q.separated(", ");
-            for t in followed {
-                list.push_bind(t.as_str());
-            }
-            q.push(") ORDER BY anime_id, related_id");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
-                edges.push((to_id(row.try_get(0)?)?, to_id(row.try_get(1)?)?));
-            }
+        let rows = sqlx::query(
+            "SELECT anime_id, related_id FROM anime_relation WHERE related_kind = 'ANIME' \
+             AND anime_id = ANY($1) AND relation_type = ANY($2) ORDER BY anime_id, related_id",
+        )
+        .bind(raw_ids(parents))
+        .bind(type_names(followed))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for row in rows {
+            edges.push((to_id(row.try_get(0)?)?, to_id(row.try_get(1)?)?));
         }
         Ok(edges)
     }
@@ -270,22 +273,19 @@ impl StoreTx for PgTx {
         ids: &[AnimeId],
     ) -> Result<HashMap<AnimeId, (u32, ItemState)>, StoreError> {
         let mut found = HashMap::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "SELECT anime_id, depth, state FROM import_item WHERE import_id = ",
-            );
-            q.push_bind(import_id).push(" AND anime_id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(i64::from(*id));
-            }
-            q.push(")");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
-                let state: String = row.try_get(2)?;
-                let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
-                let depth = to_u32(row.try_get(1)?);
-                found.insert(to_id(row.try_get(0)?)?, (depth, state));
-            }
+        let rows = sqlx::query(
+            "SELECT anime_id, depth, state FROM import_item \
+             WHERE import_id = $1 AND anime_id = ANY($2)",
+        )
+        .bind(import_id)
+        .bind(raw_ids(ids))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for row in rows {
+            let state: String = row.try_get(2)?;
+            let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
+            let depth = to_u32(row.try_get(1)?);
+            found.insert(to_id(row.try_get(0)?)?, (depth, state));
         }
         Ok(found)
     }
@@ -303,7 +303,8 @@ impl StoreTx for PgTx {
         ids: &[AnimeId],
         since_ms: i64,
     ) -> Result<HashSet<AnimeId>, StoreError> {
-        let select = "SELECT id FROM anime WHERE kind = 'ANIME' AND fetched_at >= ";
+        let select =
+            "SELECT id FROM anime WHERE kind = 'ANIME' AND fetched_at >= $1 AND id = ANY($2)";
         Ok(self.ids_since(select, ids, since_ms).await?)
     }
 
@@ -312,7 +313,7 @@ impl StoreTx for PgTx {
         ids: &[AnimeId],
         since_ms: i64,
     ) -> Result<HashSet<AnimeId>, StoreError> {
-        let select = "SELECT id FROM anime_missing WHERE checked_at >= ";
+        let select = "SELECT id FROM anime_missing WHERE checked_at >= $1 AND id = ANY($2)";
         Ok(self.ids_since(select, ids, since_ms).await?)
     }
 
@@ -323,20 +324,38 @@ impl StoreTx for PgTx {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut counts = StateCounts::default();
-        for chunk in items.chunks(IDS_PER_STATEMENT / 6) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO import_item (import_id, anime_id, depth, state, reason, updated_at) ",
-            );
-            q.push_values(chunk, |mut row, (id, depth, state, reason)| {
-                row.push_bind(import_id)
-                    .push_bind(i64::from(*id))
-                    .push_bind(i64::from(*depth))
-                    .push_bind(state.as_str())
-                    .push_bind(*reason)
-                    .push_bind(now_ms);
-            });
-            q.push(" ON CONFLICT (import_id, anime_id) DO NOTHING RETURNING state");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+        if !items.is_empty() {
+            let rows = sqlx::query(
+                "INSERT INTO import_item (import_id, anime_id, depth, state, reason, updated_at) \
+                 SELECT $1, t.anime_id, t.depth, t.state, t.reason, $6 \
+                 FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[]) \
+                 AS t (anime_id, depth, state, reason) \
+                 ON CONFLICT (import_id, anime_id) DO NOTHING RETURNING state",
+            )
+            .bind(import_id)
+            .bind(
+                items
+                    .iter()
+                    .map(|(id, ..)| i64::from(*id))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                items
+                    .iter()
+                    .map(|(_, d, ..)| i64::from(*d))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                items
+                    .iter()
+                    .map(|(_, _, st, _)| st.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(items.iter().map(|(.., r)| *r).collect::<Vec<_>>())
+            .bind(now_ms)
+            .fetch_all(&mut *self.tx)
+            .await?;
+            for row in rows {
                 let state: String = row.try_get(0)?;
                 counts.add(ItemState::parse(&state).unwrap_or(ItemState::Failed));
             }
@@ -383,26 +402,18 @@ impl StoreTx for PgTx {
         let Some(rules) = self.import_rules(import_id).await? else {
             return Ok(true);
         };
-        let mut q = QueryBuilder::<Postgres>::new(
+        sqlx::query(
             "UPDATE import SET unwalked = (SELECT COUNT(*) FROM import_item it \
              JOIN anime_relation r ON r.anime_id = it.anime_id \
-             WHERE it.import_id = ",
-        );
-        q.push_bind(import_id)
-            .push(" AND it.state = 'done' AND r.related_kind = 'ANIME' AND r.relation_type IN (");
-        let mut list = q.separated(", ");
-        for t in &rules.followed {
-            list.push_bind(t.as_str());
-        }
-        if rules.followed.is_empty() {
-            list.push("''");
-        }
-        q.push(
-            ") AND NOT EXISTS (SELECT 1 FROM import_item it2 WHERE it2.import_id = it.import_id \
-             AND it2.anime_id = r.related_id)) WHERE id = ",
+             WHERE it.import_id = $1 AND it.state = 'done' AND r.related_kind = 'ANIME' \
+             AND r.relation_type = ANY($2) \
+             AND NOT EXISTS (SELECT 1 FROM import_item it2 WHERE it2.import_id = it.import_id \
+             AND it2.anime_id = r.related_id)) WHERE id = $1",
         )
-        .push_bind(import_id);
-        q.build().persistent(false).execute(&mut *self.tx).await?;
+        .bind(import_id)
+        .bind(type_names(&rules.followed))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(true)
     }
 
@@ -412,29 +423,29 @@ impl StoreTx for PgTx {
         _now_ms: i64,
     ) -> Result<Vec<QueuedItem>, StoreError> {
         let mut moved = Vec::new();
-        for chunk in items.chunks(IDS_PER_STATEMENT / 3) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "UPDATE import_item SET round = import_item.round + 1 FROM (",
-            );
-            q.push_values(chunk, |mut row, item| {
-                row.push_bind(item.import_id)
-                    .push_bind(i64::from(item.anime_id))
-                    .push_bind(i64::from(item.round));
+        if items.is_empty() {
+            return Ok(moved);
+        }
+        let rows = sqlx::query(
+            "UPDATE import_item SET round = import_item.round + 1 \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS v (import_id, anime_id, round) \
+             WHERE import_item.import_id = v.import_id AND import_item.anime_id = v.anime_id \
+             AND import_item.round = v.round AND import_item.state = 'queued' \
+             RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
+             import_item.round",
+        )
+        .bind(items.iter().map(|i| i.import_id).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i64::from(i.anime_id)).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i64::from(i.round)).collect::<Vec<_>>())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for row in rows {
+            moved.push(QueuedItem {
+                import_id: row.try_get(0)?,
+                anime_id: to_id(row.try_get(1)?)?,
+                depth: to_u32(row.try_get(2)?),
+                round: to_u32(row.try_get(3)?),
             });
-            q.push(
-                ") AS v WHERE import_item.import_id = v.column1 AND import_item.anime_id = \
-                 v.column2 AND import_item.round = v.column3 AND import_item.state = 'queued' \
-                 RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
-                 import_item.round",
-            );
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
-                moved.push(QueuedItem {
-                    import_id: row.try_get(0)?,
-                    anime_id: to_id(row.try_get(1)?)?,
-                    depth: to_u32(row.try_get(2)?),
-                    round: to_u32(row.try_get(3)?),
-                });
-            }
         }
         moved.sort();
         Ok(moved)

@@ -10,6 +10,7 @@ mod machine;
 mod naive;
 mod realistic;
 mod report;
+mod scale_out;
 mod scenario;
 mod throughput;
 
@@ -20,6 +21,15 @@ use clap::{Parser, ValueEnum};
 
 use crate::report::Report;
 use crate::scenario::TimeScale;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// One process: SQLite and redb in a temp data dir.
+    Embedded,
+    /// PostgreSQL (store, queue and budget) with `--processes` `franchise work` processes,
+    /// beside the embedded figure from the same run.
+    Postgres,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -39,6 +49,20 @@ enum Mode {
 struct Args {
     #[arg(long, value_enum, default_value_t = Mode::All)]
     mode: Mode,
+    /// Where the store and queue live. `postgres` measures realistic and throughput modes with
+    /// each of `--processes` worker processes (click mode is embedded only).
+    #[arg(long, value_enum, default_value_t = Backend::Embedded)]
+    backend: Backend,
+    /// The PostgreSQL server for `--backend postgres`; each run creates a database there and
+    /// drops it [default: TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres].
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Worker process counts for `--backend postgres`.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    processes: Vec<usize>,
+    /// The `franchise` binary the worker processes run [default: next to this binary].
+    #[arg(long, value_name = "PATH")]
+    franchise_bin: Option<PathBuf>,
     /// Franchise sizes for realistic mode.
     #[arg(long, value_delimiter = ',', default_value = "10,60,300")]
     sizes: Vec<usize>,
@@ -99,6 +123,51 @@ async fn main() -> anyhow::Result<()> {
         ..Report::default()
     };
     let modes = |m: Mode| args.mode == m || args.mode == Mode::All;
+    if args.backend == Backend::Postgres {
+        let opts = scale_out::Options {
+            server_url: args.database_url.clone().unwrap_or_else(|| {
+                std::env::var("TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+            }),
+            franchise_bin: scale_out::franchise_bin(args.franchise_bin.clone()),
+            processes: args.processes.clone(),
+            runs,
+            seed: args.seed,
+        };
+        if let Some(bad) = opts.processes.iter().find(|n| **n == 0 || **n > 64) {
+            anyhow::bail!("--processes {bad}: each count must be from 1 to 64");
+        }
+        if modes(Mode::Realistic) {
+            if !scale.is_real() {
+                anyhow::bail!("--backend postgres measures at --time-scale 1 only");
+            }
+            for &size in &args.sizes {
+                scale_out::realistic(&opts, size, &mut report)
+                    .await
+                    .context("realistic mode on PostgreSQL")?;
+            }
+        }
+        if modes(Mode::Throughput) {
+            let tp = throughput::Options {
+                sizes: args.throughput_sizes.clone(),
+                runs,
+                workers: args.workers,
+                enqueue: 0,
+                seed: args.seed,
+                fake_bin: fake_bin(args.fake_bin.clone()),
+            };
+            scale_out::throughput(&opts, &tp, &mut report)
+                .await
+                .context("throughput mode on PostgreSQL")?;
+        }
+        if args.mode == Mode::Click {
+            eprintln!(
+                "click mode runs embedded only; tests/postgres.rs times a click across processes"
+            );
+        }
+        println!("{}", report.render());
+        return Ok(());
+    }
     if modes(Mode::Realistic) {
         let opts = realistic::Options {
             sizes: args.sizes.clone(),

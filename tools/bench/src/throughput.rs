@@ -29,7 +29,7 @@ pub struct Options {
 }
 
 /// Where the fake runs: a child process (RSS is the importer's alone) or in-process.
-enum Fake {
+pub enum Fake {
     Child {
         child: tokio::process::Child,
         url: String,
@@ -38,14 +38,14 @@ enum Fake {
 }
 
 impl Fake {
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         match self {
             Fake::Child { url, .. } => url.clone(),
             Fake::InProcess(f) => f.url(),
         }
     }
 
-    async fn requests(&self) -> anyhow::Result<u64> {
+    pub async fn requests(&self) -> anyhow::Result<u64> {
         match self {
             Fake::InProcess(f) => Ok(f.stats().requests),
             Fake::Child { url, .. } => {
@@ -62,7 +62,7 @@ impl Fake {
         }
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
         match self {
             Fake::Child { mut child, .. } => {
                 let _ = child.kill().await;
@@ -73,7 +73,7 @@ impl Fake {
 }
 
 /// Starts the fake with a clean giant of `size` anime and returns it with the giant's root.
-async fn start_fake(opts: &Options, size: usize) -> anyhow::Result<(Fake, i32)> {
+pub async fn start_fake(opts: &Options, size: usize) -> anyhow::Result<(Fake, i32)> {
     let depth = depth_for(size);
     if let Some(bin) = &opts.fake_bin {
         return spawn_child(bin, opts.seed, size, depth).await;
@@ -158,16 +158,16 @@ async fn spawn_child(
     Ok((Fake::Child { child, url }, root))
 }
 
-struct Outcome {
-    size: usize,
-    wall: Duration,
-    anime: usize,
-    failed: usize,
-    requests: u64,
-    peak_rss_kib: Option<u64>,
+pub struct Outcome {
+    pub size: usize,
+    pub wall: Duration,
+    pub anime: usize,
+    pub failed: usize,
+    pub requests: u64,
+    pub peak_rss_kib: Option<u64>,
 }
 
-async fn one(opts: &Options, size: usize) -> anyhow::Result<Outcome> {
+pub async fn one(opts: &Options, size: usize) -> anyhow::Result<Outcome> {
     let (fake, root) = start_fake(opts, size).await?;
     let result = import(opts, size, root, &fake).await;
     fake.stop().await;

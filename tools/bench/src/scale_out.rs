@@ -154,7 +154,7 @@ impl Workers {
     fn peak_rss_kib(&self) -> Vec<Option<u64>> {
         self.children
             .iter()
-            .map(|c| c.id().and_then(|pid| vm_hwm_kib(pid)))
+            .map(|c| c.id().and_then(vm_hwm_kib))
             .collect()
     }
 

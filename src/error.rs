@@ -45,6 +45,11 @@ pub enum Error {
     Halted(Halt),
     #[error("{0}")]
     Unsupported(String),
+    #[error("cannot serve the API on {addr}: {reason}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        reason: String,
+    },
 }
 
 fn not_owner_text(pid: Option<u32>) -> String {

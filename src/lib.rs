@@ -38,6 +38,7 @@
 //! architecture.
 
 mod anime;
+mod api;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench;
@@ -62,6 +63,7 @@ pub use anime::{
     Anime, AnimeId, FuzzyDate, InvalidAnimeId, MediaKind, RelatedMedia, RelationEdge, RelationType,
     Title,
 };
+pub use api::ApiServer;
 pub use cache::{CacheStats, Franchise, TierStats};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, DEFAULT_TOML, Settings, SettingsBuilder};

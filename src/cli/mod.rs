@@ -6,6 +6,7 @@ mod fetch;
 mod import;
 mod log;
 mod open;
+mod serve;
 mod show;
 mod signal;
 mod status;
@@ -91,6 +92,8 @@ enum Command {
     Retry(cancel::RetryArgs),
     /// Run the workers until stopped (Ctrl-C or SIGTERM stops gracefully).
     Work(work::WorkArgs),
+    /// Run the workers plus the local HTTP API and live status page (127.0.0.1:7878).
+    Serve(serve::ServeArgs),
     /// Progress and ETA of every import, queue depth per lane, the rate budget and workers.
     Status(status::StatusArgs),
     /// The stored franchise of an anime, as text, JSON or Graphviz DOT.
@@ -148,6 +151,12 @@ fn settings(cli: &Cli) -> Result<Settings, franchise::ConfigError> {
     if let Some(budget) = cli.budget {
         builder = builder.budget_per_minute(budget);
     }
+    if let Command::Serve(serve::ServeArgs {
+        listen: Some(listen),
+    }) = &cli.command
+    {
+        builder = builder.listen(listen.clone());
+    }
     builder.build()
 }
 
@@ -169,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel(args) => cancel::cancel(settings, args).await,
         Command::Retry(args) => cancel::retry(settings, args).await,
         Command::Work(args) => work::run(settings, args).await,
+        Command::Serve(args) => serve::run(settings, args).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
         Command::Fetch(args) => fetch::run(settings, args).await,

@@ -36,7 +36,7 @@ pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode>
         );
     };
     if args.json {
-        out!("{}", to_json(&franchise));
+        out!("{}", to_json(&franchise)?);
     } else if args.dot {
         let dot = to_dot(&franchise);
         out!("{}", dot.trim_end());
@@ -84,19 +84,9 @@ fn print_text(f: &Franchise) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn to_json(f: &Franchise) -> String {
-    json!({
-        "root": f.root,
-        "anime": f.anime.iter().map(|a| json!({
-            "id": a.id, "title": a.title, "format": a.format, "status": a.status,
-        })).collect::<Vec<_>>(),
-        "relations": f.relations.iter().map(relation_json).collect::<Vec<_>>(),
-    })
-    .to_string()
-}
-
-fn relation_json(r: &StoredRelation) -> serde_json::Value {
-    json!({ "from": r.from, "to": r.to, "type": r.relation_type, "derived": r.derived })
+/// The franchise as `GET /api/franchise/{root}` sends it: the same serde shape.
+pub fn to_json(f: &Franchise) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(f)?)
 }
 
 /// An anime as AniList sent it, with its relations spelled as `show --json` spells them.

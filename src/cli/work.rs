@@ -40,7 +40,7 @@ pub async fn run(settings: Settings, args: WorkArgs) -> anyhow::Result<ExitCode>
 
 /// Starts the workers; a queue held for a moment by a short command (`status` reading its
 /// depth) is waited for, briefly.
-async fn start(importer: &Importer) -> Result<(), Error> {
+pub(super) async fn start(importer: &Importer) -> Result<(), Error> {
     let mut tries = 0;
     loop {
         match importer.start().await {

@@ -134,6 +134,11 @@ impl Settings {
         self.token.is_some()
     }
 
+    /// The bearer token `franchise serve` asks for, and its clients send.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub(crate) fn store_path(&self) -> PathBuf {
         self.data_dir().join("franchise.sqlite")
     }

@@ -43,7 +43,7 @@ impl ProcessCard {
         *self.api_url.lock().unwrap_or_else(|p| p.into_inner()) = url;
     }
 
-    fn info(&self, now_ms: i64, queue: Option<crate::queue::QueueDepth>) -> ProcessInfo {
+    pub(super) fn info(&self, now_ms: i64, queue: Option<crate::queue::QueueDepth>) -> ProcessInfo {
         let api_url = self
             .api_url
             .lock()

@@ -162,11 +162,39 @@ impl Importer {
         self.inner.running.lock().await.is_some()
     }
 
-    /// Tells other processes where this one's local API listens (`franchise serve`).
-    pub async fn advertise_api(&self, url: Option<String>) {
-        if let Some(running) = self.inner.running.lock().await.as_ref() {
-            running.card.set_api_url(url);
+    /// Tells other processes where this one's local API listens (`franchise serve`), at
+    /// once: the CLI of another terminal reads it to talk to this process instead of the
+    /// data dir. `None` withdraws it. Needs the workers running ([`Importer::start`]).
+    pub async fn advertise_api(&self, url: Option<String>) -> Result<(), Error> {
+        let running = self.inner.running.lock().await;
+        let Some(running) = running.as_ref() else {
+            return Err(Error::NotRunning);
+        };
+        running.card.set_api_url(url);
+        let depth = match self.queue() {
+            Some(queue) => queue.depth().await.ok(),
+            None => None,
+        };
+        self.inner
+            .store
+            .heartbeat(&running.card.info(self.now(), depth))
+            .await?;
+        Ok(())
+    }
+
+    /// The local API of the process that runs the workers over this embedded data dir, if
+    /// it serves one (`franchise serve`), for a CLI in another terminal to talk to.
+    pub async fn owner_api(&self) -> Result<Option<String>, Error> {
+        if !matches!(self.queue_owner(), QueueOwner::OtherProcess { .. }) {
+            return Ok(None);
         }
+        let now = self.now();
+        let live = self
+            .inner
+            .store
+            .processes(now - super::status::STALE_AFTER_MS)
+            .await?;
+        Ok(live.into_iter().find_map(|p| p.api_url))
     }
 
     pub(super) fn parts_for_click(&self) -> Option<JobQueue> {

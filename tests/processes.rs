@@ -10,22 +10,12 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::process::{
-    child_log, count, describe, franchise, open_store, run, snapshot, spawn, start_fake, text,
-    wait_child,
+    child_log, count, describe, franchise, open_store, run, signal, snapshot, spawn, start_fake,
+    text, wait_child,
 };
 use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, World, WorldSpec};
 use serde_json::Value;
 use tokio::process::Command;
-
-async fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .await
-        .expect("run kill");
-    assert!(status.success(), "kill -{name} {pid}: {status:?}");
-}
 
 async fn status_json(data: &Path, url: &str) -> Value {
     let out = run(

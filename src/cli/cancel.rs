@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use franchise::{Error, ImportProgress, Settings};
 
+use super::client::ApiClient;
 use super::wait::wait_for_imports;
 use crate::out;
 
@@ -50,7 +51,10 @@ pub fn import_id(raw: &str) -> Result<i64, String> {
 
 pub async fn cancel(settings: Settings, args: CancelArgs) -> anyhow::Result<ExitCode> {
     let importer = super::importer(settings)?.without_queue().open().await?;
-    let result = importer.cancel(args.id).await;
+    let result = match ApiClient::of(&importer).await {
+        Some(api) => api.cancel(args.id).await,
+        None => importer.cancel(args.id).await.map_err(anyhow::Error::from),
+    };
     importer.close().await;
     let progress = result?;
     print(&progress, args.json, "cancelled")?;
@@ -64,7 +68,10 @@ pub async fn retry(settings: Settings, args: RetryArgs) -> anyhow::Result<ExitCo
         super::importer(settings)?.without_queue().open().await?
     };
     let code = async {
-        let progress = importer.retry(args.id).await?;
+        let progress = match ApiClient::of(&importer).await {
+            Some(api) => api.retry(args.id).await?,
+            None => importer.retry(args.id).await?,
+        };
         if !args.wait {
             print(&progress, args.json, "queued again")?;
             return Ok(ExitCode::SUCCESS);

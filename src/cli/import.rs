@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use franchise::{AnimeId, Error, Importer, QueueOwner, Settings};
 
+use super::client::ApiClient;
 use super::wait::wait_for_imports;
 use crate::out;
 
@@ -55,10 +56,21 @@ async fn record_and_wait(
     options: &franchise::ImportOptions,
 ) -> anyhow::Result<ExitCode> {
     let owner = importer.queue_owner();
+    // A `franchise serve` process owns the data dir: ask it.
+    let api = ApiClient::of(importer).await;
     let mut imports = Vec::new();
     for root in &args.ids {
-        let import_id = importer.import(*root, options).await?;
-        report(args.json, import_id, *root, owner)?;
+        let import_id = match &api {
+            Some(api) => api.import(*root, options).await?,
+            None => importer.import(*root, options).await?,
+        };
+        match &api {
+            Some(api) if !args.json => out!(
+                "import {import_id} of anime {root} started by the franchise serve process at {}",
+                api.base()
+            ),
+            _ => report(args.json, import_id, *root, owner)?,
+        }
         imports.push(import_id);
     }
     if !args.wait {

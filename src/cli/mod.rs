@@ -2,6 +2,7 @@
 //! and `FRANCHISE_*` variables; each command lives in its own file.
 
 mod cancel;
+mod client;
 mod fetch;
 mod import;
 mod log;
@@ -101,6 +102,12 @@ enum Command {
     /// Fetch anime straight from AniList (one request per 50 ids) and print them; stores
     /// nothing, but spends the shared budget.
     Fetch(fetch::FetchArgs),
+    /// Print a shell completion script, e.g. `franchise completions bash >
+    /// ~/.local/share/bash-completion/completions/franchise`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// A bad flag or setting (exit 2, like clap's own usage errors), as opposed to a failure.
@@ -171,6 +178,14 @@ fn importer(settings: Settings) -> anyhow::Result<ImporterBuilder> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions { shell } = cli.command {
+        // Needs no settings: it must work before any config exists.
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "franchise", &mut script);
+        out!("{}", String::from_utf8_lossy(&script).trim_end());
+        return Ok(ExitCode::SUCCESS);
+    }
     let settings = settings(&cli)?;
     match cli.command {
         Command::Import(args) => import::run(settings, args).await,
@@ -182,5 +197,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
         Command::Fetch(args) => fetch::run(settings, args).await,
+        Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

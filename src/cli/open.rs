@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use franchise::{AnimeId, Error, Settings, StoredAnime};
 
+use super::client::{ApiClient, ApiRefused};
 use crate::out;
 
 #[derive(Debug, Args)]
@@ -25,8 +26,23 @@ pub struct OpenArgs {
 
 pub async fn run(settings: Settings, args: OpenArgs) -> anyhow::Result<ExitCode> {
     let importer = super::importer(settings)?.open().await?;
-    // A fresh copy needs no workers; otherwise run them here.
+    // A fresh copy needs no workers; otherwise run them here, or ask the `franchise serve`
+    // process that runs them.
     let answer = match importer.start().await {
+        Err(Error::NotOwner { .. }) if let Some(api) = ApiClient::of(&importer).await => {
+            importer.close().await;
+            return match api.open(args.id, args.timeout).await {
+                Ok(anime) => {
+                    print(&anime, args.json)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) if is_not_found(&e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(super::EXIT_PARTIAL))
+                }
+                Err(e) => Err(e),
+            };
+        }
         Ok(()) | Err(Error::NotOwner { .. }) => {
             tokio::time::timeout(
                 Duration::from_secs(args.timeout),
@@ -78,4 +94,9 @@ fn print(anime: &StoredAnime, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ApiRefused>()
+        .is_some_and(|r| r.status == reqwest::StatusCode::NOT_FOUND)
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use franchise::{ImportFilter, ImportState, Settings, Status};
 
+use super::client::ApiClient;
 use super::wait::human;
 use crate::out;
 
@@ -27,7 +28,11 @@ pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<ExitCod
     } else {
         ImportFilter::all()
     };
-    let status = importer.status(&filter).await;
+    // The process serving this data dir knows its own cache and queue best.
+    let status = match ApiClient::of(&importer).await {
+        Some(api) => api.status(&filter).await,
+        None => importer.status(&filter).await.map_err(anyhow::Error::from),
+    };
     importer.close().await;
     let status = status?;
     if args.json {

@@ -2,6 +2,7 @@
 //! AniList, and driving the `franchise` binary as a child process.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod pg;
 pub mod process;
 pub mod proxy;

@@ -199,3 +199,14 @@ pub async fn store_counts(pool: &SqlitePool) -> [i64; 5] {
         count(pool, "SELECT COUNT(*) FROM anime_missing").await,
     ]
 }
+
+/// Sends `kill -NAME pid` (TERM, INT, KILL…).
+pub async fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .await
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}: {status:?}");
+}

@@ -1,0 +1,147 @@
+//! `franchise serve` as a user runs it: the binary on a random port, and the CLI of another
+//! terminal talking to it (import, open, cancel, retry, status) while its workers run; a
+//! token both sides read from the environment; SIGTERM stops it gracefully.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::process::{child_log, franchise, run, signal, spawn, start_fake, text, wait_child};
+use fake_anilist::World;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+/// Starts `franchise serve --listen 127.0.0.1:0` and returns it with its URL.
+async fn serve(cmd: Command, logs: &Path) -> (Child, String) {
+    let child = spawn(cmd, &["serve", "--listen", "127.0.0.1:0"], logs, "serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = std::fs::read_to_string(logs.join("serve.out")).unwrap_or_default();
+        if let Some(url) = out.lines().find_map(|l| l.strip_prefix("serving ")) {
+            return (child, url.trim().to_string());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start: {}",
+            child_log(logs, "serve")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status_json(cmd: Command) -> Value {
+    let out = run(cmd, &["status", "--json"], Duration::from_secs(30)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_of_another_terminal_talks_to_the_serving_process() {
+    let world = World::single_franchise(30, 23);
+    let big = world.franchises()[0].root;
+    let other = world.franchises()[1].root;
+    let fake = start_fake(world, Duration::from_millis(400)).await;
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let cli = || franchise(data.path(), &fake.url());
+    let (mut server, url) = serve(cli(), logs.path()).await;
+
+    // `import` is started by the server, not recorded behind its back.
+    let out = run(
+        cli(),
+        &["import", &big.to_string()],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("started by the franchise serve process at {url}")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // `open` works while the server's workers run (it used to be refused).
+    let out = run(
+        cli(),
+        &["open", &other.to_string(), "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let opened: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(opened["id"], other);
+    let out = run(cli(), &["open", "999999"], Duration::from_secs(30)).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("999999"));
+
+    // `cancel` and `retry` go through the API, with its answers.
+    let out = run(cli(), &["cancel", "1", "--json"], Duration::from_secs(30)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cancelled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cancelled["state"], "cancelled");
+    let out = run(cli(), &["cancel", "1"], Duration::from_secs(30)).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("already finished"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(cli(), &["retry", "1", "--wait"], Duration::from_secs(60)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // `status` is the server's own view: its cache is on (a reader's would be off).
+    let status = status_json(cli()).await;
+    assert_eq!(status["cache"]["enabled"], true, "{status}");
+    assert_eq!(status["imports"][0]["state"], "done", "{status}");
+    assert_eq!(status["workers"][0]["api_url"], url.as_str());
+
+    // SIGTERM: a graceful stop, exit 0, and the address is withdrawn.
+    signal(server.id().unwrap(), "TERM").await;
+    let exit = wait_child(&mut server, Duration::from_secs(30), "serve after SIGTERM").await;
+    assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), "serve"));
+    let status = status_json(cli()).await;
+    assert!(status["workers"].as_array().unwrap().is_empty(), "{status}");
+}
+
+#[tokio::test]
+async fn with_a_token_the_cli_sends_it_and_a_client_without_it_is_told_why() {
+    let world = World::single_franchise(4, 29);
+    let root = world.franchises()[0].root;
+    let fake = start_fake(world, Duration::from_millis(5)).await;
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let token = "a-long-enough-token-for-tests";
+    let with_token = || {
+        let mut cmd = franchise(data.path(), &fake.url());
+        cmd.env("FRANCHISE_SERVE__TOKEN", token);
+        cmd
+    };
+    let (mut server, url) = serve(with_token(), logs.path()).await;
+
+    let out = run(
+        with_token(),
+        &["import", &root.to_string(), "--wait"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&url), "{}", text(&out.stdout));
+
+    let out = run(
+        franchise(data.path(), &fake.url()),
+        &["import", &root.to_string()],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Authorization: Bearer"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    signal(server.id().unwrap(), "TERM").await;
+    let exit = wait_child(&mut server, Duration::from_secs(30), "serve").await;
+    assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), "serve"));
+}

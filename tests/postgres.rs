@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::pg::TestDb;
-use common::process::{BIN, child_log, describe, run, spawn, text, wait_child};
+use common::process::{BIN, child_log, describe, run, signal, spawn, text, wait_child};
 use common::proxy::Proxy;
 use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, World, WorldSpec};
 use franchise::{AnimeId, ImportFilter, ImportOptions, ImportState, Importer, Settings};
 use serde_json::Value;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 /// The binary on `db`, against `url`, with a clean FRANCHISE_* environment and AniList's
 /// shipped pace (500 ms between requests, across processes).
@@ -586,4 +586,96 @@ async fn a_job_that_kills_its_process_is_failed_instead_of_looping() {
         reason.contains("deliveries") || reason.contains("sent to AniList"),
         "{reason}"
     );
+}
+
+/// Starts `franchise serve` on `db` on a free port; returns it with its URL.
+async fn serve_pg(db: &str, url: &str, logs: &std::path::Path, name: &str) -> (Child, String) {
+    let child = spawn(
+        franchise_pg(db, url),
+        &["serve", "--listen", "127.0.0.1:0"],
+        logs,
+        name,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = std::fs::read_to_string(logs.join(format!("{name}.out"))).unwrap_or_default();
+        if let Some(api) = out.lines().find_map(|l| l.strip_prefix("serving ")) {
+            return (child, api.trim().to_string());
+        }
+        assert!(Instant::now() < deadline, "{}", child_log(logs, name));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_on_one_database_answer_for_the_same_imports() {
+    let db = TestDb::create().await;
+    let world = World::single_franchise(40, 37);
+    let root = world.franchises()[0].root;
+    let fake = FakeAniList::start(FakeConfig {
+        world,
+        rate: RateModel::disabled(),
+        latency: Latency::new(Duration::from_millis(100), Duration::ZERO),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (mut a, api_a) = serve_pg(&db.url, &fake.url(), logs.path(), "a").await;
+    let (mut b, api_b) = serve_pg(&db.url, &fake.url(), logs.path(), "b").await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // B's event stream tells of an import started through A, up to its finish.
+    let mut events = http.get(format!("{api_b}api/events")).send().await.unwrap();
+    let started: Value = http
+        .post(format!("{api_a}api/imports"))
+        .json(&serde_json::json!({ "root": root }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["import_id"].as_i64().unwrap();
+    let mut seen = String::new();
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = events.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: finished") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(finished.is_ok(), "B never told the finish: {seen}");
+    let import: Value = http
+        .get(format!("{api_b}api/imports/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(import["state"], "done", "{import}");
+    assert_eq!(import["done"], 40);
+    let status: Value = http
+        .get(format!("{api_a}api/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let apis: BTreeSet<String> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["api_url"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(apis, BTreeSet::from([api_a.clone(), api_b.clone()]));
+    for (child, name) in [(&mut a, "a"), (&mut b, "b")] {
+        signal(child.id().unwrap(), "TERM").await;
+        let exit = wait_child(child, Duration::from_secs(30), name).await;
+        assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), name));
+    }
 }

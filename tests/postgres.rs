@@ -8,12 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::pg::TestDb;
-use common::process::{BIN, child_log, describe, run, signal, spawn, text, wait_child};
+use common::process::{
+    BIN, child_log, describe, run, signal, spawn, spawn_serve, start_fake, text, wait_child,
+};
 use common::proxy::Proxy;
 use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, World, WorldSpec};
 use franchise::{AnimeId, ImportFilter, ImportOptions, ImportState, Importer, Settings};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// The binary on `db`, against `url`, with a clean FRANCHISE_* environment and AniList's
 /// shipped pace (500 ms between requests, across processes).
@@ -588,41 +590,15 @@ async fn a_job_that_kills_its_process_is_failed_instead_of_looping() {
     );
 }
 
-/// Starts `franchise serve` on `db` on a free port; returns it with its URL.
-async fn serve_pg(db: &str, url: &str, logs: &std::path::Path, name: &str) -> (Child, String) {
-    let child = spawn(
-        franchise_pg(db, url),
-        &["serve", "--listen", "127.0.0.1:0"],
-        logs,
-        name,
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = std::fs::read_to_string(logs.join(format!("{name}.out"))).unwrap_or_default();
-        if let Some(api) = out.lines().find_map(|l| l.strip_prefix("serving ")) {
-            return (child, api.trim().to_string());
-        }
-        assert!(Instant::now() < deadline, "{}", child_log(logs, name));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_on_one_database_answer_for_the_same_imports() {
     let db = TestDb::create().await;
     let world = World::single_franchise(40, 37);
     let root = world.franchises()[0].root;
-    let fake = FakeAniList::start(FakeConfig {
-        world,
-        rate: RateModel::disabled(),
-        latency: Latency::new(Duration::from_millis(100), Duration::ZERO),
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = start_fake(world, Duration::from_millis(100)).await;
     let logs = tempfile::tempdir().unwrap();
-    let (mut a, api_a) = serve_pg(&db.url, &fake.url(), logs.path(), "a").await;
-    let (mut b, api_b) = serve_pg(&db.url, &fake.url(), logs.path(), "b").await;
+    let (mut a, api_a) = spawn_serve(franchise_pg(&db.url, &fake.url()), logs.path(), "a").await;
+    let (mut b, api_b) = spawn_serve(franchise_pg(&db.url, &fake.url()), logs.path(), "b").await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
     // B's event stream tells of an import started through A, up to its finish.

@@ -4,31 +4,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::process::{child_log, franchise, run, signal, spawn, start_fake, text, wait_child};
+use common::process::{
+    child_log, franchise, run, signal, spawn_serve, start_fake, text, wait_child,
+};
 use fake_anilist::World;
 use serde_json::Value;
-use tokio::process::{Child, Command};
-
-/// Starts `franchise serve --listen 127.0.0.1:0` and returns it with its URL.
-async fn serve(cmd: Command, logs: &Path) -> (Child, String) {
-    let child = spawn(cmd, &["serve", "--listen", "127.0.0.1:0"], logs, "serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = std::fs::read_to_string(logs.join("serve.out")).unwrap_or_default();
-        if let Some(url) = out.lines().find_map(|l| l.strip_prefix("serving ")) {
-            return (child, url.trim().to_string());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not start: {}",
-            child_log(logs, "serve")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use tokio::process::Command;
 
 async fn status_json(cmd: Command) -> Value {
     let out = run(cmd, &["status", "--json"], Duration::from_secs(30)).await;
@@ -45,7 +28,7 @@ async fn the_cli_of_another_terminal_talks_to_the_serving_process() {
     let data = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let cli = || franchise(data.path(), &fake.url());
-    let (mut server, url) = serve(cli(), logs.path()).await;
+    let (mut server, url) = spawn_serve(cli(), logs.path(), "serve").await;
 
     // `import` is started by the server, not recorded behind its back.
     let out = run(
@@ -117,7 +100,7 @@ async fn with_a_token_the_cli_sends_it_and_a_client_without_it_is_told_why() {
         cmd.env("FRANCHISE_SERVE__TOKEN", token);
         cmd
     };
-    let (mut server, url) = serve(with_token(), logs.path()).await;
+    let (mut server, url) = spawn_serve(with_token(), logs.path(), "serve").await;
 
     let out = run(
         with_token(),

@@ -210,3 +210,18 @@ pub async fn signal(pid: u32, name: &str) {
         .expect("run kill");
     assert!(status.success(), "kill -{name} {pid}: {status:?}");
 }
+
+/// Starts `cmd serve --listen 127.0.0.1:0` (logs in `logs/NAME.*`) and returns it with the
+/// URL it printed once listening.
+pub async fn spawn_serve(cmd: Command, logs: &Path, name: &str) -> (Child, String) {
+    let child = spawn(cmd, &["serve", "--listen", "127.0.0.1:0"], logs, name);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = std::fs::read_to_string(logs.join(format!("{name}.out"))).unwrap_or_default();
+        if let Some(url) = out.lines().find_map(|l| l.strip_prefix("serving ")) {
+            return (child, url.trim().to_string());
+        }
+        assert!(Instant::now() < deadline, "{}", child_log(logs, name));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -143,9 +143,9 @@ pub(crate) async fn write_relations(
     if rows.is_empty() {
         return Ok(());
     }
-    // A derived row never replaces an observed one.
-    let sql = if observed {
-        "INSERT INTO anime_relation (anime_id, related_id, relation_type, derived, \
+    macro_rules! upsert {
+        () => {
+            "INSERT INTO anime_relation (anime_id, related_id, relation_type, derived, \
              related_kind, related_format, related_status, related_title, edge_id, written_gen) \
              SELECT t.*, $10::BIGINT FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], \
              $4::BOOLEAN[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[]) AS t \
@@ -154,17 +154,13 @@ pub(crate) async fn write_relations(
              related_kind = excluded.related_kind, related_format = excluded.related_format, \
              related_status = excluded.related_status, related_title = excluded.related_title, \
              edge_id = excluded.edge_id, written_gen = excluded.written_gen"
+        };
+    }
+    // A derived row never replaces an observed one.
+    let sql = if observed {
+        upsert!()
     } else {
-        "INSERT INTO anime_relation (anime_id, related_id, relation_type, derived, \
-             related_kind, related_format, related_status, related_title, edge_id, written_gen) \
-             SELECT t.*, $10::BIGINT FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], \
-             $4::BOOLEAN[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[]) AS t \
-             ON CONFLICT (anime_id, related_id) DO UPDATE SET \
-             relation_type = excluded.relation_type, derived = excluded.derived, \
-             related_kind = excluded.related_kind, related_format = excluded.related_format, \
-             related_status = excluded.related_status, related_title = excluded.related_title, \
-             edge_id = excluded.edge_id, written_gen = excluded.written_gen \
-             WHERE anime_relation.derived"
+        concat!(upsert!(), " WHERE anime_relation.derived")
     };
     sqlx::query(sql)
         .bind(

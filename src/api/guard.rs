@@ -60,12 +60,13 @@ fn check(state: &ApiState, method: &Method, headers: &HeaderMap) -> Result<(), A
 }
 
 /// The token from `Authorization: Bearer …` or the page's cookie.
-fn presented(headers: &HeaderMap) -> Option<&str> {
+/// The page stores the cookie percent-encoded (`encodeURIComponent`).
+fn presented(headers: &HeaderMap) -> Option<String> {
     if let Some(auth) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return auth.strip_prefix("Bearer ").map(str::trim);
+        return auth.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
     headers
         .get_all(header::COOKIE)
@@ -73,6 +74,7 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='))
+        .and_then(|raw| super::input::decode(raw).ok())
 }
 
 /// Compares in time independent of where the first difference is.
@@ -117,10 +119,17 @@ mod tests {
     fn the_token_is_read_from_the_header_or_the_cookie() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(presented(&h), Some("abc"));
+        assert_eq!(presented(&h).as_deref(), Some("abc"));
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, "a=1; franchise_token=xyz".parse().unwrap());
-        assert_eq!(presented(&h), Some("xyz"));
+        assert_eq!(presented(&h).as_deref(), Some("xyz"));
+        // As the page's encodeURIComponent wrote it.
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "franchise_token=a%2Bb%2F%3D%25%3Bc".parse().unwrap(),
+        );
+        assert_eq!(presented(&h).as_deref(), Some("a+b/=%;c"));
         assert!(same(b"abc", b"abc"));
         assert!(!same(b"abc", b"abd"));
         assert!(!same(b"abc", b"abcd"));

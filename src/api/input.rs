@@ -186,7 +186,8 @@ fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     Ok(out)
 }
 
-fn decode(raw: &str) -> Result<String, ApiError> {
+/// Percent-decodes a query part or cookie value (`+` is a space, as in forms).
+pub(crate) fn decode(raw: &str) -> Result<String, ApiError> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -889,3 +889,32 @@ async fn bad_input_is_refused_naming_the_bad_value_and_leaves_the_store_alone() 
     );
     pool.close().await;
 }
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell_without_any_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F _franchise"),
+        ("zsh", "#compdef franchise"),
+        ("fish", "complete -c franchise"),
+    ] {
+        // A broken config is no obstacle: completions read no settings.
+        let mut cmd = franchise(dir.path(), "http://127.0.0.1:9/");
+        cmd.env("FRANCHISE_WORKERS", "abc");
+        let out = run(cmd, &["completions", shell], Duration::from_secs(30)).await;
+        assert_success(shell, &out);
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["serve", "import", "status", "completions"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let out = run(
+        franchise(dir.path(), "http://127.0.0.1:9/"),
+        &["completions", "tcsh"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("tcsh"));
+}

@@ -494,7 +494,19 @@ async fn show_json_lists_the_franchise_and_every_edge_out_of_it() {
         .expect("relations is an array");
     let mut got = BTreeMap::new();
     for r in relations {
-        assert_eq!(keys(r), key_set(&["from", "to", "type", "derived"]), "{r}");
+        assert_eq!(
+            keys(r),
+            key_set(&[
+                "from",
+                "to",
+                "type",
+                "derived",
+                "to_kind",
+                "to_format",
+                "to_title"
+            ]),
+            "{r}"
+        );
         let from = r["from"].as_i64().unwrap() as i32;
         assert!(
             ids.contains(&from),

@@ -221,7 +221,8 @@ impl Flusher {
         loop {
             let now = self.parts.clock.now_ms();
             let result = match self.parts.failpoints.hit("flusher.commit") {
-                Some(FailAction::Error) => Err(StoreError::Sql(sqlx::Error::Protocol(
+                // An ordinary failure, counted toward giving up (not a lost connection).
+                Some(FailAction::Error) => Err(StoreError::Sql(sqlx::Error::Configuration(
                     "failure point flusher.commit fired".into(),
                 ))),
                 _ => {

@@ -2,9 +2,10 @@
 //! panic or a step stall, deterministically, instead of guessing at timings. Unarmed points
 //! cost one relaxed atomic load.
 //!
-//! Points: `flusher.commit` (the flush's transaction fails), `flusher.panic`, `batcher.panic`,
-//! `handler.panic`, `fetch.stall` (a sent request's answer is held until shutdown),
-//! `fetch.crash` (the process aborts once a request is sent).
+//! Points: `flusher.commit` (the flush's transaction fails), `flusher.committed` (right after
+//! the commit, before the next level is pushed and the jobs acknowledged), `flusher.panic`,
+//! `batcher.panic`, `handler.panic`, `fetch.stall` (a sent request's answer is held until
+//! shutdown), `fetch.crash` (the process aborts once a request is sent).
 //! The CLI arms them from `FRANCHISE_FAILPOINTS`, e.g. `flusher.commit=error*3;handler.panic=panic*1`.
 
 use std::collections::HashMap;

@@ -293,6 +293,68 @@ async fn sigterm_stops_import_wait_gracefully_and_the_next_run_finishes() {
     assert_eq!(status["imports"][0]["done"], 60, "{status:#}");
 }
 
+/// A crash between a flush's commit and its jobs' acknowledgement leaves every import done and
+/// the jobs orphaned in the queue. `work --until-idle` drains them (as no-ops) before it exits,
+/// so it leaves the queue empty, not jobs the next process finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_until_idle_drains_the_jobs_a_crash_after_commit_left_behind() {
+    let world = World::single_franchise(5, 8);
+    let root = world.franchises()[0].root.to_string();
+    let fake = start_fake(world, Duration::from_millis(20)).await;
+    let url = fake.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = franchise(&data, &url);
+    cmd.env("FRANCHISE_FAILPOINTS", "flusher.committed=crash*1");
+    let out = run(
+        cmd,
+        &["import", &root, "--depth", "0", "--wait"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        !out.status.success(),
+        "the crash point fired: {}",
+        describe(&out)
+    );
+    assert!(
+        text(&out.stderr).contains("flusher.committed fired"),
+        "{}",
+        describe(&out)
+    );
+    let status = status_json(&data, &url).await;
+    // Depth 0 leaves the root's edges unwalked: the import ends capped, not running.
+    assert_eq!(
+        status["imports"][0]["state"], "capped",
+        "the commit landed: {status:#}"
+    );
+    assert_eq!(status["imports"][0]["done"], 1, "{status:#}");
+    assert_eq!(fake.stats().requests, 1);
+
+    let out = run(
+        franchise(&data, &url),
+        &["work", "--until-idle", "--report-every", "0"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let status = status_json(&data, &url).await;
+    for lane in ["interactive", "background"] {
+        for field in ["pending", "running", "failed"] {
+            assert_eq!(
+                status["queue"][lane][field], 0,
+                "queue {lane} {field}: {status:#}"
+            );
+        }
+    }
+    assert_eq!(status["queue"]["background"]["done"], 1, "{status:#}");
+    assert_eq!(
+        fake.stats().requests,
+        1,
+        "the orphan's anime was stored: its re-run asks for nothing"
+    );
+}
+
 /// Runs `args` and returns its output within 30 s.
 async fn quick(data: &Path, url: &str, args: &[&str]) -> Output {
     run(franchise(data, url), args, Duration::from_secs(30)).await

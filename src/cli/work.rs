@@ -15,7 +15,7 @@ pub struct WorkArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     report_every: u64,
-    /// Stop by itself once no import has anything queued (drain the queue, then exit).
+    /// Stop by itself once no import has anything queued and the queue is empty.
     #[arg(long)]
     until_idle: bool,
 }
@@ -74,13 +74,22 @@ async fn work(importer: &Importer, args: &WorkArgs) -> anyhow::Result<ExitCode> 
     }
 }
 
-/// No import has an item waiting. (A failing store read counts as busy.)
+/// No import has an item waiting and the queue holds no job: a job whose item is already
+/// settled (an orphan of a process killed between commit and acknowledgement) is run, as the
+/// no-op it is, before the process exits, so the next process finds an empty queue. A failing
+/// read counts as busy.
 async fn idle(importer: &Importer) -> bool {
     match importer
-        .imports(&ImportFilter::in_state(ImportState::Running))
+        .status(&ImportFilter::in_state(ImportState::Running))
         .await
     {
-        Ok(running) => running.is_empty(),
+        Ok(status) => {
+            let drained = |lane: &franchise::LaneDepth| lane.pending == 0 && lane.running == 0;
+            status.imports.is_empty()
+                && status
+                    .queue
+                    .is_none_or(|q| drained(&q.interactive) && drained(&q.background))
+        }
         Err(_) => false,
     }
 }

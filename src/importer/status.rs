@@ -43,16 +43,18 @@ impl Importer {
     /// The status of the imports the filter selects, and of the queue, budget and workers.
     pub async fn status(&self, filter: &ImportFilter) -> Result<Status, Error> {
         let now = self.now();
-        let workers = self.inner.store.processes(now - STALE_AFTER_MS).await?;
+        let mut workers = self.inner.store.processes(now - STALE_AFTER_MS).await?;
         let queue = match self.queue() {
             Some(queue) => queue.depth().await.ok(),
-            None => match workers.iter().find_map(|w| w.queue) {
-                Some(depth) => Some(depth),
-                // Nobody runs the queue: read its file ourselves.
-                None if workers.is_empty() => {
-                    super::backend::peek_queue_depth(&self.inner.settings).await
+            // An embedded queue file this process can open is run by nobody: a heartbeat
+            // younger than the staleness limit is then a killed process's, and its depth is
+            // out of date.
+            None => match super::backend::peek_queue_depth(&self.inner.settings).await {
+                Some(depth) => {
+                    workers.clear();
+                    Some(depth)
                 }
-                None => None,
+                None => workers.iter().find_map(|w| w.queue),
             },
         };
         let budget = self.inner.client.budget().state().await.ok();

@@ -110,6 +110,9 @@ impl Flusher {
             release(&self.parts, requests).await;
             return;
         };
+        // A crash here leaves the flush committed and its jobs unacknowledged: the next run
+        // gets them back as orphans whose items are already done.
+        self.parts.failpoints.check("flusher.committed");
         tracing::debug!(
             anime = f.write.fetched.len(),
             items = f.write.items.len(),

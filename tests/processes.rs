@@ -355,6 +355,56 @@ async fn work_until_idle_drains_the_jobs_a_crash_after_commit_left_behind() {
     );
 }
 
+/// A job that kills its process every time (the `fetch.crash` failure point) comes back from
+/// the queue as an orphan without an attempt counted; the item's own fetch counter in the store
+/// fails it instead of letting it loop forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_kills_its_process_is_failed_instead_of_looping() {
+    let world = World::single_franchise(5, 75);
+    let root = world.franchises()[0].root.to_string();
+    let fake = start_fake(world, Duration::from_millis(20)).await;
+    let url = fake.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = quick(&data, &url, &["import", &root]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut crashes = 0;
+    // apalis-redb counts no attempt for an orphan: the store's fetch counter (at least ten
+    // requests per item) is what ends it.
+    for run in 0..14 {
+        let mut cmd = franchise(&data, &url);
+        cmd.env("FRANCHISE_FAILPOINTS", "fetch.crash=crash")
+            .env("FRANCHISE_QUEUE__MAX_ATTEMPTS", "1");
+        let mut worker = spawn(
+            cmd,
+            &["work", "--until-idle", "--report-every", "0"],
+            dir.path(),
+            &format!("w{run}"),
+        );
+        let exit = wait_child(&mut worker, Duration::from_secs(60), "work").await;
+        if exit.success() {
+            break;
+        }
+        crashes += 1;
+    }
+    let status = status_json(&data, &url).await;
+    let import = &status["imports"][0];
+    println!(
+        "a job that crashes its worker (embedded): {crashes} crashes, then {}",
+        import["state"]
+    );
+    assert!((1..14).contains(&crashes), "{crashes} crashes: {status:#}");
+    assert_eq!(import["state"], "done_with_failures", "{status:#}");
+    let reason = import["failures"][0][0].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("deliveries") || reason.contains("sent to AniList"),
+        "{reason}"
+    );
+    for field in ["pending", "running"] {
+        assert_eq!(status["queue"]["background"][field], 0, "{status:#}");
+    }
+}
+
 /// Runs `args` and returns its output within 30 s.
 async fn quick(data: &Path, url: &str, args: &[&str]) -> Output {
     run(franchise(data, url), args, Duration::from_secs(30)).await

@@ -610,6 +610,47 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
     assert_eq!(observed.snapshot.limit, 2);
 }
 
+pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(store: Store) {
+    // Real time: a shared database decides on its own clock.
+    let r = LedgerRules {
+        requests: 100,
+        window_ms: 60_000,
+        min_spacing_ms: 300,
+        retry_after_margin_ms: 100,
+        outage_pause_min_ms: 50,
+        outage_pause_max_ms: 200,
+    };
+    let now = crate::store::unix_ms_now;
+    let op = |op: LedgerOp| {
+        let store = store.clone();
+        async move { store.budget(op, &r, now()).await.unwrap() }
+    };
+    assert!(op(LedgerOp::Take).await.granted);
+    // The click must wait for the spacing: it claims the slot.
+    let claimed = op(LedgerOp::TakeUrgent).await;
+    assert!(!claimed.granted);
+    let slot = claimed.retry_at_ms.unwrap();
+    let wait = slot - claimed.now_ms;
+    assert!((1..=300).contains(&wait), "{claimed:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 20)).await;
+    // The slot is open, but a background take (any process: the claim is in the store) is
+    // refused while the click's claim holds.
+    let background = op(LedgerOp::Take).await;
+    assert!(!background.granted, "{background:?}");
+    assert!(background.retry_at_ms.unwrap() > background.now_ms);
+    let click = op(LedgerOp::TakeUrgent).await;
+    assert!(click.granted, "{click:?}");
+    // The claim went with the click's request; the spacing holds for the next one.
+    let next = op(LedgerOp::Take).await;
+    assert!(!next.granted);
+    tokio::time::sleep(std::time::Duration::from_millis(
+        (next.retry_at_ms.unwrap() - next.now_ms).max(1) as u64 + 20,
+    ))
+    .await;
+    assert!(op(LedgerOp::Take).await.granted);
+    assert_eq!(op(LedgerOp::Read).await.snapshot.requests_made, 3);
+}
+
 pub(crate) async fn live_processes_are_listed_and_stale_ones_are_not(store: Store) {
     let card = |id: &str, at: i64| ProcessInfo {
         id: id.to_string(),
@@ -684,6 +725,7 @@ macro_rules! conformance_suite {
             hand_offs_record_work_for_the_queue_owner,
             imports_filter_by_state_newest_first,
             the_budget_ledger_keeps_the_window_the_spacing_and_the_park,
+            a_click_claims_the_next_slot_ahead_of_every_background_take,
             live_processes_are_listed_and_stale_ones_are_not,
             overlapping_imports_share_items_nothing_across_imports
         );

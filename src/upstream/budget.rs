@@ -200,8 +200,19 @@ impl RateBudget {
     /// Waits until one request may go out, and counts it as sent. Cancel-safe: a caller that
     /// stops waiting has taken nothing. Waiting holds no database connection.
     pub(crate) async fn acquire(&self) -> Result<Slot, StoreError> {
+        self.acquire_for(false).await
+    }
+
+    /// [`RateBudget::acquire`] for a request that carries a click (`urgent`): it claims the
+    /// next slot ahead of every background request, in every process sharing the budget.
+    pub(crate) async fn acquire_for(&self, urgent: bool) -> Result<Slot, StoreError> {
+        let take = if urgent {
+            LedgerOp::TakeUrgent
+        } else {
+            LedgerOp::Take
+        };
         loop {
-            let outcome = self.op(LedgerOp::Take).await?;
+            let outcome = self.op(take).await?;
             if outcome.granted {
                 return Ok(Slot(()));
             }

@@ -29,6 +29,11 @@ pub(crate) struct LedgerRules {
 pub(crate) enum LedgerOp {
     /// May one request go now? If so it is counted as sent.
     Take,
+    /// A `Take` for a request that carries a click. If it may not go now, it claims the next
+    /// slot: every plain `Take`, in every process, is refused until the click's request went
+    /// out or the claim lapsed (its process died), so a click waits for one slot, not for
+    /// every background batch that asks at the same moment.
+    TakeUrgent,
     /// What a successful response's rate-limit headers said.
     Observe {
         limit: Option<u32>,
@@ -81,6 +86,8 @@ pub(crate) struct LedgerRow {
     pub server_at_ms: Option<i64>,
     pub server_sent_since: u32,
     pub last_sent_ms: Option<i64>,
+    /// A waiting click's claim on the next slot, until this time.
+    pub urgent_claim_until_ms: Option<i64>,
     pub requests_made: u64,
     pub rate_limited_seen: u64,
     pub outages_seen: u64,
@@ -157,21 +164,44 @@ pub(crate) fn apply(
         row.server_at_ms = None;
         row.server_sent_since = 0;
     }
+    if row
+        .urgent_claim_until_ms
+        .is_some_and(|until| until <= now_ms)
+    {
+        row.urgent_claim_until_ms = None;
+    }
     let mut used = window.in_window;
     let mut granted = false;
     let mut retry_at_ms = None;
     match op {
-        LedgerOp::Take => match next_slot(rules, now_ms, row, window) {
-            None => {
+        LedgerOp::Take => match (
+            next_slot(rules, now_ms, row, window),
+            row.urgent_claim_until_ms,
+        ) {
+            // A click claimed this slot: ask again once it has gone (a slot later).
+            (None, Some(claim)) => {
+                retry_at_ms = Some(claim.min(now_ms.saturating_add(rules.min_spacing_ms.max(1))));
+            }
+            (None, None) => {
+                grant(row, now_ms);
                 granted = true;
                 used += 1;
-                row.last_sent_ms = Some(now_ms);
-                row.requests_made += 1;
-                if row.server_remaining.is_some() {
-                    row.server_sent_since += 1;
-                }
             }
-            Some(at) => retry_at_ms = Some(at),
+            (Some(at), _) => retry_at_ms = Some(at),
+        },
+        LedgerOp::TakeUrgent => match next_slot(rules, now_ms, row, window) {
+            None => {
+                grant(row, now_ms);
+                row.urgent_claim_until_ms = None;
+                granted = true;
+                used += 1;
+            }
+            Some(at) => {
+                let hold = at.saturating_add(claim_hold_ms(rules));
+                row.urgent_claim_until_ms =
+                    Some(row.urgent_claim_until_ms.map_or(hold, |c| c.max(hold)));
+                retry_at_ms = Some(at);
+            }
         },
         LedgerOp::Observe { limit, remaining } => {
             row.consecutive_outages = 0;
@@ -224,6 +254,22 @@ pub(crate) fn apply(
             server_remaining: row.server_remaining,
         },
     }
+}
+
+/// Counts one request as sent at `now_ms`.
+fn grant(row: &mut LedgerRow, now_ms: i64) {
+    row.last_sent_ms = Some(now_ms);
+    row.requests_made += 1;
+    if row.server_remaining.is_some() {
+        row.server_sent_since += 1;
+    }
+}
+
+/// How long past its slot a click's claim holds: long enough for its process to come back
+/// and take the slot, short enough that a process that died with a claim costs the others
+/// about a second.
+fn claim_hold_ms(rules: &LedgerRules) -> i64 {
+    rules.min_spacing_ms.saturating_mul(2).max(1_000)
 }
 
 /// `None` if a request may go now, else the earliest time worth asking again.
@@ -441,5 +487,65 @@ mod tests {
         );
         let out = m.op(LedgerOp::Outage, &r, 1_000);
         assert_eq!(out.parked, Some((61_000, ParkReason::RateLimited)));
+    }
+
+    #[test]
+    fn a_click_claims_the_next_slot_and_background_takes_wait_for_it() {
+        let r = rules(30);
+        let mut m = Model::new();
+        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        let claim = m.op(LedgerOp::TakeUrgent, &r, 100);
+        assert!(!claim.granted);
+        assert_eq!(claim.retry_at_ms, Some(500));
+        // At the slot a background take is refused: the click goes first.
+        let background = m.op(LedgerOp::Take, &r, 500);
+        assert!(!background.granted);
+        assert_eq!(background.retry_at_ms, Some(1_000));
+        assert!(m.op(LedgerOp::TakeUrgent, &r, 510).granted);
+        // The claim went with the click; the spacing holds for the next request.
+        assert_eq!(m.op(LedgerOp::Take, &r, 1_000).retry_at_ms, Some(1_010));
+        assert!(m.op(LedgerOp::Take, &r, 1_010).granted);
+    }
+
+    #[test]
+    fn a_claim_whose_process_died_lapses_about_a_second_after_its_slot() {
+        let r = rules(30);
+        let mut m = Model::new();
+        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        assert!(!m.op(LedgerOp::TakeUrgent, &r, 100).granted);
+        // The click never comes back for its slot (500): others wait until 1,500, not longer.
+        assert!(!m.op(LedgerOp::Take, &r, 500).granted);
+        assert!(!m.op(LedgerOp::Take, &r, 1_499).granted);
+        assert!(m.op(LedgerOp::Take, &r, 1_500).granted);
+    }
+
+    #[test]
+    fn clicks_mixed_with_background_takes_keep_the_window_and_the_spacing() {
+        let r = rules(30);
+        let mut m = Model::new();
+        let (mut background_at, mut click_at) = (0_i64, 0_i64);
+        let mut sends = Vec::new();
+        // A background caller retrying whenever told, and a click every 7 s that retries
+        // when told: the claims may reorder them but never add a request.
+        while background_at.min(click_at) < 300_000 {
+            if click_at <= background_at {
+                let out = m.op(LedgerOp::TakeUrgent, &r, click_at);
+                if out.granted {
+                    sends.push(click_at);
+                    click_at += 7_000;
+                } else {
+                    click_at = out.retry_at_ms.unwrap();
+                }
+            } else {
+                let out = m.op(LedgerOp::Take, &r, background_at);
+                if out.granted {
+                    sends.push(background_at);
+                } else {
+                    background_at = out.retry_at_ms.unwrap();
+                }
+            }
+        }
+        assert_eq!(max_in_any_window(&sends, 60_000), 30);
+        assert!(sends.windows(2).all(|w| w[1] - w[0] >= 500), "{sends:?}");
     }
 }

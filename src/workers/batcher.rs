@@ -161,9 +161,13 @@ impl Batcher {
             if self.pending.ids() == 0 {
                 continue;
             }
-            // Take the slot first, and keep collecting while the budget makes us wait.
+            // Take the slot first, and keep collecting while the budget makes us wait. A
+            // click claims the next slot ahead of background batches of every process; one
+            // that arrives while we wait turns the wait into such a claim at once.
             let budget = self.parts.client.budget().clone();
-            let acquire = budget.acquire();
+            let mut urgent = self.pending.has_interactive()
+                || self.inbox.iter().any(|r| r.lane == Lane::Interactive);
+            let acquire = budget.acquire_for(urgent);
             tokio::pin!(acquire);
             let slot = loop {
                 tokio::select! {
@@ -171,7 +175,13 @@ impl Batcher {
                     () = self.parts.shutdown.cancelled() => return self.stop(&mut rx).await,
                     slot = &mut acquire => break slot,
                     next = rx.recv() => match next {
-                        Some(request) => self.inbox.push(request),
+                        Some(request) => {
+                            if !urgent && request.lane == Lane::Interactive {
+                                urgent = true;
+                                acquire.set(budget.acquire_for(true));
+                            }
+                            self.inbox.push(request);
+                        }
                         None => return,
                     },
                     Some(ids) = self.landed_rx.recv() => self.on_landed(ids),

@@ -91,7 +91,7 @@ async fn read_row(conn: &mut PgConnection) -> Result<LedgerRow, StoreError> {
     let row = sqlx::query(
         "SELECT parked_until, parked_reason, consecutive_outages, server_limit, \
          server_remaining, server_at, server_sent_since, last_sent_at, requests_made, \
-         rate_limited_seen, outages_seen FROM budget_state WHERE id = 1",
+         rate_limited_seen, outages_seen, urgent_claim_until FROM budget_state WHERE id = 1",
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -112,6 +112,7 @@ async fn read_row(conn: &mut PgConnection) -> Result<LedgerRow, StoreError> {
         requests_made: row.try_get::<i64, _>(8)?.max(0) as u64,
         rate_limited_seen: row.try_get::<i64, _>(9)?.max(0) as u64,
         outages_seen: row.try_get::<i64, _>(10)?.max(0) as u64,
+        urgent_claim_until_ms: row.try_get(11)?,
     })
 }
 
@@ -120,15 +121,16 @@ async fn write_row(conn: &mut PgConnection, row: &LedgerRow) -> Result<(), Store
     sqlx::query(
         "INSERT INTO budget_state (id, parked_until, parked_reason, consecutive_outages, \
          server_limit, server_remaining, server_at, server_sent_since, last_sent_at, \
-         requests_made, rate_limited_seen, outages_seen) \
-         VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         requests_made, rate_limited_seen, outages_seen, urgent_claim_until) \
+         VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (id) DO UPDATE SET parked_until = excluded.parked_until, \
          parked_reason = excluded.parked_reason, \
          consecutive_outages = excluded.consecutive_outages, \
          server_limit = excluded.server_limit, server_remaining = excluded.server_remaining, \
          server_at = excluded.server_at, server_sent_since = excluded.server_sent_since, \
          last_sent_at = excluded.last_sent_at, requests_made = excluded.requests_made, \
-         rate_limited_seen = excluded.rate_limited_seen, outages_seen = excluded.outages_seen",
+         rate_limited_seen = excluded.rate_limited_seen, outages_seen = excluded.outages_seen, \
+         urgent_claim_until = excluded.urgent_claim_until",
     )
     .bind(row.parked_until_ms)
     .bind(row.parked_reason.map(ParkReason::as_str))
@@ -141,6 +143,7 @@ async fn write_row(conn: &mut PgConnection, row: &LedgerRow) -> Result<(), Store
     .bind(big(row.requests_made))
     .bind(big(row.rate_limited_seen))
     .bind(big(row.outages_seen))
+    .bind(row.urgent_claim_until_ms)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::pg::TestDb;
 use common::process::{
     BIN, child_log, describe, run, signal, spawn, spawn_serve, start_fake, text, wait_child,
+    work_through_crashes,
 };
 use common::proxy::Proxy;
 use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, World, WorldSpec};
@@ -558,23 +559,7 @@ async fn a_job_that_kills_its_process_is_failed_instead_of_looping() {
     assert!(out.status.success(), "{}", describe(&out));
     // Every worker aborts right after sending its first request, as a crash would. apalis
     // puts a dead worker's jobs back without checking their attempts.
-    let mut crashes = 0;
-    for run in 0..8 {
-        let mut cmd = franchise_pg(&db.url, &url);
-        cmd.env("FRANCHISE_FAILPOINTS", "fetch.crash=crash")
-            .env("FRANCHISE_QUEUE__MAX_ATTEMPTS", "1");
-        let mut worker = spawn(
-            cmd,
-            &["work", "--until-idle", "--report-every", "0"],
-            dir.path(),
-            &format!("w{run}"),
-        );
-        let exit = wait_child(&mut worker, Duration::from_secs(60), "work").await;
-        if exit.success() {
-            break;
-        }
-        crashes += 1;
-    }
+    let crashes = work_through_crashes(|| franchise_pg(&db.url, &url), dir.path(), 8).await;
     let status = status(&db.url, &url).await;
     let import = &status["imports"][0];
     println!(

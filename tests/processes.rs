@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::process::{
     child_log, count, describe, franchise, open_store, run, signal, snapshot, spawn, start_fake,
-    text, wait_child,
+    text, wait_child, work_through_crashes,
 };
 use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, World, WorldSpec};
 use serde_json::Value;
@@ -368,25 +368,9 @@ async fn a_job_that_kills_its_process_is_failed_instead_of_looping() {
     let data = dir.path().join("data");
     let out = quick(&data, &url, &["import", &root]).await;
     assert!(out.status.success(), "{}", describe(&out));
-    let mut crashes = 0;
     // apalis-redb counts no attempt for an orphan: the store's fetch counter (at least ten
     // requests per item) is what ends it.
-    for run in 0..14 {
-        let mut cmd = franchise(&data, &url);
-        cmd.env("FRANCHISE_FAILPOINTS", "fetch.crash=crash")
-            .env("FRANCHISE_QUEUE__MAX_ATTEMPTS", "1");
-        let mut worker = spawn(
-            cmd,
-            &["work", "--until-idle", "--report-every", "0"],
-            dir.path(),
-            &format!("w{run}"),
-        );
-        let exit = wait_child(&mut worker, Duration::from_secs(60), "work").await;
-        if exit.success() {
-            break;
-        }
-        crashes += 1;
-    }
+    let crashes = work_through_crashes(|| franchise(&data, &url), dir.path(), 14).await;
     let status = status_json(&data, &url).await;
     let import = &status["imports"][0];
     println!(

@@ -89,6 +89,30 @@ pub fn spawn(mut cmd: Command, args: &[&str], logs: &Path, name: &str) -> Child 
         .unwrap_or_else(|e| panic!("spawn franchise {}: {e}", args.join(" ")))
 }
 
+/// Runs `work --until-idle` with every fetch aborting its process (the `fetch.crash` failure
+/// point, one attempt per job) again after each crash, at most `runs` times. Returns how many
+/// runs crashed before one exited 0.
+pub async fn work_through_crashes(make: impl Fn() -> Command, logs: &Path, runs: u32) -> u32 {
+    let mut crashes = 0;
+    for run in 0..runs {
+        let mut cmd = make();
+        cmd.env("FRANCHISE_FAILPOINTS", "fetch.crash=crash")
+            .env("FRANCHISE_QUEUE__MAX_ATTEMPTS", "1");
+        let mut worker = spawn(
+            cmd,
+            &["work", "--until-idle", "--report-every", "0"],
+            logs,
+            &format!("w{run}"),
+        );
+        let exit = wait_child(&mut worker, Duration::from_secs(60), "work").await;
+        if exit.success() {
+            break;
+        }
+        crashes += 1;
+    }
+    crashes
+}
+
 pub fn child_log(logs: &Path, name: &str) -> String {
     let read = |ext: &str| std::fs::read_to_string(logs.join(format!("{name}.{ext}")));
     format!(

@@ -21,6 +21,33 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// backoff again from the minimum.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
 
+/// Resolves once `shutdown` is cancelled: the signal apalis' `run_until` takes to stop a
+/// worker gracefully (stop fetching, finish in-flight jobs, return unstarted ones).
+pub(crate) fn stopped(
+    shutdown: &CancellationToken,
+) -> impl Future<Output = Result<(), std::io::Error>> + Send + 'static {
+    let token = shutdown.clone();
+    async move {
+        token.cancelled().await;
+        Ok(())
+    }
+}
+
+/// Runs one worker incarnation (`run`, started with [`stopped`]) and bounds its graceful
+/// drain after `shutdown` by `grace`. `None`: the grace ran out and the in-flight jobs were
+/// abandoned; the queue gives them back as orphans.
+pub(crate) async fn within_grace<T>(
+    run: impl Future<Output = T>,
+    shutdown: &CancellationToken,
+    grace: Duration,
+) -> Option<T> {
+    tokio::pin!(run);
+    tokio::select! {
+        ended = &mut run => Some(ended),
+        () = shutdown.cancelled() => tokio::time::timeout(grace, &mut run).await.ok(),
+    }
+}
+
 /// The running workers of one `JobQueue::run`.
 #[derive(Debug)]
 pub(crate) struct WorkerSet {
@@ -127,5 +154,33 @@ impl Slot {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_run_that_drains_in_time_ends_with_its_result() {
+        let shutdown = CancellationToken::new();
+        let run = {
+            let stop = stopped(&shutdown);
+            async move { stop.await.map(|()| "drained") }
+        };
+        shutdown.cancel();
+        let ended = within_grace(run, &shutdown, Duration::from_secs(5)).await;
+        assert_eq!(ended.map(Result::unwrap), Some("drained"));
+    }
+
+    #[tokio::test]
+    async fn a_run_still_busy_when_the_grace_runs_out_is_abandoned() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let stuck = std::future::pending::<()>();
+        assert_eq!(
+            within_grace(stuck, &shutdown, Duration::from_millis(20)).await,
+            None
+        );
     }
 }

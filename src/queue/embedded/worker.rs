@@ -10,6 +10,7 @@ use crate::queue::QueueError;
 use crate::queue::config::RunOptions;
 use crate::queue::handler::{Adapter, Delivery};
 use crate::queue::job::{FetchJob, JobHandler, Lane};
+use crate::queue::supervise::{stopped, within_grace};
 
 pub(super) async fn run_worker(
     queue: &EmbeddedQueue,
@@ -30,30 +31,18 @@ pub(super) async fn run_worker(
         .concurrency(options.concurrency)
         .build(move |job: FetchJob, delivery: Delivery| adapter.clone().call(job, delivery));
 
-    let token = shutdown.clone();
-    // On cancellation apalis stops fetching, waits for in-flight handlers, returns fetched
-    // but unstarted tasks to the queue and unregisters the worker.
-    let run = worker.run_until(async move {
-        token.cancelled().await;
-        Ok::<(), std::io::Error>(())
-    });
-    tokio::pin!(run);
-    let ended = tokio::select! {
-        ended = &mut run => ended,
-        () = shutdown.cancelled() => match tokio::time::timeout(options.grace, &mut run).await {
-            Ok(ended) => ended,
-            Err(_) => {
-                return Err(QueueError::Backend {
-                    location: queue.path().display().to_string(),
-                    operation: "stopping a worker",
-                    reason: format!(
-                        "in-flight jobs did not finish within {:?}; they were abandoned and the \
-                         next run re-queues them as orphans",
-                        options.grace
-                    ),
-                });
-            }
-        },
+    let Some(ended) =
+        within_grace(worker.run_until(stopped(shutdown)), shutdown, options.grace).await
+    else {
+        return Err(QueueError::Backend {
+            location: queue.path().display().to_string(),
+            operation: "stopping a worker",
+            reason: format!(
+                "in-flight jobs did not finish within {:?}; they were abandoned and the next \
+                 run re-queues them as orphans",
+                options.grace
+            ),
+        });
     };
     ended.map_err(|err| QueueError::Backend {
         location: queue.path().display().to_string(),

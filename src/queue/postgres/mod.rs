@@ -35,6 +35,7 @@ use super::depth::{LaneDepth, QueueDepth};
 use super::error::QueueError;
 use super::handler::{Adapter, Delivery};
 use super::job::{FetchJob, JobHandler, Lane};
+use super::supervise::{stopped, within_grace};
 use super::{JobPresence, QueueDriver};
 
 /// Heartbeats a worker may miss before its jobs are handed to others: 3 × the heartbeat
@@ -292,22 +293,17 @@ impl QueueDriver for PgQueue {
             .backend(storage)
             .concurrency(options.concurrency)
             .build(move |job: FetchJob, delivery: Delivery| adapter.clone().call(job, delivery));
-        let token = shutdown.clone();
-        let run = worker.run_until(async move {
-            token.cancelled().await;
-            Ok::<(), std::io::Error>(())
-        });
-        tokio::pin!(run);
-        let ended = tokio::select! {
-            ended = &mut run => ended,
-            () = shutdown.cancelled() => match tokio::time::timeout(options.grace, &mut run).await {
-                Ok(ended) => ended,
-                Err(_) => return Err(self.error(
-                    "stopping a worker",
-                    format!("in-flight jobs did not finish within {:?}; other processes take \
-                             them over as orphans", options.grace),
-                )),
-            },
+        let Some(ended) =
+            within_grace(worker.run_until(stopped(shutdown)), shutdown, options.grace).await
+        else {
+            return Err(self.error(
+                "stopping a worker",
+                format!(
+                    "in-flight jobs did not finish within {:?}; other processes take them \
+                     over as orphans",
+                    options.grace
+                ),
+            ));
         };
         ended.map_err(|e| self.error("running a worker", e))
     }

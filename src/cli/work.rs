@@ -76,15 +76,17 @@ async fn work(importer: &Importer, args: &WorkArgs) -> anyhow::Result<ExitCode> 
 
 /// No import has an item waiting and the queue holds no job: a job whose item is already
 /// settled (an orphan of a process killed between commit and acknowledgement) is run, as the
-/// no-op it is, before the process exits, so the next process finds an empty queue. A failing
-/// read counts as busy.
+/// no-op it is, before the process exits, so the next process finds an empty queue. The
+/// queue (with the rest of the status) is read only once no import runs. A failing read
+/// counts as busy.
 async fn idle(importer: &Importer) -> bool {
-    match importer
-        .status(&ImportFilter::in_state(ImportState::Running))
-        .await
-    {
+    let running = ImportFilter::in_state(ImportState::Running);
+    if !importer.imports(&running).await.is_ok_and(|r| r.is_empty()) {
+        return false;
+    }
+    let drained = |lane: &franchise::LaneDepth| lane.pending == 0 && lane.running == 0;
+    match importer.status(&running).await {
         Ok(status) => {
-            let drained = |lane: &franchise::LaneDepth| lane.pending == 0 && lane.running == 0;
             status.imports.is_empty()
                 && status
                     .queue

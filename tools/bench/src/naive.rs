@@ -104,6 +104,9 @@ struct NodeBody {
     media_type: Option<String>,
 }
 
+/// Sent on every request: AniList's edge (and the fake) refuses requests without a Referer.
+const REFERER: &str = "https://github.com/franchise/franchise-bench";
+
 /// The original app's HTTP client: no rate limiter, but it honours `Retry-After`.
 #[derive(Clone)]
 pub struct NaiveClient {
@@ -113,7 +116,13 @@ pub struct NaiveClient {
 
 impl NaiveClient {
     pub fn new(url: String) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::REFERER,
+            reqwest::header::HeaderValue::from_static(REFERER),
+        );
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .user_agent("franchise-bench (original-app baseline)")
             .timeout(Duration::from_secs(60))
             .build()

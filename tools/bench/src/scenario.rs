@@ -157,7 +157,7 @@ pub async fn start_fake(world: &World, scale: TimeScale) -> anyhow::Result<FakeA
         rate: scale.rate(),
         latency: scale.latency(),
         faults: Faults::default(),
-        port: 0,
+        ..FakeConfig::default()
     })
     .await
     .context("starting the fake AniList")

@@ -9,8 +9,11 @@ use fake_anilist::{FakeConfig, Faults, Latency, RateModel, World, WorldSpec};
 
 /// A faithful fake of the AniList GraphQL API (https://graphql.anilist.co) on 127.0.0.1.
 ///
-/// POST GraphQL to / or /graphql. Control: GET /stats, POST /admin/rate-limit,
-/// POST /admin/outage?secs=N, POST /admin/reset.
+/// POST GraphQL to / or /graphql, with a Referer header (any non-empty value) as AniList needs;
+/// introspection (__schema, __type) is served too. Control: GET /stats,
+/// POST /admin/rate-limit, POST /admin/outage?secs=N, POST /admin/reset,
+/// POST /admin/mode?kind=KIND[&secs=N] where KIND is disabled, html_5xx, html_404, bare_404,
+/// stall, offline (needs secs: nothing can reach a closed port to end it) or ok (clears).
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Args {
@@ -99,6 +102,18 @@ pub struct Args {
     /// Ignore `media(type: …)` filters, so an ANIME query may get MANGA records back.
     #[arg(long)]
     ignore_type_filter: bool,
+    /// Serve requests without a Referer header. By default they get AniList's 403
+    /// "temporarily disabled", as AniList's edge answers them since September 2026.
+    #[arg(long)]
+    no_referer_gate: bool,
+    /// Answer HTTP 500 to queries nesting `relations` more than N deep (franchise's own
+    /// query uses 1; AniList has been reported to 500 on deeper nested connections).
+    #[arg(long, value_name = "N", default_value_t = fake_anilist::graphql::DEFAULT_MAX_RELATION_HOPS)]
+    max_relation_hops: usize,
+    /// Leave Type.field (or Type.field(argument)) out of introspection answers only, e.g.
+    /// MediaEdge.relationType; queries using it still run. Repeatable.
+    #[arg(long, value_name = "TYPE.FIELD")]
+    hide_schema_field: Vec<String>,
 }
 
 fn parse_giant(s: &str) -> Result<(usize, usize), String> {
@@ -172,6 +187,46 @@ impl Args {
             ),
             faults,
             port: self.port,
+            referer_gate: !self.no_referer_gate,
+            max_relation_hops: self.max_relation_hops,
+            hide_schema_fields: self.hide_schema_field.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> FakeConfig {
+        let all = [&["fake-anilist", "--franchises", "1"], args].concat();
+        let parsed = Args::try_parse_from(all).unwrap_or_else(|e| panic!("{e}"));
+        parsed.config().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn gate_hops_and_hidden_fields_map_onto_the_config() {
+        let plain = config(&[]);
+        assert!(plain.referer_gate);
+        assert_eq!(
+            plain.max_relation_hops,
+            fake_anilist::graphql::DEFAULT_MAX_RELATION_HOPS
+        );
+        assert!(plain.hide_schema_fields.is_empty());
+        let set = config(&[
+            "--no-referer-gate",
+            "--max-relation-hops",
+            "3",
+            "--hide-schema-field",
+            "MediaEdge.relationType",
+            "--hide-schema-field",
+            "Media.relations",
+        ]);
+        assert!(!set.referer_gate);
+        assert_eq!(set.max_relation_hops, 3);
+        assert_eq!(
+            set.hide_schema_fields,
+            vec!["MediaEdge.relationType", "Media.relations"]
+        );
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod faults;
 pub mod graphql;
+pub mod mode;
 pub mod rate;
 mod server;
 pub mod shape;
@@ -19,7 +20,8 @@ pub mod stats;
 pub mod world;
 
 pub use faults::{FaultKind, Faults, Latency};
+pub use mode::Mode;
 pub use rate::{Decision, RateModel};
 pub use server::{FakeAniList, FakeConfig, StartError};
-pub use stats::{LogEntry, Stats};
+pub use stats::{Caller, LogEntry, Stats};
 pub use world::{Entry, Franchise, FranchiseKind, World, WorldSpec};

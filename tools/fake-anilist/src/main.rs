@@ -17,11 +17,15 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = cli::Args::parse();
     let config = args.config()?;
+    let gated = config.referer_gate;
     let fake = FakeAniList::start(config)
         .await
         .context("starting the fake")?;
     println!("fake-anilist serving AniList GraphQL at {}", fake.url());
     println!("  stats: GET {}stats", fake.url());
+    if gated {
+        println!("  requests without a Referer header get AniList's 403 (--no-referer-gate)");
+    }
     print_samples(&fake.world());
     tokio::signal::ctrl_c()
         .await

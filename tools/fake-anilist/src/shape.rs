@@ -6,11 +6,20 @@ use serde::Serialize;
 /// Byte-for-byte the body of the recorded 429 (tests/fixtures/anilist/anilist_429.json).
 pub const TOO_MANY_REQUESTS: &str =
     r#"{"data": null,"errors": [{"message": "Too Many Requests.","status": 429}]}"#;
-pub const API_DISABLED: &str = r#"{"data":null,"errors":[{"message":"The API is temporarily disabled. Please try again later.","status":403}]}"#;
+/// AniList's 403 as its edge has sent it since September 2026, both during announced outages
+/// and to every request without a `Referer` (rakuyomi issue #346, animego PR #170).
+pub const API_DISABLED: &str = r#"{"errors":[{"message":"The AniList API has been temporarily disabled due to severe stability issues.","status":403,"locations":[{"line":1,"column":1}]}],"data":null}"#;
 pub const INTERNAL_ERROR: &str =
     r#"{"data":null,"errors":[{"message":"Internal Server Error","status":500}]}"#;
 /// What Cloudflare sends when AniList's origin is unreachable.
 pub const BAD_GATEWAY: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n";
+/// Cloudflare's page when AniList's origin answers something it cannot use (`html_5xx` mode).
+pub const CLOUDFLARE_520: &str = "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head><title>graphql.anilist.co | 520: Web server is returning an unknown error</title></head>\n<body>\n<h1>Web server is returning an unknown error</h1>\n<p>Error code 520</p>\n<p>Cloudflare Ray ID: 8f0c0ffee0000000 &bull; Performance &amp; security by Cloudflare</p>\n</body>\n</html>\n";
+/// What a wrong host, a reverse proxy or a captive portal sends for an unknown path.
+pub const NOT_FOUND_HTML: &str = "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+/// The first bytes of a `Page` answer; a stalled response sends these and then nothing.
+pub const STALL_PREFIX: &str =
+    r#"{"data":{"Page":{"pageInfo":{"total":50,"perPage":50},"media":[{"id":1,"#;
 pub const GATEWAY_TIMEOUT: &str = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n";
 /// A 200 whose body is not JSON at all (a maintenance page served by a misbehaving edge).
 pub const MALFORMED: &str = "<!DOCTYPE html><html><body><h1>AniList</h1><p>Something went wrong \u{2014} please refresh.</p></body></html>";

@@ -8,6 +8,17 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::faults::FaultKind;
+use crate::mode::Mode;
+
+/// Who sent a request, as its headers say: kept so a test can prove every request the client
+/// sent carried a `Referer` and a `User-Agent` naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    /// No `Authorization` header.
+    pub anonymous: bool,
+}
 
 /// One GraphQL request, logged on arrival and completed when its status is decided.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,9 +31,17 @@ pub struct LogEntry {
     /// before the answer (a killed process): the handler is dropped before it can record one.
     pub status: Option<u16>,
     pub anonymous: bool,
+    /// The `Referer` header as sent (lossy UTF-8), `None` without one.
+    pub referer: Option<String>,
+    /// The `User-Agent` header as sent (lossy UTF-8), `None` without one.
+    pub user_agent: Option<String>,
     pub fault: Option<FaultKind>,
     /// Arrived while a rate-limit ban was running.
     pub during_ban: bool,
+    /// Refused by the Referer gate (a 403 that never reached the rest of the pipeline).
+    pub refused_by_gate: bool,
+    /// Answered by this bad-day mode instead of by AniList.
+    pub mode: Option<Mode>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -36,8 +55,14 @@ pub struct Stats {
     /// 429s served, whether they started a ban or arrived during one.
     pub rate_limited: u64,
     pub arrived_during_ban: u64,
-    /// 403 outage answers.
+    /// 403 outage answers (configured, `start_outage`, or `Mode::Disabled`).
     pub outages: u64,
+    /// 403s from the Referer gate (requests without a `Referer`); not counted in `outages`
+    /// nor against the rate limit.
+    pub refused_by_gate: u64,
+    /// Requests answered by each bad-day mode (`Mode::Offline` refuses connections, so it
+    /// never answers one).
+    pub by_mode: BTreeMap<Mode, u64>,
     /// 5xx answers (injected 500/502 and held-then-504 timeouts).
     pub server_errors: u64,
     /// Injected faults of any kind, including 200s with a broken body.
@@ -70,7 +95,7 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn arrive(&self, at: Instant, ids: Vec<i32>, anonymous: bool) -> Ticket {
+    pub fn arrive(&self, at: Instant, ids: Vec<i32>, caller: Caller) -> Ticket {
         let at_ms = at.duration_since(self.started).as_millis() as u64;
         let mut guard = self.lock();
         let (epoch, stats) = &mut *guard;
@@ -80,9 +105,13 @@ impl Recorder {
             at_ms,
             ids,
             status: None,
-            anonymous,
+            anonymous: caller.anonymous,
+            referer: caller.referer,
+            user_agent: caller.user_agent,
             fault: None,
             during_ban: false,
+            refused_by_gate: false,
+            mode: None,
         });
         Ticket {
             epoch: *epoch,
@@ -109,6 +138,36 @@ impl Recorder {
             entry.status = Some(status);
             entry.fault = fault;
             entry.during_ban = during_ban;
+        }
+    }
+
+    /// A 403 from the Referer gate.
+    pub fn refuse(&self, ticket: Ticket) {
+        let mut guard = self.lock();
+        let (epoch, stats) = &mut *guard;
+        if *epoch != ticket.epoch {
+            return;
+        }
+        *stats.by_status.entry(403).or_default() += 1;
+        stats.refused_by_gate += 1;
+        if let Some(entry) = stats.log.get_mut(ticket.index) {
+            entry.status = Some(403);
+            entry.refused_by_gate = true;
+        }
+    }
+
+    /// An answer from a bad-day mode; its status counts as any other (a 403 as an outage,
+    /// a 5xx as a server error).
+    pub fn answer_in_mode(&self, ticket: Ticket, mode: Mode, status: u16) {
+        self.finish(ticket, status, None, false);
+        let mut guard = self.lock();
+        let (epoch, stats) = &mut *guard;
+        if *epoch != ticket.epoch {
+            return;
+        }
+        *stats.by_mode.entry(mode).or_default() += 1;
+        if let Some(entry) = stats.log.get_mut(ticket.index) {
+            entry.mode = Some(mode);
         }
     }
 

@@ -98,6 +98,7 @@ async fn timeout_fault_holds_the_response_past_the_client_timeout() {
     let started = Instant::now();
     let err = client
         .post(fake.url())
+        .header("Referer", common::REFERER)
         .json(&serde_json::json!({"query": format!("{{ Media(id: {}) {{ id }} }}", root(&fake))}))
         .send()
         .await
@@ -123,7 +124,7 @@ async fn configured_and_runtime_outages_answer_403() {
     assert_eq!(r.status, 403);
     assert_eq!(
         r.text,
-        r#"{"data":null,"errors":[{"message":"The API is temporarily disabled. Please try again later.","status":403}]}"#
+        r#"{"errors":[{"message":"The AniList API has been temporarily disabled due to severe stability issues.","status":403,"locations":[{"line":1,"column":1}]}],"data":null}"#
     );
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(media_query(&fake.url(), root(&fake)).await.status, 200);

@@ -185,7 +185,7 @@ async fn validation_errors_and_garbage_requests_are_400s() {
     assert_eq!(unknown_field.json()["errors"][0]["status"], json!(400));
     let syntax = post(&fake.url(), "{ Media(id: 1) {", Value::Null, false).await;
     assert_eq!(syntax.status, 400);
-    let raw = reqwest::Client::new()
+    let raw = common::client()
         .post(format!("{}graphql", fake.url()))
         .body("not json")
         .send()

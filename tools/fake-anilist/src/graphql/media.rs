@@ -28,46 +28,61 @@ impl Media {
 
 #[derive(SimpleObject)]
 pub struct MediaTitle {
+    #[graphql(visible = "super::hidden::title_romaji")]
     romaji: Option<String>,
+    #[graphql(visible = "super::hidden::title_english")]
     english: Option<String>,
+    #[graphql(visible = "super::hidden::title_native")]
     native: Option<String>,
+    #[graphql(visible = "super::hidden::title_user_preferred")]
     user_preferred: Option<String>,
 }
 
 #[derive(SimpleObject)]
 pub struct FuzzyDate {
+    #[graphql(visible = "super::hidden::date_year")]
     year: Option<i32>,
+    #[graphql(visible = "super::hidden::date_month")]
     month: Option<i32>,
+    #[graphql(visible = "super::hidden::date_day")]
     day: Option<i32>,
 }
 
 #[Object]
 impl Media {
+    #[graphql(visible = "super::hidden::media_id")]
     async fn id(&self) -> i32 {
         self.id
     }
+    #[graphql(visible = "super::hidden::media_id_mal")]
     async fn id_mal(&self) -> Option<i32> {
         self.entry()?.id_mal
     }
-    #[graphql(name = "type")]
+    #[graphql(visible = "super::hidden::media_type", name = "type")]
     async fn media_type(&self) -> Option<MediaType> {
         MediaType::parse(self.entry()?.media_type.as_deref()?)
     }
+    #[graphql(visible = "super::hidden::media_format")]
     async fn format(&self) -> Option<MediaFormat> {
         MediaFormat::parse(self.entry()?.format.as_deref()?)
     }
+    #[graphql(visible = "super::hidden::media_status")]
     async fn status(&self) -> Option<MediaStatus> {
         MediaStatus::parse(self.entry()?.status.as_deref()?)
     }
+    #[graphql(visible = "super::hidden::media_episodes")]
     async fn episodes(&self) -> Option<i32> {
         self.entry()?.episodes
     }
+    #[graphql(visible = "super::hidden::media_season")]
     async fn season(&self) -> Option<MediaSeason> {
         MediaSeason::parse(self.entry()?.season.as_deref()?)
     }
+    #[graphql(visible = "super::hidden::media_season_year")]
     async fn season_year(&self) -> Option<i32> {
         self.entry()?.season_year
     }
+    #[graphql(visible = "super::hidden::media_start_date")]
     async fn start_date(&self) -> Option<FuzzyDate> {
         let d = &self.entry()?.start_date;
         Some(FuzzyDate {
@@ -76,6 +91,7 @@ impl Media {
             day: d.day,
         })
     }
+    #[graphql(visible = "super::hidden::media_title")]
     async fn title(&self) -> Option<MediaTitle> {
         let t = &self.entry()?.title;
         Some(MediaTitle {
@@ -85,9 +101,11 @@ impl Media {
             user_preferred: t.user_preferred.clone(),
         })
     }
+    #[graphql(visible = "super::hidden::media_is_adult")]
     async fn is_adult(&self) -> Option<bool> {
         Some(self.entry()?.is_adult)
     }
+    #[graphql(visible = "super::hidden::media_relations")]
     async fn relations(&self) -> Option<MediaConnection> {
         Some(MediaConnection {
             world: self.world.clone(),
@@ -103,6 +121,7 @@ pub struct MediaConnection {
 
 #[Object]
 impl MediaConnection {
+    #[graphql(visible = "super::hidden::connection_edges")]
     async fn edges(&self) -> Vec<Option<MediaEdge>> {
         self.edges
             .iter()
@@ -114,6 +133,7 @@ impl MediaConnection {
             })
             .collect()
     }
+    #[graphql(visible = "super::hidden::connection_nodes")]
     async fn nodes(&self) -> Vec<Option<Media>> {
         self.edges
             .iter()
@@ -129,11 +149,16 @@ pub struct MediaEdge {
 
 #[Object]
 impl MediaEdge {
+    #[graphql(visible = "super::hidden::edge_id")]
     async fn id(&self) -> i32 {
         self.relation.edge_id
     }
     /// Version 1 (the default) hides the version-2-only values, as AniList does.
-    async fn relation_type(&self, version: Option<i32>) -> MediaRelation {
+    #[graphql(visible = "super::hidden::edge_relation_type")]
+    async fn relation_type(
+        &self,
+        #[graphql(visible = "super::hidden::edge_relation_type_version")] version: Option<i32>,
+    ) -> MediaRelation {
         let raw = self.relation.relation_type.as_str();
         if version == Some(2) {
             MediaRelation::parse(raw)
@@ -141,6 +166,7 @@ impl MediaEdge {
             MediaRelation::parse(relation::as_version_1(raw))
         }
     }
+    #[graphql(visible = "super::hidden::edge_node")]
     async fn node(&self) -> Option<Media> {
         Media::new(self.world.clone(), self.relation.target)
     }

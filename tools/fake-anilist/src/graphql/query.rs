@@ -62,12 +62,14 @@ fn matching(
 
 #[Object]
 impl Query {
-    #[graphql(name = "Media")]
+    #[graphql(visible = "super::hidden::query_media", name = "Media")]
     async fn media(
         &self,
         ctx: &Context<'_>,
-        id: Option<i32>,
-        #[graphql(name = "type")] media_type: Option<MediaType>,
+        #[graphql(visible = "super::hidden::query_media_id")] id: Option<i32>,
+        #[graphql(name = "type", visible = "super::hidden::query_media_type")] media_type: Option<
+            MediaType,
+        >,
     ) -> async_graphql::Result<Option<Media>> {
         let world = world(ctx);
         let Some(id) = id else {
@@ -79,8 +81,13 @@ impl Query {
         }
     }
 
-    #[graphql(name = "Page")]
-    async fn page(&self, ctx: &Context<'_>, page: Option<i32>, per_page: Option<i32>) -> Page {
+    #[graphql(visible = "super::hidden::query_page", name = "Page")]
+    async fn page(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(visible = "super::hidden::query_page_page")] page: Option<i32>,
+        #[graphql(visible = "super::hidden::query_page_per_page")] per_page: Option<i32>,
+    ) -> Page {
         let per_page = per_page.unwrap_or(MAX_PER_PAGE).clamp(1, MAX_PER_PAGE);
         let page = page.unwrap_or(1).max(1);
         // pageInfo.total depends on the sibling `media` field's filter, so peek at it.
@@ -159,15 +166,21 @@ pub struct Page {
 
 #[derive(SimpleObject)]
 pub struct PageInfo {
+    #[graphql(visible = "super::hidden::page_info_total")]
     total: i32,
+    #[graphql(visible = "super::hidden::page_info_per_page")]
     per_page: i32,
+    #[graphql(visible = "super::hidden::page_info_current_page")]
     current_page: i32,
+    #[graphql(visible = "super::hidden::page_info_last_page")]
     last_page: i32,
+    #[graphql(visible = "super::hidden::page_info_has_next_page")]
     has_next_page: bool,
 }
 
 #[Object]
 impl Page {
+    #[graphql(visible = "super::hidden::page_page_info")]
     async fn page_info(&self) -> PageInfo {
         let per_page = i64::from(self.per_page.max(1));
         let pages = (i64::from(self.total) + per_page - 1) / per_page;
@@ -181,12 +194,17 @@ impl Page {
         }
     }
 
+    #[graphql(visible = "super::hidden::page_media")]
     async fn media(
         &self,
         ctx: &Context<'_>,
-        id: Option<i32>,
-        #[graphql(name = "id_in")] id_in: Option<Vec<Option<i32>>>,
-        #[graphql(name = "type")] media_type: Option<MediaType>,
+        #[graphql(visible = "super::hidden::page_media_id")] id: Option<i32>,
+        #[graphql(name = "id_in", visible = "super::hidden::page_media_id_in")] id_in: Option<
+            Vec<Option<i32>>,
+        >,
+        #[graphql(name = "type", visible = "super::hidden::page_media_type")] media_type: Option<
+            MediaType,
+        >,
     ) -> Vec<Option<Media>> {
         let world = world(ctx);
         let skip = (self.page as usize - 1).saturating_mul(self.per_page as usize);

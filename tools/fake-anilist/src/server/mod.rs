@@ -1,7 +1,11 @@
 //! Starts the fake on 127.0.0.1 (random port by default) and hands back a control handle:
-//! URL, stats, forced 429s, outages, graceful shutdown on `shutdown()` or drop.
+//! URL, stats, forced 429s, outages, bad-day modes, graceful shutdown on `shutdown()` or drop.
 
 mod admin;
+mod bad_day;
+mod gate;
+mod listen;
+mod modes;
 mod route;
 
 use std::net::SocketAddr;
@@ -12,13 +16,19 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::faults::{Dice, Faults, Latency};
-use crate::graphql::{FakeSchema, TypeFilter, build_schema_with};
+use crate::graphql::{
+    DEFAULT_MAX_RELATION_HOPS, FakeSchema, Hidden, SchemaOptions, TypeFilter, UnknownSchemaField,
+    build_schema_from,
+};
+use crate::mode::Mode;
 use crate::rate::{RateLimiter, RateModel, after};
 use crate::stats::{Recorder, Stats};
 use crate::world::World;
+use listen::Link;
+use modes::ModeState;
 
 /// Everything the fake serves and how it misbehaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FakeConfig {
     pub world: World,
     pub rate: RateModel,
@@ -26,12 +36,43 @@ pub struct FakeConfig {
     pub faults: Faults,
     /// 0 picks a free port, so tests can run in parallel.
     pub port: u16,
+    /// AniList's edge answers every GraphQL request without a `Referer` header with its 403
+    /// "temporarily disabled" body (since September 2026). One client saw no gate from its
+    /// region (AniSync PR #140), so it may be regional; on by default all the same, so a
+    /// client that forgets the header fails against the fake as it would where it applies.
+    pub referer_gate: bool,
+    /// A query nesting `relations` deeper than this (one hop = one `relations` field on a
+    /// path) gets AniList's 500. Default `DEFAULT_MAX_RELATION_HOPS` (1, what franchise's
+    /// query uses); `usize::MAX` turns the check off.
+    pub max_relation_hops: usize,
+    /// `"Type.field"` or `"Type.field(argument)"` entries left out of introspection answers
+    /// only (queries using them still run), so a test can show a schema check an AniList
+    /// without them; a type that only hidden fields lead to disappears too. Names outside
+    /// `graphql::HIDEABLE` make `start` fail.
+    pub hide_schema_fields: Vec<String>,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            world: World::default(),
+            rate: RateModel::default(),
+            latency: Latency::default(),
+            faults: Faults::default(),
+            port: 0,
+            referer_gate: true,
+            max_relation_hops: DEFAULT_MAX_RELATION_HOPS,
+            hide_schema_fields: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("binding 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Schema(#[from] UnknownSchemaField),
 }
 
 /// Shared by every request handler.
@@ -44,6 +85,11 @@ pub(crate) struct App {
     /// Outage windows as (start, end); a request inside any of them gets a 403.
     pub outages: Mutex<Vec<(Instant, Instant)>>,
     pub shutdown: watch::Receiver<bool>,
+    pub referer_gate: bool,
+    /// The bad-day mode in force, if any.
+    pub mode: watch::Sender<Option<ModeState>>,
+    /// Whether the port accepts; the serving loop keeps it current.
+    pub link: watch::Sender<Link>,
 }
 
 impl App {
@@ -65,12 +111,12 @@ impl App {
             .clear();
     }
 
-    /// Sleeps, but wakes early when the server shuts down so held requests do not block it.
+    /// Sleeps, but wakes early when the server shuts down or goes offline, so held requests
+    /// block neither.
     pub async fn pause(&self, length: Duration) {
-        let mut rx = self.shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(length) => {}
-            _ = rx.wait_for(|stop| *stop) => {}
+            _ = self.interrupted() => {}
         }
     }
 }
@@ -85,6 +131,7 @@ pub struct FakeAniList {
 
 impl FakeAniList {
     pub async fn start(config: FakeConfig) -> Result<FakeAniList, StartError> {
+        let hidden = Hidden::new(&config.hide_schema_fields)?;
         let port = config.port;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -104,25 +151,29 @@ impl FakeAniList {
             })
             .into_iter()
             .collect();
+        let schema = build_schema_from(
+            world.clone(),
+            SchemaOptions {
+                type_filter: TypeFilter(!config.faults.ignore_type_filter),
+                max_relation_hops: config.max_relation_hops,
+                hidden,
+                ..SchemaOptions::default()
+            },
+        );
         let app = Arc::new(App {
-            schema: build_schema_with(world.clone(), TypeFilter(!config.faults.ignore_type_filter)),
+            schema,
             world,
             rate: RateLimiter::new(config.rate),
             dice: Dice::new(config.latency, config.faults),
             stats: Recorder::new(started),
             outages: Mutex::new(outages),
-            shutdown: shutdown.clone(),
+            shutdown,
+            referer_gate: config.referer_gate,
+            mode: watch::Sender::new(None),
+            link: watch::Sender::new(Link::Up),
         });
         let router = route::router(app.clone());
-        let mut until_stop = shutdown;
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = until_stop.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("fake-anilist server stopped: {e}");
-            }
-        });
+        let task = tokio::spawn(listen::serve(app.clone(), listener, addr, router));
         Ok(FakeAniList {
             addr,
             app,
@@ -166,6 +217,36 @@ impl FakeAniList {
     /// Ends every outage at once: AniList is back.
     pub fn end_outages(&self) {
         self.app.end_outages();
+    }
+
+    /// Puts the fake in a bad-day mode until `clear_mode` (or another `set_mode`), or for
+    /// `length`. Returns once the mode is in force: for `Offline`, once the port refuses
+    /// connections and every open one is closed; leaving `Offline`, once the same port is
+    /// bound again (`url()` stays valid throughout). The error is a failed re-bind.
+    pub async fn set_mode(&self, mode: Mode, length: Option<Duration>) -> Result<(), StartError> {
+        self.app.set_mode(Some(mode), length);
+        self.settled().await
+    }
+
+    /// Ends the bad-day mode: AniList is back (for `Offline`, once the port is bound again).
+    pub async fn clear_mode(&self) -> Result<(), StartError> {
+        self.app.set_mode(None, None);
+        self.settled().await
+    }
+
+    /// The bad-day mode answering requests now, if any.
+    pub fn mode(&self) -> Option<Mode> {
+        self.app.mode_at(Instant::now()).map(|s| s.mode)
+    }
+
+    async fn settled(&self) -> Result<(), StartError> {
+        self.app
+            .port_settled(true)
+            .await
+            .map_err(|source| StartError::Bind {
+                port: self.addr.port(),
+                source,
+            })
     }
 
     pub fn world(&self) -> Arc<World> {

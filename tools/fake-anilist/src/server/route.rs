@@ -1,5 +1,5 @@
-//! The GraphQL endpoint's pipeline, in AniList's order: outage → rate limit → latency →
-//! injected fault → execute; every request is logged with the ids it asked for.
+//! The GraphQL endpoint's pipeline, in AniList's order: (404 modes) → Referer gate → other
+//! bad-day modes → outage → rate limit → latency → fault → execute; every request is logged.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::{App, admin};
+use super::{App, admin, bad_day, gate};
 use crate::faults::FaultKind;
 use crate::graphql::{Viewer, ids::requested_ids};
 use crate::rate::Decision;
@@ -24,27 +24,51 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/stats", get(admin::stats))
         .route("/admin/rate-limit", post(admin::force_rate_limit))
         .route("/admin/outage", post(admin::outage))
+        .route("/admin/mode", post(admin::mode))
         .route("/admin/reset", post(admin::reset))
         .with_state(app)
 }
 
-fn reply(status: u16, content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+pub(super) fn reply(
+    status: u16,
+    content_type: &'static str,
+    body: impl Into<axum::body::Body>,
+) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, content_type)], body.into()).into_response()
 }
 
-const JSON: &str = "application/json";
-const HTML: &str = "text/html";
+pub(super) const JSON: &str = "application/json";
+pub(super) const HTML: &str = "text/html";
 
 async fn graphql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = Instant::now();
-    let anonymous = !headers.contains_key(header::AUTHORIZATION);
+    let caller = gate::caller(&headers);
+    let anonymous = caller.anonymous;
     let request = serde_json::from_slice::<async_graphql::Request>(&body);
     let ids = match &request {
         Ok(r) => requested_ids(&r.query, &r.variables),
         Err(_) => Vec::new(),
     };
-    let ticket = app.stats.arrive(now, ids, anonymous);
+    let ticket = app.stats.arrive(now, ids, caller);
+    let mode = app.mode_at(now);
+
+    // A wrong host or a captive portal answers before AniList's edge sees anything.
+    if let Some(state) = mode.filter(|s| s.mode.before_gate())
+        && let Some(response) = bad_day::answer(&app, ticket, state)
+    {
+        return response;
+    }
+    // The edge's rule stands before everything of AniList's own, the rate limiter included.
+    if app.referer_gate && gate::refuses(&headers) {
+        app.stats.refuse(ticket);
+        return reply(403, JSON, shape::API_DISABLED);
+    }
+    if let Some(state) = mode
+        && let Some(response) = bad_day::answer(&app, ticket, state)
+    {
+        return response;
+    }
 
     if app.in_outage(now) {
         app.stats.finish(ticket, 403, None, false);

@@ -38,14 +38,47 @@ pub async fn start(world: World) -> FakeAniList {
     .unwrap()
 }
 
+/// What every helper request sends, as a well-behaved client does: AniList's edge refuses
+/// requests without a Referer.
+pub const REFERER: &str = "https://github.com/franchise/fake-anilist-tests";
+pub const USER_AGENT: &str = "fake-anilist-tests";
+
+/// A client sending the Referer and User-Agent above on every request.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::REFERER,
+        reqwest::header::HeaderValue::from_static(REFERER),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .user_agent(USER_AGENT)
+        .build()
+        .unwrap()
+}
+
 pub async fn post(url: &str, query: &str, variables: Value, auth: bool) -> Reply {
-    let client = reqwest::Client::new();
-    let mut req = client
+    let mut req = client()
         .post(url)
         .json(&serde_json::json!({"query": query, "variables": variables}));
     if auth {
         req = req.header("Authorization", "Bearer test-token");
     }
+    reply(req).await
+}
+
+/// POSTs a GraphQL body with exactly these headers (no Referer unless given).
+pub async fn post_with(url: &str, query: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .json(&serde_json::json!({"query": query}));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    reply(req).await
+}
+
+pub async fn reply(req: reqwest::RequestBuilder) -> Reply {
     let resp = req.send().await.unwrap();
     Reply {
         status: resp.status().as_u16(),

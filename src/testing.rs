@@ -64,6 +64,16 @@ pub(crate) async fn sqlite_store() -> (tempfile::TempDir, Store) {
     (dir, Store::new(Arc::new(store)))
 }
 
+/// A pool on the test server that gives up within 4 s (sqlx waits 30 s by default), so a
+/// missing server fails each test quickly, naming `TEST_DATABASE_URL`.
+async fn admin_pool(url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(4))
+        .connect(url)
+        .await
+}
+
 /// A fresh PostgreSQL database for one test, dropped when the guard goes. The server comes
 /// from `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`; `.ci/run`
 /// sets it and starts the server); a server that cannot be reached fails the test.
@@ -78,9 +88,9 @@ impl PgDatabase {
         let admin_url = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
         let name = format!("franchise_test_{:016x}", rand::random::<u64>());
-        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap_or_else(|e| {
+        let admin = admin_pool(&admin_url).await.unwrap_or_else(|e| {
             panic!(
-                "cannot reach the test PostgreSQL server at {admin_url} ({e}): set \
+                "cannot reach the test PostgreSQL server at {admin_url} within 4 s ({e}): set \
                  TEST_DATABASE_URL to a server the tests may create databases on; .ci/run \
                  sets it and starts the local server"
             )
@@ -114,7 +124,7 @@ impl Drop for PgDatabase {
                 return;
             };
             rt.block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
+                if let Ok(admin) = admin_pool(&admin_url).await {
                     let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
                     let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await;
                     admin.close().await;

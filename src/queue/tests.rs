@@ -414,10 +414,11 @@ async fn a_second_open_in_the_same_process_is_refused_with_advice() {
 
 /// The child half of the cross-process test: holds the queue until killed.
 #[tokio::test]
+#[ignore = "not a test: the child process of a_second_process_is_refused_with_the_owners_pid, \
+            which runs it with --ignored"]
 async fn hold_queue_child() {
-    let Ok(path) = std::env::var(HOLD_ENV) else {
-        return;
-    };
+    let path =
+        std::env::var(HOLD_ENV).expect("run by a_second_process_is_refused_with_the_owners_pid");
     let _queue = open_embedded(Path::new(&path), 5).await.unwrap();
     println!("{HOLDING_MARKER}");
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -428,7 +429,12 @@ async fn a_second_process_is_refused_with_the_owners_pid() {
     let dir = tempfile::tempdir().unwrap();
     let path = queue_path(&dir);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["queue::tests::hold_queue_child", "--exact", "--nocapture"])
+        .args([
+            "queue::tests::hold_queue_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(HOLD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

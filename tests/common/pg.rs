@@ -10,6 +10,16 @@ pub struct TestDb {
     pub url: String,
 }
 
+/// A pool on the test server that gives up within 4 s (sqlx waits 30 s by default), so a
+/// missing server fails each test quickly.
+async fn admin_pool(url: &str) -> Result<PgPool, sqlx::Error> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(4))
+        .connect(url)
+        .await
+}
+
 pub fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
@@ -18,8 +28,12 @@ pub fn server_url() -> String {
 impl TestDb {
     pub async fn create() -> Self {
         let admin_url = server_url();
-        let admin = PgPool::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("cannot reach the test PostgreSQL server at {admin_url} ({e}): set TEST_DATABASE_URL")
+        let admin = admin_pool(&admin_url).await.unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the test PostgreSQL server at {admin_url} within 4 s ({e}): set \
+                 TEST_DATABASE_URL to a server the tests may create databases on; .ci/run sets \
+                 it and starts the local server"
+            )
         });
         let name = format!("franchise_it_{:016x}", rand::random::<u64>());
         // The name is ours (hex digits), never input.
@@ -80,7 +94,7 @@ impl Drop for TestDb {
                 return;
             };
             rt.block_on(async {
-                if let Ok(admin) = PgPool::connect(&admin_url).await {
+                if let Ok(admin) = admin_pool(&admin_url).await {
                     let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
                     let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await;
                     admin.close().await;

@@ -43,6 +43,9 @@ pub enum Error {
     Stopped(AnimeId),
     #[error("{0}")]
     Halted(Halt),
+    /// AniList is down (unreachable, refused, or not AniList) and nothing stored can answer.
+    #[error("{}", upstream_down_text(.0))]
+    UpstreamDown(crate::upstream::UpstreamStatus),
     #[error("{0}")]
     Unsupported(String),
     #[error("cannot serve the API on {addr}: {reason}")]
@@ -50,6 +53,21 @@ pub enum Error {
         addr: std::net::SocketAddr,
         reason: String,
     },
+}
+
+fn upstream_down_text(upstream: &crate::upstream::UpstreamStatus) -> String {
+    use crate::upstream::UpstreamState;
+    let message = upstream.message.as_deref().unwrap_or("no details");
+    let what = match upstream.state {
+        // AniList's own sentence, word for word.
+        UpstreamState::Refused => format!("AniList refuses requests (HTTP 403): {message}"),
+        // The cause already says what and where, with a hint.
+        _ => message.trim_end_matches('.').to_string(),
+    };
+    format!(
+        "{what}. The work waits and goes on by itself once AniList answers; stored \
+         franchises stay readable, and `franchise doctor` checks the connection"
+    )
 }
 
 fn not_owner_text(pid: Option<u32>) -> String {

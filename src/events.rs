@@ -1,5 +1,5 @@
 //! Events instead of polling: typed events in commit order (import progress, anime stored,
-//! import finished, the budget parked or resumed), for a UI, the CLI's progress bar and the
+//! import finished, the budget parked or resumed, AniList down or up again), for a UI, the CLI's progress bar and the
 //! HTTP API's Server-Sent Events alike.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::anime::AnimeId;
 use crate::store::{ImportProgress, ImportState};
-use crate::upstream::ParkReason;
+use crate::upstream::{ParkReason, UpstreamState};
 
 /// How many events a subscriber may fall behind before it is told it lagged.
 const CAPACITY: usize = 4096;
@@ -59,6 +59,16 @@ pub enum Event {
     BudgetParked { until_ms: i64, reason: ParkReason },
     /// The park is over; requests go out again.
     BudgetResumed,
+    /// AniList is down for every process on this data (unreachable, refused, or not AniList):
+    /// the work waits, and one probe at a time asks again from `retry_at_ms` (Unix ms).
+    /// `message` is AniList's own sentence for a refusal, else the cause.
+    UpstreamDown {
+        state: UpstreamState,
+        message: String,
+        retry_at_ms: Option<i64>,
+    },
+    /// AniList answers again; the waiting work goes on by itself.
+    UpstreamUp,
     /// This subscriber fell behind and missed `missed` events: re-read the state
     /// (`Importer::imports`) to catch up.
     Lagged { missed: u64 },

@@ -78,4 +78,7 @@ pub use store::{
     AnimeSummary, ImportFilter, ImportProgress, ImportState, ProcessInfo, ProcessRole, StoreError,
     StoredAnime, StoredRelation,
 };
-pub use upstream::{BudgetState, ParkReason, UpstreamError};
+pub use upstream::{
+    BudgetState, Check, Checkup, FirstContact, ParkReason, UpstreamError, UpstreamState,
+    UpstreamStatus, Verdict,
+};

@@ -343,9 +343,15 @@ async fn status_json_has_the_documented_shape_and_matches_the_store() {
         .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", describe(&out)));
     assert_eq!(
         keys(&status),
-        key_set(&["imports", "queue", "budget", "workers", "cache"]),
+        key_set(&["imports", "queue", "budget", "upstream", "workers", "cache"]),
         "{status:#}"
     );
+    assert_eq!(
+        keys(&status["upstream"]),
+        key_set(&["state", "message", "since_ms", "retry_at_ms"]),
+        "{status:#}"
+    );
+    assert_eq!(status["upstream"]["state"], "ok", "{status:#}");
     let imports = status["imports"].as_array().expect("imports is an array");
     assert_eq!(imports.len(), 1, "{status:#}");
     let import = &imports[0];
@@ -791,10 +797,12 @@ async fn bad_input_is_refused_naming_the_bad_value_and_leaves_the_store_alone() 
     };
     let unknown_key = write("unknown.toml", "wrokers = 3\n");
     let wrong_type = write("wrong.toml", "workers = \"many\"\n");
+    let broken = write("broken.toml", "workers = 4\n[anilist]\nurl = \"http://x\n");
     let missing = dir.path().join("no-such-dir").join("missing.toml");
-    let (unknown_key, wrong_type, missing) = (
+    let (unknown_key, wrong_type, broken, missing) = (
         unknown_key.to_string_lossy().into_owned(),
         wrong_type.to_string_lossy().into_owned(),
+        broken.to_string_lossy().into_owned(),
         missing.to_string_lossy().into_owned(),
     );
 
@@ -832,6 +840,22 @@ async fn bad_input_is_refused_naming_the_bad_value_and_leaves_the_store_alone() 
             vec!["workers", "many"],
         ),
         (vec!["--config", &missing, "import", &root], vec![&missing]),
+        (
+            vec!["--config", &broken, "import", &root],
+            vec![&broken, "line 3"],
+        ),
+        (
+            vec!["--budget", "abc", "import", &root],
+            vec!["\"abc\"", "requests per minute from 1 to 1000000"],
+        ),
+        (
+            vec!["--workers", "many", "import", &root],
+            vec!["\"many\"", "fetch jobs from 1 to 1000"],
+        ),
+        (
+            vec!["--anilist-referer", "", "import", &root],
+            vec!["anilist.referer", "Referer"],
+        ),
         (
             vec!["show", &root, "--json", "--dot"],
             vec!["--json", "--dot"],

@@ -77,7 +77,7 @@ async fn the_events_of_a_sixty_anime_import_come_in_order_and_end_in_finished() 
 }
 
 #[tokio::test]
-async fn retry_after_an_outage_turns_the_failed_items_into_done() {
+async fn an_outage_is_waited_out_and_a_cancelled_import_can_be_retried() {
     let world = World::single_franchise(20, 62);
     let root = world.franchises()[0].root;
     let fake = fake(
@@ -101,11 +101,36 @@ async fn retry_after_an_outage_turns_the_failed_items_into_done() {
         .import(aid(root), &ImportOptions::default())
         .await
         .unwrap();
-    let failed = wait_done(&importer, id, Duration::from_secs(60)).await;
-    assert_eq!(failed.state, ImportState::DoneWithFailures, "{failed:?}");
-    assert_eq!(failed.failed, 1, "the root failed: {failed:?}");
-    assert!(failed.failures[0].0.contains("403"), "{failed:?}");
+    // However many probes the outage costs, no item fails for it and nothing halts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while fake.stats().outages < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", fake.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waiting = importer.progress(id).await.unwrap();
+    assert_eq!(
+        (waiting.state, waiting.failed, waiting.queued),
+        (ImportState::Running, 0, 1),
+        "{waiting:?}"
+    );
+    assert!(importer.halted().is_none());
+    let upstream = importer.upstream().await.unwrap();
+    assert_eq!(
+        upstream.state,
+        franchise::UpstreamState::Refused,
+        "{upstream:?}"
+    );
+    assert!(
+        upstream
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("temporarily disabled")),
+        "{upstream:?}"
+    );
 
+    // Cancelled while AniList is down; retried once it is back: it finishes exactly.
+    let cancelled = importer.cancel(id).await.unwrap();
+    assert_eq!(cancelled.state, ImportState::Cancelled, "{cancelled:?}");
     fake.end_outages();
     let again = importer.retry(id).await.unwrap();
     assert_eq!(again.state, ImportState::Running);

@@ -188,6 +188,39 @@ async fn a_store_that_keeps_failing_halts_with_one_clear_error_and_loses_nothing
 }
 
 #[tokio::test]
+async fn a_halted_importer_says_why_at_once_and_start_runs_it_again() {
+    let (fake, root) = world_and_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let points = FailPoints::new();
+    // Exactly the commits it takes to halt (the flusher gives up after ten), then none.
+    points.arm("flusher.commit", FailAction::Error, Some(10));
+    let importer = open_with(one_attempt(dir.path(), &fake), &points).await;
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    let halt = tokio::time::timeout(Duration::from_secs(120), importer.until_halted())
+        .await
+        .expect("the pipeline halts");
+    // Without stop(): halted() says why, and the workers are not said to run.
+    assert_eq!(importer.halted().map(|h| h.message), Some(halt.message));
+    assert!(!importer.is_running().await);
+    // start() after a halt starts again (it used to return Ok and do nothing).
+    importer.start().await.unwrap();
+    assert!(importer.is_running().await);
+    assert!(importer.halted().is_none());
+    let p = wait_done(&importer, id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (p.state, p.done, p.failed),
+        (ImportState::Done, 30, 0),
+        "{p:?}"
+    );
+    assert_settled(&importer, id).await;
+    importer.close().await;
+}
+
+#[tokio::test]
 async fn repeated_graceful_stops_while_answers_are_in_flight_spend_no_attempt() {
     let (fake, root) = world_and_fake().await;
     let dir = tempfile::tempdir().unwrap();

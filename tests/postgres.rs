@@ -640,3 +640,101 @@ async fn two_serve_processes_on_one_database_answer_for_the_same_imports() {
         assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), name));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_wait_out_an_unreachable_anilist_and_book_no_phantom_requests() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on yet: AniList is unreachable from the start.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let world = World::single_franchise(7, 91);
+    let root = world.franchises()[0].root;
+    let members = world.franchises()[0].members.len() as u64;
+    let quick = |db: &str| {
+        let mut cmd = franchise_pg(db, &url);
+        cmd.env("FRANCHISE_ANILIST__MIN_SPACING_MS", "100")
+            .env("FRANCHISE_ANILIST__OUTAGE_PAUSE_MIN_SECS", "0.5")
+            .env("FRANCHISE_ANILIST__OUTAGE_PAUSE_MAX_SECS", "2");
+        cmd
+    };
+    let work = ["work", "--report-every", "0"];
+    let mut workers: Vec<_> = (0..2)
+        .map(|i| spawn(quick(&db.url), &work, dir.path(), &format!("w{i}")))
+        .collect();
+    let out = run(
+        quick(&db.url),
+        &["import", &root.to_string(), "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+
+    // Both find AniList unreachable, probe one at a time, and book nothing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let down = loop {
+        let s = status(&db.url, &url).await;
+        if s["upstream"]["state"] == "unreachable" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = status(&db.url, &url).await;
+    println!(
+        "two workers, AniList unreachable: {} probes failed in ~4 s, {} requests booked",
+        later["budget"]["outages_seen"].as_u64().unwrap_or(0)
+            - down["budget"]["outages_seen"].as_u64().unwrap_or(0),
+        later["budget"]["requests_made"]
+    );
+    assert_eq!(later["budget"]["requests_made"], 0, "{later:#}");
+    assert_eq!(later["imports"][0]["failed"], 0, "{later:#}");
+    for (i, w) in workers.iter_mut().enumerate() {
+        assert!(
+            w.try_wait().unwrap().is_none(),
+            "w{i} exited: {}",
+            child_log(dir.path(), &format!("w{i}"))
+        );
+    }
+
+    // AniList comes back: the import finishes exactly, and the budget booked exactly the
+    // requests that reached it.
+    let fake = FakeAniList::start(FakeConfig {
+        world,
+        rate: RateModel::disabled(),
+        port,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let back = Instant::now();
+    let done = loop {
+        let s = status(&db.url, &url).await;
+        if s["imports"][0]["state"] != "running" {
+            break s;
+        }
+        assert!(back.elapsed() < Duration::from_secs(60), "{s:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!(
+        "finished {:.1} s after AniList came back, {} requests",
+        back.elapsed().as_secs_f64(),
+        fake.stats().requests
+    );
+    assert_eq!(done["imports"][0]["done"], members, "{done:#}");
+    assert_eq!(done["imports"][0]["failed"], 0, "{done:#}");
+    assert_eq!(done["upstream"]["state"], "ok", "{done:#}");
+    assert_eq!(
+        done["budget"]["requests_made"].as_u64().unwrap(),
+        fake.stats().requests,
+        "{done:#}"
+    );
+    for mut w in workers {
+        let _ = w.kill().await;
+    }
+}

@@ -69,6 +69,7 @@ impl From<Error> for ApiError {
             Error::Upstream(_) | Error::FetchFailed { .. } => {
                 (StatusCode::BAD_GATEWAY, "upstream_failed")
             }
+            Error::UpstreamDown(_) => (StatusCode::SERVICE_UNAVAILABLE, "upstream_down"),
             Error::Store(_)
             | Error::Queue(_)
             | Error::Halted(_)

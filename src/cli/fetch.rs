@@ -19,10 +19,27 @@ pub struct FetchArgs {
 }
 
 pub async fn run(settings: Settings, args: FetchArgs) -> anyhow::Result<ExitCode> {
-    let importer = super::importer(settings)?.without_queue().open().await?;
+    let importer = super::importer(settings.clone())?
+        .without_queue()
+        .open()
+        .await?;
     let answer = importer.fetch(&args.ids).await;
     importer.close().await;
-    let answer = answer?;
+    let answer = answer.map_err(|e| match e {
+        franchise::Error::UpstreamDown(u) => {
+            let hint = if u.state == franchise::UpstreamState::Refused {
+                super::wait::referer_hint(&settings)
+            } else {
+                String::new()
+            };
+            anyhow::anyhow!("{}{hint}", franchise::Error::UpstreamDown(u))
+        }
+        franchise::Error::Upstream(u) if u.is_down() => anyhow::anyhow!(
+            "{}. `franchise doctor` checks the connection step by step",
+            super::wait::first_contact_advice(&u, &settings)
+        ),
+        e => e.into(),
+    })?;
     if args.json {
         let value = serde_json::json!({
             "found": answer.found.iter().map(super::show::anime_json).collect::<Vec<_>>(),

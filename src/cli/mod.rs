@@ -3,6 +3,7 @@
 
 mod cancel;
 mod client;
+mod doctor;
 mod fetch;
 mod import;
 mod log;
@@ -58,15 +59,22 @@ pub struct Cli {
     /// The AniList GraphQL endpoint, e.g. a local fake-anilist.
     #[arg(long, global = true, value_name = "URL")]
     anilist_url: Option<String>,
+    /// The Referer sent to AniList (its edge refuses requests without one).
+    #[arg(long, global = true, value_name = "VALUE")]
+    anilist_referer: Option<String>,
     /// How many fetch jobs run at once.
-    #[arg(long, global = true, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, global = true, value_name = "N", allow_negative_numbers = true,
+          value_parser = whole_number("fetch jobs from 1 to 1000"))]
     workers: Option<i64>,
     /// Upstream requests per minute, shared by every process on the data dir.
     #[arg(
         long,
         global = true,
         value_name = "PER_MINUTE",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = whole_number(
+            "requests per minute from 1 to 1000000 (AniList allows 30 now, 90 normally)"
+        )
     )]
     budget: Option<i64>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
@@ -102,6 +110,10 @@ enum Command {
     /// Fetch anime straight from AniList (one request per 50 ids) and print them; stores
     /// nothing, but spends the shared budget.
     Fetch(fetch::FetchArgs),
+    /// Check the way to AniList step by step (name, connection, TLS, one request with the
+    /// configured Referer through the budget, rate-limit headers, the schema the import query
+    /// needs) and say what is wrong. Exit 0 only when all is well.
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script, e.g. `franchise completions bash >
     /// ~/.local/share/bash-completion/completions/franchise`.
     Completions {
@@ -137,6 +149,16 @@ pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A flag that takes a whole number: text that is not one is refused naming what is expected
+/// (the range itself is checked with the settings, like every other layer's value).
+fn whole_number(expected: &'static str) -> impl Fn(&str) -> Result<i64, String> + Clone {
+    move |text: &str| {
+        text.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{text:?} is not a whole number: expected {expected}"))
+    }
+}
+
 /// The settings: built-in defaults, `--config`, `FRANCHISE_*`, then flags.
 fn settings(cli: &Cli) -> Result<Settings, franchise::ConfigError> {
     let mut builder = Settings::builder().env();
@@ -151,6 +173,9 @@ fn settings(cli: &Cli) -> Result<Settings, franchise::ConfigError> {
     }
     if let Some(url) = &cli.anilist_url {
         builder = builder.anilist_url(url.clone());
+    }
+    if let Some(referer) = &cli.anilist_referer {
+        builder = builder.referer(referer.clone());
     }
     if let Some(workers) = cli.workers {
         builder = builder.workers(workers);
@@ -197,6 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(settings, args).await,
         Command::Show(args) => show::run(settings, args).await,
         Command::Fetch(args) => fetch::run(settings, args).await,
+        Command::Doctor(args) => doctor::run(settings, args).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

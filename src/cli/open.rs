@@ -76,6 +76,13 @@ fn print(anime: &StoredAnime, json: bool) -> anyhow::Result<()> {
         out!("{}", serde_json::to_string_pretty(anime)?);
         return Ok(());
     }
+    if let Some(upstream) = &anime.stale {
+        eprintln!(
+            "note: AniList is {} ({}); this is the stored copy",
+            upstream.state.as_str(),
+            upstream.message.as_deref().unwrap_or("no message")
+        );
+    }
     out!(
         "{} {} [{}, {}]",
         anime.id,

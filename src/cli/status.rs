@@ -117,6 +117,34 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
         ),
         None => out!("budget  (could not be read)"),
     }
+    if let Some(u) = &status.upstream {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut line = format!("anilist {}", u.state.as_str());
+        if let Some(since) = u
+            .since_ms
+            .filter(|_| u.state != franchise::UpstreamState::Ok)
+        {
+            line.push_str(&format!(
+                " for {}",
+                human((now - since).max(0) as f64 / 1000.0)
+            ));
+        }
+        if let Some(message) = &u.message {
+            line.push_str(&format!(": {message}"));
+        }
+        match u.retry_at_ms {
+            Some(at) if at > now => line.push_str(&format!(
+                "; next try in {}",
+                human((at - now) as f64 / 1000.0)
+            )),
+            _ if u.is_down() => line.push_str("; next try now"),
+            _ => {}
+        }
+        out!("{line}");
+    }
     if status.workers.is_empty() {
         out!("workers none running: `franchise work` runs the queue");
     }

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use franchise::{
-    Error, Event, ImportFilter, ImportProgress, ImportState, Importer, ParkReason, QueueOwner,
+    Error, Event, FirstContact, ImportFilter, ImportProgress, ImportState, Importer, ParkReason,
+    QueueOwner, UpstreamError, UpstreamState,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -49,6 +50,10 @@ pub async fn wait_for_imports(
         if latest.values().all(ImportProgress::is_finished) {
             break;
         }
+        if let Some(error) = failed_first_contact(importer).await {
+            display.finish();
+            return Err(error);
+        }
         tokio::select! {
             () = &mut stop => {
                 display.finish();
@@ -74,6 +79,9 @@ pub async fn wait_for_imports(
                 }
                 Some(Event::BudgetParked { until_ms, reason }) => parked = Some((until_ms, reason)),
                 Some(Event::BudgetResumed) => parked = None,
+                Some(Event::UpstreamDown { retry_at_ms: Some(until), state, .. }) => {
+                    parked = Some((until, park_reason(state)));
+                }
                 Some(Event::Lagged { .. }) => read_store = true,
                 Some(_) => {}
                 None => read_store = true,
@@ -86,6 +94,82 @@ pub async fn wait_for_imports(
     }
     display.finish();
     summary(&latest, json)
+}
+
+/// A one-shot command gives up when its first contact with AniList found it down: within
+/// seconds, with the cause and what to do. Once AniList answered, an outage is waited out.
+async fn failed_first_contact(importer: &Importer) -> Option<anyhow::Error> {
+    let error = match importer.first_contact() {
+        FirstContact::Failed(error) => error,
+        // Another process probed AniList within the last pause and found it down: fresh
+        // news, so no need to wait for the next probe to say the same.
+        FirstContact::NotYet => {
+            // Only where this process runs the workers: an owner elsewhere (serve, work) is
+            // already waiting AniList out for this import.
+            if matches!(importer.queue_owner(), QueueOwner::OtherProcess { .. }) {
+                return None;
+            }
+            let upstream = importer.upstream().await.ok()?;
+            if !upstream.is_down() || upstream.retry_at_ms.is_none() {
+                return None;
+            }
+            let hint = if upstream.state == UpstreamState::Refused {
+                referer_hint(importer.settings())
+            } else {
+                String::new()
+            };
+            return Some(anyhow::anyhow!(
+                "{}{hint}. The import stays recorded: it runs at the next `franchise work` (or \
+                 `franchise serve`, which waits for AniList by itself)",
+                Error::UpstreamDown(upstream)
+            ));
+        }
+        _ => return None,
+    };
+    Some(anyhow::anyhow!(
+        "{}. The import stays recorded: it runs at the next `franchise work` (or `franchise \
+         serve`, which waits for AniList by itself). `franchise doctor` checks the connection step by step",
+        first_contact_advice(&error, importer.settings())
+    ))
+}
+
+/// What to tell a person whose command found AniList down at first contact.
+pub fn first_contact_advice(error: &UpstreamError, settings: &franchise::Settings) -> String {
+    let mut text = error.to_string();
+    if let UpstreamError::Disabled { .. } = error {
+        text.push_str(&referer_hint(settings));
+    }
+    text
+}
+
+/// What to tell a person whom AniList refused with its 403: the gate, and the Referer sent.
+pub fn referer_hint(settings: &franchise::Settings) -> String {
+    let mut text = String::new();
+    {
+        text.push_str(
+            ". AniList's edge answers this 403 to every request without a Referer header, and \
+             during real outages",
+        );
+        if settings.referer_is_default() {
+            text.push_str("; franchise sends one, so this is most likely an outage");
+        } else {
+            text.push_str(&format!(
+                "; this process sends the Referer {:?} (changed from the default): check that \
+                 a proxy in between does not drop it",
+                settings.referer()
+            ));
+        }
+    }
+    text
+}
+
+fn park_reason(state: UpstreamState) -> ParkReason {
+    match state {
+        UpstreamState::Refused => ParkReason::Outage,
+        UpstreamState::NotAnilist => ParkReason::NotAnilist,
+        UpstreamState::Parked => ParkReason::RateLimited,
+        _ => ParkReason::Unreachable,
+    }
 }
 
 /// Reads one import's progress and estimate from the store.
@@ -168,11 +252,13 @@ impl Display {
         match parked.filter(|(until, _)| *until > now) {
             Some((until, reason)) => {
                 let what = match reason {
-                    ParkReason::Outage => "AniList is down (403); waiting",
-                    _ => "waiting for AniList's rate limit",
+                    ParkReason::Outage => "AniList refuses requests (403); next try",
+                    ParkReason::Unreachable => "AniList cannot be reached; next try",
+                    ParkReason::NotAnilist => "what answers is not AniList; next try",
+                    _ => "waiting for AniList's rate limit, resuming",
                 };
                 line.push_str(&format!(
-                    " {what}, resuming in {}",
+                    " {what} in {}",
                     human((until - now) as f64 / 1000.0)
                 ));
             }

@@ -48,6 +48,7 @@ pub struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) token: Option<String>,
     pub(crate) anilist_url: String,
+    pub(crate) referer: String,
     pub(crate) timeout: Duration,
     pub(crate) budget_per_minute: u32,
     pub(crate) min_spacing: Duration,
@@ -66,12 +67,20 @@ pub enum ConfigError {
     Parse(String),
     #[error("config file {path} cannot be read: {reason}")]
     File { path: PathBuf, reason: String },
-    #[error("invalid setting `{key}` = {value}: expected {expected}")]
+    #[error(
+        "invalid setting `{key}` = {value} (env {}): expected {expected}",
+        env_name(key)
+    )]
     Invalid {
         key: &'static str,
         value: String,
         expected: String,
     },
+}
+
+/// The environment variable that sets `key`: `anilist.url` is `FRANCHISE_ANILIST__URL`.
+fn env_name(key: &str) -> String {
+    format!("FRANCHISE_{}", key.replace('.', "__").to_ascii_uppercase())
 }
 
 static DEFAULTS: LazyLock<Settings> = LazyLock::new(|| match SettingsBuilder::new().build() {
@@ -113,6 +122,17 @@ impl Settings {
 
     pub fn anilist_url(&self) -> &str {
         &self.anilist_url
+    }
+
+    /// The `Referer` every AniList request carries (AniList's edge refuses requests without
+    /// one since September 2026).
+    pub fn referer(&self) -> &str {
+        &self.referer
+    }
+
+    /// Whether the Referer is the documented default, not one the user or app chose.
+    pub fn referer_is_default(&self) -> bool {
+        self.referer == DEFAULTS.referer
     }
 
     /// Fetch jobs in flight at once.
@@ -165,12 +185,15 @@ impl Settings {
             retry_after_margin: Duration::from_secs(1),
             outage_pause_min: self.outage_pause_min,
             outage_pause_max: self.outage_pause_max,
+            probe_hold: self.timeout + Duration::from_secs(2),
         }
     }
 
     pub(crate) fn client(&self) -> ClientConfig {
         ClientConfig {
             endpoint: self.anilist_url.clone(),
+            referer: self.referer.clone(),
+            referer_is_default: self.referer_is_default(),
             timeout: self.timeout,
             max_retries: self.max_retries,
             retry_min_delay: self.retry_min_delay,
@@ -224,6 +247,11 @@ impl SettingsBuilder {
 
     pub fn anilist_url(self, url: impl Into<String>) -> Self {
         self.set("anilist.url", url.into())
+    }
+
+    /// The `Referer` header sent to AniList: an app names its own site here.
+    pub fn referer(self, referer: impl Into<String>) -> Self {
+        self.set("anilist.referer", referer.into())
     }
 
     pub fn workers(self, workers: i64) -> Self {
@@ -290,7 +318,10 @@ impl SettingsBuilder {
     pub fn build(self) -> Result<Settings, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = &self.file {
-            figment = figment.merge(Toml::string(&read_config_file(path)?));
+            // Checked first (a folder, a device, a huge file are refused without reading);
+            // then read by name, so an error names the file and the line.
+            read_config_file(path)?;
+            figment = figment.merge(Toml::file_exact(path));
         }
         if self.env {
             figment = figment.merge(

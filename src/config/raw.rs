@@ -14,8 +14,8 @@ use super::{ConfigError, Settings};
 pub(super) struct RawSettings {
     pub data_dir: PathBuf,
     pub database_url: String,
-    pub workers: i64,
-    pub batch_window_ms: i64,
+    pub workers: Num<i64>,
+    pub batch_window_ms: Num<i64>,
     pub anilist: RawAniList,
     pub import: RawImport,
     pub freshness: RawFreshness,
@@ -27,29 +27,29 @@ pub(super) struct RawSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawImport {
-    pub max_depth: i64,
-    pub max_items: i64,
+    pub max_depth: Num<i64>,
+    pub max_items: Num<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFreshness {
-    pub basic_secs: i64,
-    pub detailed_secs: i64,
-    pub franchise_secs: i64,
+    pub basic_secs: Num<i64>,
+    pub detailed_secs: Num<i64>,
+    pub franchise_secs: Num<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawQueue {
-    pub max_attempts: i64,
-    pub heartbeat_ms: i64,
+    pub max_attempts: Num<i64>,
+    pub heartbeat_ms: Num<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCache {
-    pub max_entries: i64,
+    pub max_entries: Num<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,57 +63,63 @@ pub(super) struct RawServe {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAniList {
     pub url: String,
-    pub timeout_secs: f64,
-    pub budget_per_minute: i64,
-    pub min_spacing_ms: i64,
-    pub max_retries: i64,
-    pub retry_min_delay_ms: i64,
-    pub retry_max_delay_ms: i64,
-    pub outage_pause_min_secs: f64,
-    pub outage_pause_max_secs: f64,
+    pub referer: String,
+    pub timeout_secs: Num<f64>,
+    pub budget_per_minute: Num<i64>,
+    pub min_spacing_ms: Num<i64>,
+    pub max_retries: Num<i64>,
+    pub retry_min_delay_ms: Num<i64>,
+    pub retry_max_delay_ms: Num<i64>,
+    pub outage_pause_min_secs: Num<f64>,
+    pub outage_pause_max_secs: Num<f64>,
 }
 
 /// Checks one whole number against its range, naming the key and the range when it is out.
 fn whole(
     key: &'static str,
-    value: i64,
+    value: &Num<i64>,
     min: i64,
     max: i64,
     unit: &str,
 ) -> Result<i64, ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ConfigError::Invalid {
+    match value.get() {
+        Some(value) if (min..=max).contains(&value) => Ok(value),
+        _ => Err(ConfigError::Invalid {
             key,
             value: value.to_string(),
             expected: format!("{unit} from {min} to {max}"),
-        })
+        }),
     }
 }
 
-fn millis(key: &'static str, value: i64, min: i64, max: i64) -> Result<Duration, ConfigError> {
+fn millis(
+    key: &'static str,
+    value: &Num<i64>,
+    min: i64,
+    max: i64,
+) -> Result<Duration, ConfigError> {
     whole(key, value, min, max, "milliseconds").map(|v| Duration::from_millis(v as u64))
 }
 
-fn secs(key: &'static str, value: i64, min: i64, max: i64) -> Result<Duration, ConfigError> {
+fn secs(key: &'static str, value: &Num<i64>, min: i64, max: i64) -> Result<Duration, ConfigError> {
     whole(key, value, min, max, "seconds").map(|v| Duration::from_secs(v as u64))
 }
 
 fn fractional_secs(
     key: &'static str,
-    value: f64,
+    value: &Num<f64>,
     min_exclusive: bool,
     min: f64,
     max: f64,
 ) -> Result<Duration, ConfigError> {
+    let number = value.get().unwrap_or(f64::NAN);
     let above_min = if min_exclusive {
-        value > min
+        number > min
     } else {
-        value >= min
+        number >= min
     };
-    if value.is_finite() && above_min && value <= max {
-        Ok(Duration::from_secs_f64(value))
+    if number.is_finite() && above_min && number <= max {
+        Ok(Duration::from_secs_f64(number))
     } else {
         let from = if min_exclusive {
             format!("more than {min}")
@@ -127,6 +133,38 @@ fn fractional_secs(
         })
     }
 }
+
+/// A number as a layer spelled it. TOML and flags give numbers; an environment variable may
+/// give text. Text is kept as it came, so validation names the key, the value and the allowed
+/// range instead of a deserializer's "invalid type".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Num<T> {
+    Value(T),
+    Text(String),
+}
+
+impl<T: Copy + std::str::FromStr> Num<T> {
+    /// The number, if it is one (text that parses as one counts).
+    fn get(&self) -> Option<T> {
+        match self {
+            Num::Value(v) => Some(*v),
+            Num::Text(text) => text.trim().parse().ok(),
+        }
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Num<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Num::Value(v) => write!(f, "{v}"),
+            Num::Text(text) => write!(f, "{text:?}"),
+        }
+    }
+}
+
+/// The longest Referer accepted: a header, not a document.
+const MAX_REFERER: usize = 2048;
 
 /// A year: longer freshness than this is a mistake, not a policy.
 const YEAR_SECS: i64 = 366 * 24 * 3600;
@@ -144,15 +182,30 @@ impl RawSettings {
                 expected: "an http(s) URL such as https://graphql.anilist.co".into(),
             });
         }
+        let referer = a.referer.trim();
+        if referer.is_empty()
+            || referer.len() > MAX_REFERER
+            || !referer.bytes().all(|b| (0x20..0x7f).contains(&b))
+        {
+            return Err(ConfigError::Invalid {
+                key: "anilist.referer",
+                value: format!("{:?}", a.referer),
+                expected: format!(
+                    "a non-empty header value of printable ASCII, at most {MAX_REFERER} \
+                     characters, such as https://example.org/ (AniList refuses requests \
+                     without a Referer since September 2026)"
+                ),
+            });
+        }
         let retry_min = millis(
             "anilist.retry_min_delay_ms",
-            a.retry_min_delay_ms,
+            &a.retry_min_delay_ms,
             0,
             300_000,
         )?;
         let retry_max = millis(
             "anilist.retry_max_delay_ms",
-            a.retry_max_delay_ms,
+            &a.retry_max_delay_ms,
             0,
             300_000,
         )?;
@@ -168,14 +221,14 @@ impl RawSettings {
         }
         let pause_min = fractional_secs(
             "anilist.outage_pause_min_secs",
-            a.outage_pause_min_secs,
+            &a.outage_pause_min_secs,
             false,
             0.0,
             3600.0,
         )?;
         let pause_max = fractional_secs(
             "anilist.outage_pause_max_secs",
-            a.outage_pause_max_secs,
+            &a.outage_pause_max_secs,
             false,
             0.0,
             3600.0,
@@ -231,51 +284,51 @@ impl RawSettings {
         Ok(Settings {
             data_dir: (!self.data_dir.as_os_str().is_empty()).then(|| self.data_dir.clone()),
             database_url,
-            workers: whole("workers", self.workers, 1, 1000, "a whole number")? as usize,
-            batch_window: millis("batch_window_ms", self.batch_window_ms, 0, 10_000)?,
+            workers: whole("workers", &self.workers, 1, 1000, "a whole number")? as usize,
+            batch_window: millis("batch_window_ms", &self.batch_window_ms, 0, 10_000)?,
             max_depth: whole(
                 "import.max_depth",
-                self.import.max_depth,
+                &self.import.max_depth,
                 0,
                 1000,
                 "relation hops",
             )? as u32,
             max_items: whole(
                 "import.max_items",
-                self.import.max_items,
+                &self.import.max_items,
                 1,
                 1_000_000,
                 "a whole number of anime",
             )? as u32,
             basic_ttl: secs(
                 "freshness.basic_secs",
-                self.freshness.basic_secs,
+                &self.freshness.basic_secs,
                 0,
                 YEAR_SECS,
             )?,
             detailed_ttl: secs(
                 "freshness.detailed_secs",
-                self.freshness.detailed_secs,
+                &self.freshness.detailed_secs,
                 0,
                 YEAR_SECS,
             )?,
             franchise_ttl: secs(
                 "freshness.franchise_secs",
-                self.freshness.franchise_secs,
+                &self.freshness.franchise_secs,
                 0,
                 YEAR_SECS,
             )?,
             max_attempts: whole(
                 "queue.max_attempts",
-                self.queue.max_attempts,
+                &self.queue.max_attempts,
                 1,
                 100,
                 "a whole number",
             )? as usize,
-            heartbeat: millis("queue.heartbeat_ms", self.queue.heartbeat_ms, 1000, 60_000)?,
+            heartbeat: millis("queue.heartbeat_ms", &self.queue.heartbeat_ms, 1000, 60_000)?,
             cache_entries: whole(
                 "cache.max_entries",
-                self.cache.max_entries,
+                &self.cache.max_entries,
                 0,
                 1_000_000,
                 "entries",
@@ -283,22 +336,48 @@ impl RawSettings {
             listen,
             token,
             anilist_url: url.to_string(),
-            timeout: fractional_secs("anilist.timeout_secs", a.timeout_secs, true, 0.0, 600.0)?,
-            budget_per_minute: whole(
-                "anilist.budget_per_minute",
-                a.budget_per_minute,
-                1,
-                1_000_000,
-                "requests per minute (AniList allows 30 now, 90 normally)",
-            )? as u32,
-            min_spacing: millis("anilist.min_spacing_ms", a.min_spacing_ms, 0, 60_000)?,
-            max_retries: whole("anilist.max_retries", a.max_retries, 0, 20, "retries")? as usize,
+            referer: referer.to_string(),
+            timeout: fractional_secs("anilist.timeout_secs", &a.timeout_secs, true, 0.0, 600.0)?,
+            budget_per_minute: budget(&a.budget_per_minute, url)?,
+            min_spacing: millis("anilist.min_spacing_ms", &a.min_spacing_ms, 0, 60_000)?,
+            max_retries: whole("anilist.max_retries", &a.max_retries, 0, 20, "retries")? as usize,
             retry_min_delay: retry_min,
             retry_max_delay: retry_max,
             outage_pause_min: pause_min,
             outage_pause_max: pause_max,
         })
     }
+}
+
+/// AniList's published limit: more is allowed (for a fake, a proxy with its own quota) but
+/// said to be a bad idea.
+const ANILIST_PUBLISHED_PER_MINUTE: u32 = 90;
+
+/// The budget, with a warning when it exceeds what the real AniList allows (a local fake or a
+/// proxy with its own quota may take more).
+fn budget(value: &Num<i64>, url: &str) -> Result<u32, ConfigError> {
+    let per_minute = whole(
+        "anilist.budget_per_minute",
+        value,
+        1,
+        1_000_000,
+        "requests per minute (AniList allows 30 now, 90 normally)",
+    )? as u32;
+    let real_anilist = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h.eq_ignore_ascii_case("graphql.anilist.co"))
+        })
+        .unwrap_or(false);
+    if real_anilist && per_minute > ANILIST_PUBLISHED_PER_MINUTE {
+        tracing::warn!(
+            "anilist.budget_per_minute = {per_minute} is above AniList's published \
+             {ANILIST_PUBLISHED_PER_MINUTE} requests a minute (it enforces 30 now): against the \
+             real AniList expect 429s and minute-long bans"
+        );
+    }
+    Ok(per_minute)
 }
 
 /// A URL with its password replaced, for messages.

@@ -206,3 +206,63 @@ fn a_database_url_password_is_not_echoed() {
         .unwrap_err();
     assert!(!err.to_string().contains("secret"), "{err}");
 }
+
+#[test]
+fn a_bad_value_names_its_key_its_variable_and_the_allowed_range_whatever_the_layer() {
+    Jail::expect_with(|jail| {
+        jail.set_env("FRANCHISE_WORKERS", "abc");
+        let err = load_in(jail, None, true).unwrap_err();
+        assert!(err.contains("`workers`"), "{err}");
+        assert!(err.contains("FRANCHISE_WORKERS"), "{err}");
+        assert!(err.contains("\"abc\""), "{err}");
+        assert!(err.contains("from 1 to 1000"), "{err}");
+        jail.set_env("FRANCHISE_WORKERS", "4");
+        jail.set_env("FRANCHISE_ANILIST__TIMEOUT_SECS", "soon");
+        let err = load_in(jail, None, true).unwrap_err();
+        assert!(err.contains("FRANCHISE_ANILIST__TIMEOUT_SECS"), "{err}");
+        assert!(err.contains("more than 0 to 600"), "{err}");
+        // A number spelled as text in any layer is still a number.
+        jail.set_env("FRANCHISE_ANILIST__TIMEOUT_SECS", "2.5");
+        let s = load_in(jail, None, true).unwrap();
+        assert_eq!(s.client().timeout, Duration::from_millis(2_500));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_broken_config_file_is_named_with_the_line() {
+    Jail::expect_with(|jail| {
+        let err = load_in(
+            jail,
+            Some("workers = 4\n[anilist]\nurl = \"http://x\n"),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("franchise.toml"), "the file's name: {err}");
+        assert!(err.contains("line 3"), "the line: {err}");
+        assert!(!err.contains("TOML source string"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn every_request_carries_a_referer_and_a_bad_one_is_refused() {
+    let s = Settings::default();
+    assert_eq!(s.referer(), "https://crates.io/crates/franchise");
+    assert!(s.referer_is_default());
+    let mine = Settings::builder()
+        .referer("https://my-app.example/")
+        .build()
+        .unwrap();
+    assert_eq!(mine.client().referer, "https://my-app.example/");
+    assert!(!mine.referer_is_default());
+    for bad in ["", "   ", "line\nbreak", "caf\u{e9}"] {
+        let err = Settings::builder()
+            .referer(bad)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("anilist.referer"), "{bad:?}: {err}");
+        assert!(err.contains("Referer"), "{bad:?}: {err}");
+    }
+}

@@ -18,6 +18,25 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 const CLOCK_SLACK_MS: i64 = 30_000;
 
 impl Importer {
+    /// While AniList is down and its next probe is not due, a click is answered from the
+    /// store (marked stale) or told so, instead of waiting out a timeout.
+    async fn answer_while_down(
+        &self,
+        stored: Option<StoredAnime>,
+    ) -> Option<Result<StoredAnime, Error>> {
+        let upstream = self.upstream().await.ok()?;
+        if !upstream.is_down() || upstream.retry_at_ms.is_none() {
+            return None;
+        }
+        Some(match stored {
+            Some(mut anime) => {
+                anime.stale = Some(upstream);
+                Ok(anime)
+            }
+            None => Err(Error::UpstreamDown(upstream)),
+        })
+    }
+
     /// The clicked anime if it was stored (or found missing) since the click, by any process.
     async fn landed_since(
         &self,
@@ -45,13 +64,23 @@ impl Importer {
     /// The anime the user just clicked, with its relations: from the store if it is fresh,
     /// else fetched in the interactive lane (about one round trip, even during a big import).
     /// Needs the workers running in this process ([`Importer::start`]).
+    ///
+    /// While AniList is known to be down (unreachable, refusing, not AniList) it answers at
+    /// once: the stored copy, however old, with [`StoredAnime::stale`] saying why, or
+    /// [`Error::UpstreamDown`] if the anime was never stored.
     pub async fn open_anime(&self, id: AnimeId) -> Result<StoredAnime, Error> {
         let detailed = self.inner.settings.detailed_ttl;
-        if let Some(anime) = self.inner.store.anime(id).await?
+        let stored = self.inner.store.anime(id).await?;
+        if let Some(anime) = &stored
             && anime.fetched_at_ms >= fresh_since(self.now(), detailed)
         {
-            return Ok(anime);
+            return Ok(anime.clone());
         }
+        if let Some(answer) = self.answer_while_down(stored.clone()).await {
+            return answer;
+        }
+        // Down with its probe due: this click may be the probe, and waits for its own answer.
+        let was_down = self.upstream().await.is_ok_and(|u| u.is_down());
         if !self.is_running().await {
             return Err(match self.queue_owner() {
                 super::QueueOwner::OtherProcess { pid } => Error::NotOwner { pid },
@@ -74,6 +103,12 @@ impl Importer {
                     if let Some(answer) = self.landed_since(id, clicked_at).await? {
                         return answer;
                     }
+                    // Another process (or an import's flight) found AniList down meanwhile.
+                    if !was_down
+                        && let Some(answer) = self.answer_while_down(stored.clone()).await
+                    {
+                        return answer;
+                    }
                     continue;
                 }
             };
@@ -84,7 +119,14 @@ impl Importer {
                             self.inner.store.anime(id).await?.ok_or(Error::Stopped(id))
                         }
                         NoticeOutcome::NotFound => Err(Error::NotFound(id)),
-                        NoticeOutcome::Failed(reason) => Err(Error::FetchFailed { id, reason }),
+                        NoticeOutcome::Failed(reason) => {
+                            // AniList turned out to be down: the stored copy, marked stale,
+                            // is better than an error.
+                            match self.answer_while_down(stored.clone()).await {
+                                Some(Ok(anime)) => Ok(anime),
+                                _ => Err(Error::FetchFailed { id, reason }),
+                            }
+                        }
                     };
                 }
                 Ok(_) => {}

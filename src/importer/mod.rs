@@ -65,6 +65,8 @@ struct Inner {
     failpoints: FailPoints,
     clock: Arc<dyn Clock>,
     running: Mutex<Option<running::Running>>,
+    /// The running pipeline's halt switch, readable without waiting for `running`.
+    halt_switch: SyncMutex<Option<crate::halt::HaltSwitch>>,
     last_halt: SyncMutex<Option<Halt>>,
     watch: watch::ProgressWatch,
     read_only: bool,
@@ -177,6 +179,7 @@ impl Importer {
                 failpoints: b.failpoints,
                 clock: b.clock,
                 running: Mutex::new(None),
+                halt_switch: SyncMutex::new(None),
                 last_halt: SyncMutex::new(None),
                 watch: watch::ProgressWatch::default(),
                 read_only: b.read_only,
@@ -304,7 +307,16 @@ impl Importer {
 
     /// Asks AniList directly about these anime (one request per 50 ids, through the shared
     /// budget) and stores nothing.
+    ///
+    /// While AniList is known to be down and its next probe is not due, it fails at once
+    /// with [`Error::UpstreamDown`] instead of waiting for the probe.
     pub async fn fetch(&self, ids: &[AnimeId]) -> Result<Fetched, Error> {
+        if let Ok(upstream) = self.upstream().await
+            && upstream.is_down()
+            && upstream.retry_at_ms.is_some()
+        {
+            return Err(Error::UpstreamDown(upstream));
+        }
         let answer = self.inner.client.fetch_batch(ids).await?;
         Ok(Fetched {
             found: answer.found,
@@ -313,9 +325,13 @@ impl Importer {
         })
     }
 
-    /// Why the workers stopped by themselves, if they did (a full disk, an unreachable
-    /// AniList, …).
+    /// Why the workers stopped by themselves, if they did: a full disk, a read-only or
+    /// damaged store (never AniList being down: that is waited out). Said while halted, and
+    /// after `stop`, until the next `start`.
     pub fn halted(&self) -> Option<Halt> {
+        if let Some(halt) = self.running_halt() {
+            return Some(halt);
+        }
         self.inner
             .last_halt
             .lock()

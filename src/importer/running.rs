@@ -36,9 +36,18 @@ impl Importer {
     /// On the embedded backend only the process that owns the queue file can run them: if
     /// another process owns it, this fails with [`Error::NotOwner`] (try again once it is
     /// gone: the queue is taken over then).
+    ///
+    /// After a halt, `start` clears it and starts again (once the cause is fixed). AniList
+    /// being down never halts the workers: they wait for it and go on by themselves.
     pub async fn start(&self) -> Result<(), Error> {
         self.writable()?;
         let mut running = self.inner.running.lock().await;
+        if running.as_ref().is_some_and(|r| r.halt.is_tripped()) {
+            // Halted by itself: wind the old pipeline down, then start afresh below.
+            if let Some(old) = running.take() {
+                self.wind_down(old).await;
+            }
+        }
         if running.is_some() {
             return Ok(());
         }
@@ -77,6 +86,11 @@ impl Importer {
                 owner::housekeeping(keeper.clone(), card.clone())
             })
         };
+        *self
+            .inner
+            .halt_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(halt.clone());
         *running = Some(Running {
             pipeline,
             housekeeping,
@@ -117,6 +131,11 @@ impl Importer {
         let Some(running) = self.inner.running.lock().await.take() else {
             return;
         };
+        self.wind_down(running).await;
+    }
+
+    /// Stops one pipeline and its housekeeping, and keeps why it halted, if it did.
+    async fn wind_down(&self, running: Running) {
         running.pipeline.stop().await;
         running.housekeeping.abort();
         let _ = running.housekeeping.await;
@@ -130,6 +149,11 @@ impl Importer {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(halt);
         }
+        *self
+            .inner
+            .halt_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Waits until the running pipeline halts by itself, and says why. Pending forever if
@@ -158,8 +182,24 @@ impl Importer {
         self.inner.store.close().await;
     }
 
+    /// Whether the workers run in this process: started, and neither stopped nor halted.
     pub async fn is_running(&self) -> bool {
-        self.inner.running.lock().await.is_some()
+        self.inner
+            .running
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|r| !r.halt.is_tripped())
+    }
+
+    /// Why the running pipeline halted, if it has (it stays halted until `start` or `stop`).
+    pub(super) fn running_halt(&self) -> Option<Halt> {
+        self.inner
+            .halt_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(HaltSwitch::halted)
     }
 
     /// Tells other processes where this one's local API listens (`franchise serve`), at

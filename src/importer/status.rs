@@ -8,7 +8,7 @@ use crate::cache::CacheStats;
 use crate::error::Error;
 use crate::queue::QueueDepth;
 use crate::store::{ImportFilter, ImportProgress, ProcessInfo};
-use crate::upstream::BudgetState;
+use crate::upstream::{BudgetState, Checkup, FirstContact, UpstreamStatus};
 use crate::workers::estimate;
 
 /// A heartbeat older than this means its process is gone.
@@ -22,6 +22,8 @@ pub struct Status {
     pub queue: Option<QueueDepth>,
     /// The AniList budget every process on this data shares.
     pub budget: Option<BudgetState>,
+    /// AniList's state as every process on this data sees it; `None` if it could not be read.
+    pub upstream: Option<UpstreamStatus>,
     /// Live processes running workers, with their last heartbeat.
     pub workers: Vec<ProcessInfo>,
     pub cache: CacheStats,
@@ -57,7 +59,10 @@ impl Importer {
                 None => workers.iter().find_map(|w| w.queue),
             },
         };
-        let budget = self.inner.client.budget().state().await.ok();
+        let (budget, upstream) = match self.inner.client.budget().states().await {
+            Ok((budget, upstream)) => (Some(budget), Some(upstream)),
+            Err(_) => (None, None),
+        };
         let rtt = self.inner.client.round_trip();
         let imports = self
             .inner
@@ -78,8 +83,29 @@ impl Importer {
             imports,
             queue,
             budget,
+            upstream,
             workers,
             cache: self.cache_stats(),
         })
+    }
+
+    /// AniList's state as every process on this data sees it: `ok`, `parked` (a 429),
+    /// `unreachable`, `refused` (a 403, with AniList's sentence) or `not_anilist`.
+    pub async fn upstream(&self) -> Result<UpstreamStatus, Error> {
+        Ok(self.inner.client.budget().states().await?.1)
+    }
+
+    /// Checks the way to AniList step by step (`franchise doctor`): the name, the
+    /// connection, TLS, one minimal import request with the configured headers through the
+    /// shared budget (status, the Referer gate, rate-limit headers, round trip), and whether
+    /// AniList's schema still has everything the import query uses. Two requests in all.
+    pub async fn doctor(&self) -> Checkup {
+        crate::upstream::checkup(&self.inner.client).await
+    }
+
+    /// Whether AniList ever answered this process, or how the first contact failed: a
+    /// one-shot command gives up at a failed first contact, a long-running one waits.
+    pub fn first_contact(&self) -> FirstContact {
+        self.inner.client.first_contact()
     }
 }

@@ -27,7 +27,7 @@ impl Importer {
         tokio::spawn(watch(weak));
     }
 
-    /// Parks and resumes of the shared budget become events.
+    /// Parks and resumes of the shared budget, and AniList going down or up, become events.
     pub(super) fn forward_budget_changes(&self) {
         let mut changes = self.inner.client.budget().changes();
         let events = self.inner.events.clone();
@@ -40,6 +40,16 @@ impl Importer {
                         events.publish(Event::BudgetParked { until_ms, reason })
                     }
                     Ok(BudgetChange::Resumed) => events.publish(Event::BudgetResumed),
+                    Ok(BudgetChange::UpstreamDown {
+                        state,
+                        message,
+                        retry_at_ms,
+                    }) => events.publish(Event::UpstreamDown {
+                        state,
+                        message,
+                        retry_at_ms,
+                    }),
+                    Ok(BudgetChange::UpstreamUp) => events.publish(Event::UpstreamUp),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }

@@ -551,6 +551,7 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
         retry_after_margin_ms: 100,
         outage_pause_min_ms: 50,
         outage_pause_max_ms: 200,
+        probe_hold_ms: 1_000,
     };
     let now = crate::store::unix_ms_now;
     let take = |store: &Store| {
@@ -619,6 +620,7 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
         retry_after_margin_ms: 100,
         outage_pause_min_ms: 50,
         outage_pause_max_ms: 200,
+        probe_hold_ms: 1_000,
     };
     let now = crate::store::unix_ms_now;
     let op = |op: LedgerOp| {
@@ -649,6 +651,55 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
     .await;
     assert!(op(LedgerOp::Take).await.granted);
     assert_eq!(op(LedgerOp::Read).await.snapshot.requests_made, 3);
+}
+
+pub(crate) async fn the_upstream_state_is_shared_and_unsent_requests_cost_nothing(store: Store) {
+    use crate::upstream::UpstreamState;
+    let r = LedgerRules {
+        requests: 100,
+        window_ms: 60_000,
+        min_spacing_ms: 0,
+        retry_after_margin_ms: 100,
+        outage_pause_min_ms: 60_000,
+        outage_pause_max_ms: 60_000,
+        probe_hold_ms: 60_000,
+    };
+    let now = crate::store::unix_ms_now;
+    let op = |op: LedgerOp| {
+        let store = store.clone();
+        async move { store.budget(op, &r, now()).await.unwrap() }
+    };
+    // A refused connect spends nothing: its send leaves the window and the count.
+    let sent = op(LedgerOp::Take).await;
+    assert!(sent.granted);
+    let unsent = op(LedgerOp::Unsent {
+        sent_at_ms: sent.now_ms,
+    })
+    .await;
+    assert_eq!(unsent.snapshot.requests_made, 0);
+    assert_eq!(op(LedgerOp::Read).await.snapshot.used_in_window, 0);
+    // AniList's word is kept word for word, for every process reading the store.
+    let sentence = "The AniList API has been temporarily disabled due to severe stability issues.";
+    let down = op(LedgerOp::Down {
+        state: UpstreamState::Refused,
+        message: sentence.to_string(),
+    })
+    .await;
+    assert!(down.parked.is_some());
+    let read = op(LedgerOp::Read).await;
+    assert_eq!(read.upstream.state, UpstreamState::Refused);
+    assert_eq!(read.upstream.message.as_deref(), Some(sentence));
+    assert_eq!(read.upstream.since_ms, Some(down.now_ms));
+    assert!(!op(LedgerOp::Take).await.granted, "parked until the probe");
+    // An answer brings AniList back for everyone.
+    let up = op(LedgerOp::Observe {
+        limit: None,
+        remaining: None,
+    })
+    .await;
+    assert_eq!(up.upstream.state, UpstreamState::Ok);
+    assert_eq!(up.parked, None);
+    assert!(op(LedgerOp::Take).await.granted);
 }
 
 pub(crate) async fn live_processes_are_listed_and_stale_ones_are_not(store: Store) {
@@ -726,6 +777,7 @@ macro_rules! conformance_suite {
             imports_filter_by_state_newest_first,
             the_budget_ledger_keeps_the_window_the_spacing_and_the_park,
             a_click_claims_the_next_slot_ahead_of_every_background_take,
+            the_upstream_state_is_shared_and_unsent_requests_cost_nothing,
             live_processes_are_listed_and_stale_ones_are_not,
             overlapping_imports_share_items_nothing_across_imports
         );

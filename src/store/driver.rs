@@ -212,8 +212,9 @@ pub(crate) trait StoreDriver: Send + Sync + std::fmt::Debug {
     ) -> Result<HashMap<(i64, AnimeId), ItemTriage>, StoreError>;
 
     /// Counts one more request sent for each of these items (a job that keeps killing its
-    /// worker is failed once the count passes a bound).
-    async fn count_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError>;
+    /// worker is failed once the count passes a bound); `by` -1 takes one back, for a request
+    /// that found AniList down and so proves nothing about the job.
+    async fn count_fetches(&self, items: &[(i64, AnimeId)], by: i32) -> Result<(), StoreError>;
 
     /// One operation on the shared AniList budget, in one transaction.
     async fn budget(

@@ -23,6 +23,7 @@ pub(crate) fn fresh_since(now_ms: i64, ttl: std::time::Duration) -> i64 {
 
 /// An anime as stored, with its relations and when it was fetched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StoredAnime {
     pub id: AnimeId,
     pub id_mal: Option<i64>,
@@ -35,6 +36,10 @@ pub struct StoredAnime {
     /// When it was fetched from AniList (Unix ms).
     pub fetched_at_ms: i64,
     pub relations: Vec<StoredRelation>,
+    /// Set only on a copy answered from the store because AniList is down (a click while
+    /// offline): why it could not be refreshed. Absent from JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<crate::upstream::UpstreamStatus>,
 }
 
 /// One stored relation row, from `from`'s point of view.

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::ledger::{LedgerOp, LedgerOutcome, LedgerRules, ParkReason};
+use super::ledger::{LedgerOp, LedgerOutcome, LedgerRules, ParkReason, UpstreamState};
 use crate::clock::Clock;
 use crate::store::StoreError;
 
@@ -22,9 +22,12 @@ pub(crate) struct BudgetConfig {
     pub min_spacing: Duration,
     /// Added to every server `Retry-After` before anyone may send again.
     pub retry_after_margin: Duration,
-    /// First pause after a 403 outage; doubles on each further 403, up to `outage_pause_max`.
+    /// First pause before a probe of a down AniList; doubles after each failed probe, up to
+    /// `outage_pause_max`.
     pub outage_pause_min: Duration,
     pub outage_pause_max: Duration,
+    /// How long a probe holds the others back (its request's timeout and a margin).
+    pub probe_hold: Duration,
 }
 
 impl BudgetConfig {
@@ -39,6 +42,7 @@ impl BudgetConfig {
             retry_after_margin_ms: ms(self.retry_after_margin),
             outage_pause_min_ms: ms(self.outage_pause_min),
             outage_pause_max_ms: ms(self.outage_pause_max),
+            probe_hold_ms: ms(self.probe_hold),
         }
     }
 }
@@ -87,11 +91,41 @@ pub struct BudgetState {
     pub server_remaining: Option<u32>,
 }
 
+/// AniList's state as every process sharing the budget sees it (`status --json`'s
+/// `upstream`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamStatus {
+    pub state: UpstreamState,
+    /// What AniList (or whatever answered in its place) last said, word for word where it
+    /// said something; `None` while all is well.
+    pub message: Option<String>,
+    /// Since when it has been in this state (Unix ms), if known.
+    pub since_ms: Option<i64>,
+    /// When the next request (the probe, for a down AniList) may go (Unix ms); `None` if now.
+    pub retry_at_ms: Option<i64>,
+}
+
+impl UpstreamStatus {
+    /// Down: unreachable, refused, or not AniList. Clicks answer at once from the store.
+    pub fn is_down(&self) -> bool {
+        self.state.is_down()
+    }
+}
+
 /// A change every caller of the budget cares about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum BudgetChange {
-    Parked { until_ms: i64, reason: ParkReason },
+    Parked {
+        until_ms: i64,
+        reason: ParkReason,
+    },
     Resumed,
+    UpstreamDown {
+        state: UpstreamState,
+        message: String,
+        retry_at_ms: Option<i64>,
+    },
+    UpstreamUp,
 }
 
 /// Where the budget's state lives. The store implements it for real data dirs; the memory
@@ -110,7 +144,10 @@ pub(crate) trait BudgetLedger: Send + Sync {
 /// lets a batcher choose WHICH ids go out at the moment the slot opens.
 #[must_use = "a slot is one request the budget already counted"]
 #[derive(Debug)]
-pub(crate) struct Slot(());
+pub(crate) struct Slot {
+    /// When the ledger counted it (its clock), so a request that never left can be uncounted.
+    taken_at_ms: i64,
+}
 
 /// The budget of one upstream. Clone the `Arc` into every worker.
 pub(crate) struct RateBudget {
@@ -121,8 +158,10 @@ pub(crate) struct RateBudget {
     changes: broadcast::Sender<BudgetChange>,
     /// The park this process last reported, so each park and resume is told once.
     reported: Mutex<Option<(i64, ParkReason)>>,
+    /// The upstream state this process last reported (down or not).
+    reported_upstream: Mutex<UpstreamState>,
     /// The state as of the last operation, for ETAs that must not cost a query.
-    last: Mutex<Option<BudgetState>>,
+    last: Mutex<Option<(BudgetState, UpstreamStatus)>>,
 }
 
 /// A refused take is tried again at least this often, so a park lifted or shortened by
@@ -143,6 +182,7 @@ impl RateBudget {
             clock,
             changes,
             reported: Mutex::new(None),
+            reported_upstream: Mutex::new(UpstreamState::Ok),
             last: Mutex::new(None),
         }
     }
@@ -168,14 +208,27 @@ impl RateBudget {
             .apply(op, &self.rules, self.clock.now_ms())
             .await?;
         self.report(&outcome);
-        let state = self.describe(&outcome);
+        let state = (self.describe(&outcome), describe_upstream(&outcome));
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
         Ok(outcome)
     }
 
     /// The state as of the last operation of this process, if any.
     pub(crate) fn last_state(&self) -> Option<BudgetState> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(budget, _)| budget.clone())
+    }
+
+    /// AniList's state as of the last operation of this process, if any.
+    pub(crate) fn last_upstream(&self) -> Option<UpstreamStatus> {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, upstream)| upstream.clone())
     }
 
     /// Tells subscribers about a park this process had not seen, or the end of one.
@@ -195,6 +248,22 @@ impl RateBudget {
             }
             _ => {}
         }
+        drop(reported);
+        let mut upstream = self
+            .reported_upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = outcome.upstream.state;
+        if now.is_down() && *upstream != now {
+            let _ = self.changes.send(BudgetChange::UpstreamDown {
+                state: now,
+                message: outcome.upstream.message.clone().unwrap_or_default(),
+                retry_at_ms: outcome.parked.map(|(until, _)| until),
+            });
+        } else if !now.is_down() && upstream.is_down() {
+            let _ = self.changes.send(BudgetChange::UpstreamUp);
+        }
+        *upstream = now;
     }
 
     /// Waits until one request may go out, and counts it as sent. Cancel-safe: a caller that
@@ -212,9 +281,11 @@ impl RateBudget {
             LedgerOp::Take
         };
         loop {
-            let outcome = self.op(take).await?;
+            let outcome = self.op(take.clone()).await?;
             if outcome.granted {
-                return Ok(Slot(()));
+                return Ok(Slot {
+                    taken_at_ms: outcome.now_ms,
+                });
             }
             // Measured on the clock the decision was made on (the database server's, for a
             // shared database), so machines whose clocks differ wait the same.
@@ -245,11 +316,24 @@ impl RateBudget {
         Ok(self.left(outcome))
     }
 
-    /// A 403 outage: park every caller for a pause that doubles while the outage lasts, so
-    /// the workers back off as one instead of each probing a dead API.
-    pub(crate) async fn on_outage(&self) -> Result<Duration, StoreError> {
-        let outcome = self.op(LedgerOp::Outage).await?;
+    /// AniList is down (`state`, with its last word): park every caller, in every process,
+    /// until one probe may go, for a pause that doubles while it lasts; the workers back off
+    /// as one instead of each asking a dead API.
+    pub(crate) async fn on_down(
+        &self,
+        state: UpstreamState,
+        message: String,
+    ) -> Result<Duration, StoreError> {
+        let outcome = self.op(LedgerOp::Down { state, message }).await?;
         Ok(self.left(outcome))
+    }
+
+    /// The request of this slot never reached AniList (a refused connect, DNS): it is not
+    /// counted, in any process.
+    pub(crate) async fn unsent(&self, slot: SlotTime) -> Result<(), StoreError> {
+        self.op(LedgerOp::Unsent { sent_at_ms: slot.0 })
+            .await
+            .map(|_| ())
     }
 
     fn left(&self, outcome: LedgerOutcome) -> Duration {
@@ -260,10 +344,17 @@ impl RateBudget {
             .unwrap_or_default()
     }
 
-    /// A snapshot for the status view and ETAs.
+    /// A snapshot of the budget alone.
+    #[cfg(test)]
     pub(crate) async fn state(&self) -> Result<BudgetState, StoreError> {
         let outcome = self.op(LedgerOp::Read).await?;
         Ok(self.describe(&outcome))
+    }
+
+    /// The budget and AniList's state, from one read.
+    pub(crate) async fn states(&self) -> Result<(BudgetState, UpstreamStatus), StoreError> {
+        let outcome = self.op(LedgerOp::Read).await?;
+        Ok((self.describe(&outcome), describe_upstream(&outcome)))
     }
 
     fn describe(&self, outcome: &LedgerOutcome) -> BudgetState {
@@ -292,6 +383,36 @@ impl RateBudget {
             server_limit: s.server_limit,
             server_remaining: s.server_remaining,
         }
+    }
+}
+
+/// When a slot was counted: kept by whoever spends the slot, so a request that never left
+/// can be uncounted after the slot itself is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotTime(i64);
+
+impl Slot {
+    pub(crate) fn time(&self) -> SlotTime {
+        SlotTime(self.taken_at_ms)
+    }
+}
+
+/// AniList's state for a status view, as of one operation.
+fn describe_upstream(outcome: &LedgerOutcome) -> UpstreamStatus {
+    let now = outcome.now_ms;
+    let view = &outcome.upstream;
+    let retry_at_ms = match view.state {
+        UpstreamState::Ok => None,
+        _ => outcome
+            .parked
+            .map(|(until, _)| until)
+            .filter(|until| *until > now),
+    };
+    UpstreamStatus {
+        state: view.state,
+        message: view.message.clone(),
+        since_ms: view.since_ms,
+        retry_at_ms,
     }
 }
 
@@ -329,6 +450,11 @@ pub(crate) mod memory {
             let start = window_start(rules, now_ms);
             while sends.front().is_some_and(|t| *t < start) {
                 sends.pop_front();
+            }
+            if let LedgerOp::Unsent { sent_at_ms } = op
+                && let Some(i) = sends.iter().position(|t| *t == sent_at_ms)
+            {
+                sends.remove(i);
             }
             let view = WindowView {
                 in_window: u32::try_from(sends.len()).unwrap_or(u32::MAX),

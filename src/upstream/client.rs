@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -17,6 +18,48 @@ use super::response::parse_page;
 use crate::anime::{Anime, AnimeId, MediaKind};
 use crate::store::StoreError;
 
+/// How one request went, as far as the budget cares: answered (whatever the answer), never
+/// sent (a refused connect: it spends nothing), or sent with no answer in time.
+enum Attempt {
+    Answered(RateHeaders, Result<Vec<Anime>, UpstreamError>),
+    NotSent(UpstreamError),
+    TimedOut(UpstreamError),
+}
+
+/// How this process's contact with AniList went: a one-shot command fails fast when the
+/// first contact failed, and a long-running one waits it out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FirstContact {
+    /// No request of this process has finished yet.
+    #[default]
+    NotYet,
+    /// AniList answered this process at least once.
+    Answered,
+    /// Every request of this process so far found AniList down; this is the last such error.
+    Failed(UpstreamError),
+}
+
+#[derive(Debug, Default)]
+struct Contact(Mutex<FirstContact>);
+
+impl Contact {
+    fn answered(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = FirstContact::Answered;
+    }
+
+    fn failed(&self, error: &UpstreamError) {
+        let mut contact = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if *contact != FirstContact::Answered {
+            *contact = FirstContact::Failed(error.clone());
+        }
+    }
+
+    fn get(&self) -> FirstContact {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// AniList asks API users to identify themselves.
 pub(crate) const USER_AGENT: &str = concat!(
     "franchise/",
@@ -28,6 +71,10 @@ pub(crate) const USER_AGENT: &str = concat!(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientConfig {
     pub endpoint: String,
+    /// Sent as `Referer` on every request: AniList's edge refuses requests without one.
+    pub referer: String,
+    /// Whether `referer` is the documented default (a refusal then need not suspect it).
+    pub referer_is_default: bool,
     /// Whole-request timeout: connect, send, and read the body.
     pub timeout: Duration,
     /// Retries of transient failures (5xx, timeouts, cut-off bodies) after the first try.
@@ -41,6 +88,11 @@ pub(crate) struct ClientConfig {
 /// Connection failures tried before an AniList that never answered is reported unreachable.
 const UNREACHABLE_AFTER: usize = 3;
 const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// How long `franchise doctor`'s requests wait for the shared budget before saying so.
+const RAW_WAIT_AT_MOST: Duration = Duration::from_secs(35);
+/// Tries of a failing request before AniList ever answered this process (a one-shot command
+/// fails fast at first contact; once AniList answered, the configured retries apply).
+const FIRST_CONTACT_TRIES: usize = 3;
 
 /// What one batch fetch found. Ids that AniList left out of an `id_in` answer are unknown,
 /// deleted or adult: a permanent "not found", not an error to retry. A record that cannot be
@@ -58,8 +110,8 @@ pub(crate) struct AniListClient {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
     budget: Arc<RateBudget>,
-    /// Whether any request of this process got an HTTP answer.
-    answered: Arc<AtomicBool>,
+    /// Whether AniList ever answered this process, or how the first contact failed.
+    contact: Arc<Contact>,
     /// Smoothed round trip of answered requests, in microseconds (0: none yet).
     rtt_us: Arc<AtomicU64>,
 }
@@ -75,8 +127,17 @@ impl AniListClient {
         if config.timeout.is_zero() {
             return Err("AniList request timeout must be longer than 0 s".into());
         }
+        let referer = reqwest::header::HeaderValue::from_str(&config.referer).map_err(|_| {
+            format!(
+                "invalid AniList referer {:?}: expected a header value of printable ASCII",
+                config.referer
+            )
+        })?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::REFERER, referer);
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
+            .default_headers(headers)
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()
@@ -85,7 +146,7 @@ impl AniListClient {
             http,
             config: Arc::new(config),
             budget,
-            answered: Arc::new(AtomicBool::new(false)),
+            contact: Arc::new(Contact::default()),
             rtt_us: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -177,8 +238,10 @@ impl AniListClient {
         Ok(answer)
     }
 
-    /// One page, retried: transient failures back off exponentially with jitter; a 429 or
-    /// 403 parks the whole budget and is then tried again; permanent failures return at once.
+    /// One page, retried: transient failures back off exponentially with jitter; a 429 parks
+    /// the whole budget and is then tried again; permanent failures return at once. A down
+    /// AniList (unreachable, refusing, not AniList) is told to the shared budget, which parks
+    /// every process until one probe, and returned at once: no id is to blame for it.
     async fn fetch_page(&self, ids: &[AnimeId], slot: Slot) -> Result<Vec<Anime>, UpstreamError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_min_delay)
@@ -187,26 +250,40 @@ impl AniListClient {
             .with_jitter()
             .build();
         let mut parks = 0;
-        let mut unreachable = 0;
+        let mut refused_connects = 0;
+        let mut failures = 0;
         let mut slot = Some(slot);
         loop {
-            if slot.take().is_none() {
-                let _slot = self.budget.acquire().await.map_err(budget_error)?;
-            }
+            let slot = match slot.take() {
+                Some(slot) => slot,
+                None => self.budget.acquire().await.map_err(budget_error)?,
+            };
+            let sent_at = slot.time();
             let started = Instant::now();
-            let (headers, outcome) = self.send_once(ids).await;
-            let error = match outcome {
-                Ok(anime) => {
-                    self.answered.store(true, Ordering::Relaxed);
+            let attempt = self.send_once(ids).await;
+            let (headers, error) = match attempt {
+                Attempt::Answered(headers, Ok(anime)) => {
+                    self.contact.answered();
                     self.record_round_trip(started.elapsed());
                     self.budget.observe(&headers).await.map_err(budget_error)?;
                     return Ok(anime);
                 }
-                Err(error) => error,
+                Attempt::Answered(headers, Err(error)) => (headers, error),
+                Attempt::NotSent(error) => {
+                    // It never reached AniList: it spends nothing, in any process.
+                    self.budget.unsent(sent_at).await.map_err(budget_error)?;
+                    refused_connects += 1;
+                    if refused_connects < UNREACHABLE_AFTER {
+                        tokio::time::sleep(UNREACHABLE_RETRY_DELAY).await;
+                        continue;
+                    }
+                    return Err(self.down(error).await);
+                }
+                Attempt::TimedOut(error) => return Err(self.down(error).await),
             };
             match &error {
                 UpstreamError::RateLimited { retry_after } => {
-                    self.answered.store(true, Ordering::Relaxed);
+                    self.contact.answered();
                     let pause = self
                         .budget
                         .on_rate_limited(*retry_after)
@@ -214,44 +291,86 @@ impl AniListClient {
                         .map_err(budget_error)?;
                     tracing::warn!(?pause, "AniList rate limit hit; every worker is parked");
                     parks += 1;
-                }
-                UpstreamError::Disabled { .. } => {
-                    self.answered.store(true, Ordering::Relaxed);
-                    let pause = self.budget.on_outage().await.map_err(budget_error)?;
-                    tracing::warn!(?pause, %error, "AniList disabled; every worker is parked");
-                    parks += 1;
-                }
-                e if e.is_permanent() => return Err(error),
-                UpstreamError::Unreachable { .. } if !self.answered.load(Ordering::Relaxed) => {
-                    // Nothing ever answered: a wrong URL or no network, not a bad moment.
-                    unreachable += 1;
-                    if unreachable >= UNREACHABLE_AFTER {
+                    if parks > self.config.max_parks {
                         return Err(error);
                     }
-                    tokio::time::sleep(UNREACHABLE_RETRY_DELAY).await;
-                    continue;
+                }
+                e if e.is_down() => return Err(self.down(error).await),
+                e if e.is_permanent() => {
+                    // AniList answered in its own words: it is up, whatever it thought of us.
+                    self.contact.answered();
+                    self.budget.observe(&headers).await.map_err(budget_error)?;
+                    return Err(error);
                 }
                 _ => {
-                    if !matches!(error, UpstreamError::Unreachable { .. }) {
-                        self.answered.store(true, Ordering::Relaxed);
+                    // Only a 200 that came cut off is AniList answering; a 5xx or a reset is
+                    // not, and must not end a down state for everyone.
+                    if let UpstreamError::Malformed { .. } = &error {
                         self.budget.observe(&headers).await.map_err(budget_error)?;
                     }
-                    let Some(delay) = backoff.next() else {
-                        return Err(error.into_transient());
+                    failures += 1;
+                    // Before AniList ever answered this process, a person may be waiting at
+                    // a prompt: a few tries tell a failing AniList, not minutes of backoff.
+                    let first_contact = self.contact.get() != FirstContact::Answered;
+                    // A probe of a down AniList holds every other request back: it says "still
+                    // down" at its first failure instead of retrying behind its own hold.
+                    let probing = self.budget.last_upstream().is_some_and(|u| u.is_down());
+                    let next = if probing || (first_contact && failures >= FIRST_CONTACT_TRIES) {
+                        None
+                    } else {
+                        backoff.next()
+                    };
+                    let Some(delay) = next else {
+                        if let UpstreamError::Transient { reason } = &error
+                            && (reason.starts_with("HTTP 5")
+                                || reason.starts_with("request failed"))
+                        {
+                            // Minutes of 5xx: AniList's side is down, not this batch.
+                            let down = UpstreamError::Failing {
+                                reason: format!(
+                                    "{failures} tries in a row failed, the last with {reason}"
+                                ),
+                            };
+                            return Err(self.down(down).await);
+                        }
+                        self.contact.answered();
+                        return Err(error);
                     };
                     tracing::debug!(?delay, %error, "retrying AniList request");
                     tokio::time::sleep(delay).await;
-                    continue;
                 }
-            }
-            if parks > self.config.max_parks {
-                return Err(error);
             }
         }
     }
 
+    /// Tells every process sharing the budget that AniList is down, once, and hands the
+    /// error back. Logged once per change of state, not per request.
+    async fn down(&self, error: UpstreamError) -> UpstreamError {
+        let Some(state) = error.down_state() else {
+            return error;
+        };
+        self.contact.failed(&error);
+        let was = self.budget.last_upstream().map(|u| u.state);
+        match self.budget.on_down(state, error.down_message()).await {
+            Ok(pause) => {
+                if was != Some(state) {
+                    tracing::warn!(
+                        state = state.as_str(),
+                        probe_in = ?pause,
+                        %error,
+                        "AniList is down; every worker waits for one probe at a time"
+                    );
+                } else {
+                    tracing::debug!(state = state.as_str(), probe_in = ?pause, "probe failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record AniList's state"),
+        }
+        error
+    }
+
     /// Exactly one HTTP request; never retries.
-    async fn send_once(&self, ids: &[AnimeId]) -> (RateHeaders, Result<Vec<Anime>, UpstreamError>) {
+    async fn send_once(&self, ids: &[AnimeId]) -> Attempt {
         let body = json!({
             "query": BATCH_QUERY,
             "variables": { "ids": ids, "perPage": MAX_BATCH },
@@ -265,19 +384,53 @@ impl AniListClient {
             .await
         {
             Ok(response) => response,
-            Err(e) => return (RateHeaders::default(), Err(self.transport_error(&e))),
+            Err(e) => return self.transport_error(&e),
         };
         let status = response.status().as_u16();
         let headers =
             RateHeaders::read(|name| response.headers().get(name).and_then(|v| v.to_str().ok()));
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
-            Err(e) => return (headers, Err(self.transport_error(&e))),
+            Err(e) => match self.transport_error(&e) {
+                Attempt::NotSent(error) | Attempt::Answered(_, Err(error)) => {
+                    return Attempt::Answered(headers, Err(error));
+                }
+                other => return other,
+            },
         };
-        (headers, parse_page(status, headers.retry_after, &bytes))
+        let parsed = parse_page(status, headers.retry_after, &bytes).map_err(|e| match e {
+            UpstreamError::NotAnilist {
+                status,
+                what,
+                excerpt,
+                ..
+            } => UpstreamError::NotAnilist {
+                endpoint: self.config.endpoint.clone(),
+                status,
+                what,
+                excerpt,
+            },
+            other => other,
+        });
+        Attempt::Answered(headers, parsed)
     }
 
-    fn transport_error(&self, error: &reqwest::Error) -> UpstreamError {
+    /// The endpoint's host and port, for messages.
+    fn host(&self) -> String {
+        reqwest::Url::parse(&self.config.endpoint)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| {
+                    format!(
+                        "{h}{}",
+                        u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                    )
+                })
+            })
+            .unwrap_or_else(|| self.config.endpoint.clone())
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> Attempt {
         // reqwest's Display hides the cause (reset, refused); the source chain names it.
         let mut chain = String::new();
         let mut source = std::error::Error::source(error);
@@ -287,38 +440,143 @@ impl AniListClient {
             source = cause.source();
         }
         if error.is_connect() {
-            let host = reqwest::Url::parse(&self.config.endpoint)
-                .ok()
-                .and_then(|u| {
-                    u.host_str().map(|h| {
-                        format!(
-                            "{h}{}",
-                            u.port().map(|p| format!(":{p}")).unwrap_or_default()
-                        )
-                    })
-                })
-                .unwrap_or_else(|| self.config.endpoint.clone());
-            return UpstreamError::Unreachable {
-                host,
+            return Attempt::NotSent(UpstreamError::Unreachable {
+                host: self.host(),
                 reason: format!("could not connect{chain}"),
-            };
+            });
         }
-        let what = if error.is_timeout() {
-            "timed out"
-        } else if error.is_body() || error.is_decode() {
+        if error.is_timeout() {
+            // Sent, and no answer in time: it may have reached AniList, so it stays counted.
+            return Attempt::TimedOut(UpstreamError::NoAnswer {
+                host: self.host(),
+                reason: format!("within {} s{chain}", self.config.timeout.as_secs_f64()),
+            });
+        }
+        let what = if error.is_body() || error.is_decode() {
             "body cut off"
         } else {
             "request failed"
         };
-        UpstreamError::Transient {
-            reason: format!("{what}: {error}{chain}"),
+        Attempt::Answered(
+            RateHeaders::default(),
+            Err(UpstreamError::Transient {
+                reason: format!("{what}: {error}{chain}"),
+            }),
+        )
+    }
+
+    /// One request with this body, through the budget and with the configured headers, for
+    /// `franchise doctor`: what came back as it came, or the transport error's whole chain. A
+    /// request that never left spends nothing; an answer is fed to the budget as usual.
+    pub(crate) async fn send_raw(&self, body: &serde_json::Value) -> Result<RawAnswer, String> {
+        // A check should not wait out a long park silently: say so instead.
+        let slot = match tokio::time::timeout(RAW_WAIT_AT_MOST, self.budget.acquire()).await {
+            Ok(slot) => slot.map_err(|e| e.to_string())?,
+            Err(_) => {
+                let why = self
+                    .budget
+                    .last_upstream()
+                    .and_then(|u| u.message)
+                    .unwrap_or_else(|| "the rate budget is spent".to_string());
+                return Err(format!(
+                    "not sent: every process sharing the budget waits more than {} s for \
+                     its next request ({why})",
+                    RAW_WAIT_AT_MOST.as_secs()
+                ));
+            }
+        };
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(&self.config.endpoint)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                if e.is_connect() {
+                    let _ = self.budget.unsent(slot.time()).await;
+                }
+                return Err(error_chain(&e));
+            }
+        };
+        let status = response.status().as_u16();
+        let headers =
+            RateHeaders::read(|name| response.headers().get(name).and_then(|v| v.to_str().ok()));
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await.map_err(|e| error_chain(&e))?;
+        let round_trip = started.elapsed();
+        // What came back tells every process about AniList, as the workers' requests do
+        // (this request may have been the probe of a down AniList).
+        match parse_page(status, headers.retry_after, &bytes) {
+            Ok(_) => {
+                let _ = self.budget.observe(&headers).await;
+            }
+            Err(UpstreamError::RateLimited { retry_after }) => {
+                let _ = self.budget.on_rate_limited(retry_after).await;
+            }
+            Err(e) if e.is_permanent() => {
+                let _ = self.budget.observe(&headers).await;
+            }
+            Err(e) => {
+                if let Some(state) = e.down_state() {
+                    let _ = self.budget.on_down(state, e.down_message()).await;
+                }
+            }
         }
+        Ok(RawAnswer {
+            status,
+            headers,
+            content_type,
+            body: bytes.to_vec(),
+            round_trip,
+        })
+    }
+
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.config.endpoint
+    }
+
+    pub(crate) fn referer(&self) -> &str {
+        &self.config.referer
+    }
+
+    /// Whether AniList ever answered this process, or how the first contact failed.
+    pub(crate) fn first_contact(&self) -> FirstContact {
+        self.contact.get()
     }
 
     /// The budget's last known state, without asking the store (for ETAs in events).
     pub(crate) fn last_budget(&self) -> Option<BudgetState> {
         self.budget.last_state()
     }
+}
+
+/// What one raw request got back (`franchise doctor`).
+pub(crate) struct RawAnswer {
+    pub status: u16,
+    pub headers: RateHeaders,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    pub round_trip: Duration,
+}
+
+/// reqwest's error with its whole source chain (its Display hides the cause).
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The budget lives in the store; a store that fails it fails the request as transient

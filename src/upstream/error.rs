@@ -20,9 +20,24 @@ pub enum UpstreamError {
     #[error("AniList rejected the query (HTTP {status}): {message}")]
     QueryRejected { status: u16, message: String },
 
-    /// HTTP 403: the API is disabled. An outage, so every caller backs off together.
-    #[error("AniList API is disabled (HTTP 403): {message}")]
+    /// HTTP 403: AniList refused, with its own sentence in `message` ("The AniList API has
+    /// been temporarily disabled…"). An outage (or, for a request without a `Referer`, its
+    /// edge's gate), so every caller backs off together.
+    #[error("AniList refused the request (HTTP 403): {message}")]
     Disabled { message: String },
+
+    /// Something answered that is not AniList's GraphQL JSON: an HTML page, a bare 404, a
+    /// wrong content type (a wrong URL, a proxy, a captive portal). Not a verdict on any id.
+    #[error(
+        "what answered at {endpoint} is not AniList (HTTP {status}, {what}; body starts: \
+         {excerpt:?}). Check --anilist-url (FRANCHISE_ANILIST__URL) and any proxy in between"
+    )]
+    NotAnilist {
+        endpoint: String,
+        status: u16,
+        what: String,
+        excerpt: String,
+    },
 
     /// No connection could be made at all (DNS failure, connection refused, TLS failure).
     #[error(
@@ -31,6 +46,17 @@ pub enum UpstreamError {
          fake-anilist"
     )]
     Unreachable { host: String, reason: String },
+
+    /// A request was sent and no answer came within the timeout. AniList may be down, or
+    /// this request too heavy: it counts against its items, so one that never finishes
+    /// fails them in the end, while the state says `unreachable` for everyone.
+    #[error("no answer from AniList at {host} {reason}")]
+    NoAnswer { host: String, reason: String },
+
+    /// AniList kept answering 5xx through every retry: its side is down, not this request.
+    /// Waited out like an outage.
+    #[error("AniList keeps failing: {reason}")]
+    Failing { reason: String },
 
     /// 5xx, a timeout, a reset connection: worth retrying after a backoff.
     #[error("transient AniList failure: {reason}")]
@@ -48,14 +74,49 @@ impl UpstreamError {
         matches!(self, Self::NotFound { .. } | Self::QueryRejected { .. })
     }
 
-    /// The same failure as a transient one: AniList answered this process before, so a
-    /// lost connection now is a bad moment, not a wrong address.
-    pub(crate) fn into_transient(self) -> Self {
+    /// AniList is down for everyone (unreachable, refusing, or not AniList at all): no id is
+    /// to blame, so no item fails for it; the work waits for AniList.
+    pub fn is_down(&self) -> bool {
+        matches!(
+            self,
+            Self::Disabled { .. }
+                | Self::Unreachable { .. }
+                | Self::NotAnilist { .. }
+                | Self::Failing { .. }
+                | Self::NoAnswer { .. }
+        )
+    }
+
+    /// Down in a way that says nothing about the ids asked for (no connection, a refusal, not
+    /// AniList answering): the request is not counted against its items. 5xx through every
+    /// retry and timeouts may be the batch's own doing, so they count, and a batch that
+    /// never gets through fails its items in the end instead of waiting forever.
+    pub(crate) fn blames_no_id(&self) -> bool {
+        matches!(
+            self,
+            Self::Disabled { .. } | Self::Unreachable { .. } | Self::NotAnilist { .. }
+        )
+    }
+
+    /// The upstream state this error puts every process in, if it is one of the down ones.
+    pub(crate) fn down_state(&self) -> Option<super::UpstreamState> {
+        use super::UpstreamState;
         match self {
-            Self::Unreachable { host, reason } => Self::Transient {
-                reason: format!("{host}: {reason}"),
-            },
-            other => other,
+            Self::Disabled { .. } => Some(UpstreamState::Refused),
+            Self::Unreachable { .. } | Self::Failing { .. } | Self::NoAnswer { .. } => {
+                Some(UpstreamState::Unreachable)
+            }
+            Self::NotAnilist { .. } => Some(UpstreamState::NotAnilist),
+            _ => None,
+        }
+    }
+
+    /// What a person is told of a down AniList: its own sentence for a refusal, else the
+    /// cause.
+    pub(crate) fn down_message(&self) -> String {
+        match self {
+            Self::Disabled { message } => message.clone(),
+            other => other.to_string(),
         }
     }
 
@@ -69,6 +130,9 @@ impl UpstreamError {
             Self::Unreachable { .. } => "unreachable",
             Self::Transient { .. } => "transient",
             Self::Malformed { .. } => "malformed_response",
+            Self::NotAnilist { .. } => "not_anilist",
+            Self::Failing { .. } => "upstream_failing",
+            Self::NoAnswer { .. } => "no_answer",
         }
     }
 }

@@ -8,6 +8,11 @@
 //! guarantees at most `requests` in ANY window, so a walk may spend the whole minute's budget
 //! on round trips without ever crossing the server's count. The minimum spacing between two
 //! sends keeps under AniList's undocumented burst limiter.
+//!
+//! Beside the budget lives AniList's state as every process sees it ([`UpstreamState`]).
+//! While AniList is down, everyone is parked until the next probe; the first take after the
+//! park IS the probe, and parks the others until its answer (or its hold) is in, so one
+//! request at a time asks a dead upstream, across every process.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,10 +27,13 @@ pub(crate) struct LedgerRules {
     pub retry_after_margin_ms: i64,
     pub outage_pause_min_ms: i64,
     pub outage_pause_max_ms: i64,
+    /// How long a probe of a down upstream holds the others back: its whole-request timeout
+    /// and a margin, so a probe whose process died costs the others no more than that.
+    pub probe_hold_ms: i64,
 }
 
 /// One thing that happened to, or is asked of, the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LedgerOp {
     /// May one request go now? If so it is counted as sent.
     Take,
@@ -34,15 +42,22 @@ pub(crate) enum LedgerOp {
     /// out or the claim lapsed (its process died), so a click waits for one slot, not for
     /// every background batch that asks at the same moment.
     TakeUrgent,
-    /// What a successful response's rate-limit headers said.
+    /// AniList answered (and what its rate-limit headers said): it is up.
     Observe {
         limit: Option<u32>,
         remaining: Option<u32>,
     },
     /// A 429: park everyone for `retry_after_ms` plus the margin.
     RateLimited { retry_after_ms: i64 },
-    /// A 403 (API disabled): park everyone for a pause that doubles while it lasts.
-    Outage,
+    /// AniList is down in this way: park everyone until a probe, for a pause that doubles
+    /// while it lasts (up to the max).
+    Down {
+        state: UpstreamState,
+        message: String,
+    },
+    /// The request granted at `sent_at_ms` never reached AniList (a refused connect, a DNS
+    /// failure): it spends nothing.
+    Unsent { sent_at_ms: i64 },
     /// Only read the state.
     Read,
 }
@@ -54,8 +69,13 @@ pub(crate) enum LedgerOp {
 pub enum ParkReason {
     /// AniList answered 429: wait out its `Retry-After` plus a margin.
     RateLimited,
-    /// AniList answered 403 (API disabled): a pause that doubles while the outage lasts.
+    /// AniList refused (403, API disabled): a pause until the next probe, doubling while the
+    /// outage lasts.
     Outage,
+    /// AniList could not be reached (connect, DNS, TLS, timeout): a pause until the next probe.
+    Unreachable,
+    /// What answered is not AniList (an HTML page, a bare 404): a pause until the next probe.
+    NotAnilist,
 }
 
 impl ParkReason {
@@ -63,6 +83,8 @@ impl ParkReason {
         match self {
             Self::RateLimited => "rate_limited",
             Self::Outage => "outage",
+            Self::Unreachable => "unreachable",
+            Self::NotAnilist => "not_anilist",
         }
     }
 
@@ -70,9 +92,75 @@ impl ParkReason {
         match raw {
             "rate_limited" => Some(Self::RateLimited),
             "outage" => Some(Self::Outage),
+            "unreachable" => Some(Self::Unreachable),
+            "not_anilist" => Some(Self::NotAnilist),
             _ => None,
         }
     }
+}
+
+/// AniList as every process on the data dir (or database) sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UpstreamState {
+    /// Answering.
+    #[default]
+    Ok,
+    /// Rate limited (a 429): every process waits until `retry_at_ms`.
+    Parked,
+    /// Not reachable: a refused connect, DNS, TLS, or a request that timed out.
+    Unreachable,
+    /// AniList refused with 403 (its "temporarily disabled" sentence is the message).
+    Refused,
+    /// Something answered that is not AniList's GraphQL JSON: an HTML page, a wrong content
+    /// type, a bare 404 (a wrong URL, a proxy, a captive portal).
+    NotAnilist,
+}
+
+impl UpstreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Parked => "parked",
+            Self::Unreachable => "unreachable",
+            Self::Refused => "refused",
+            Self::NotAnilist => "not_anilist",
+        }
+    }
+
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "ok" => Some(Self::Ok),
+            "parked" => Some(Self::Parked),
+            "unreachable" => Some(Self::Unreachable),
+            "refused" => Some(Self::Refused),
+            "not_anilist" => Some(Self::NotAnilist),
+            _ => None,
+        }
+    }
+
+    /// Down: nothing but a probe goes out until a probe gets an answer.
+    pub fn is_down(self) -> bool {
+        matches!(self, Self::Unreachable | Self::Refused | Self::NotAnilist)
+    }
+
+    fn park_reason(self) -> ParkReason {
+        match self {
+            Self::Refused => ParkReason::Outage,
+            Self::NotAnilist => ParkReason::NotAnilist,
+            Self::Parked => ParkReason::RateLimited,
+            Self::Ok | Self::Unreachable => ParkReason::Unreachable,
+        }
+    }
+}
+
+/// The upstream part of an outcome: the state, since when, and AniList's last word.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UpstreamView {
+    pub state: UpstreamState,
+    pub since_ms: Option<i64>,
+    pub message: Option<String>,
 }
 
 /// The persistent part of the budget: one row.
@@ -91,6 +179,7 @@ pub(crate) struct LedgerRow {
     pub requests_made: u64,
     pub rate_limited_seen: u64,
     pub outages_seen: u64,
+    pub upstream: UpstreamView,
 }
 
 /// The sends of the current window, as the backend counted them (older ones already gone).
@@ -101,7 +190,7 @@ pub(crate) struct WindowView {
 }
 
 /// What an operation decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LedgerOutcome {
     /// The time the decision was made at (the backend's clock; waits are measured from it).
     pub now_ms: i64,
@@ -112,6 +201,7 @@ pub(crate) struct LedgerOutcome {
     /// The park in force after this operation, if any.
     pub parked: Option<(i64, ParkReason)>,
     pub snapshot: LedgerSnapshot,
+    pub upstream: UpstreamView,
 }
 
 /// The state for a status view, as of one operation.
@@ -151,10 +241,18 @@ pub(crate) fn apply(
     row: &mut LedgerRow,
     window: WindowView,
 ) -> LedgerOutcome {
-    // A park that has run out is over; a server view older than a window is stale.
-    if row.parked_until_ms.is_some_and(|until| until <= now_ms) {
+    // A park that has run out is over (a 429's with it; a down upstream stays down until a
+    // probe gets an answer); a server view older than a window is stale.
+    if let Some(until) = row.parked_until_ms.filter(|until| *until <= now_ms) {
         row.parked_until_ms = None;
         row.parked_reason = None;
+        if row.upstream.state == UpstreamState::Parked {
+            row.upstream = UpstreamView {
+                state: UpstreamState::Ok,
+                since_ms: Some(until),
+                message: None,
+            };
+        }
     }
     if row
         .server_at_ms
@@ -183,7 +281,7 @@ pub(crate) fn apply(
                 retry_at_ms = Some(claim.min(now_ms.saturating_add(rules.min_spacing_ms.max(1))));
             }
             (None, None) => {
-                grant(row, now_ms);
+                grant(rules, row, now_ms);
                 granted = true;
                 used += 1;
             }
@@ -191,7 +289,7 @@ pub(crate) fn apply(
         },
         LedgerOp::TakeUrgent => match next_slot(rules, now_ms, row, window) {
             None => {
-                grant(row, now_ms);
+                grant(rules, row, now_ms);
                 row.urgent_claim_until_ms = None;
                 granted = true;
                 used += 1;
@@ -205,6 +303,18 @@ pub(crate) fn apply(
         },
         LedgerOp::Observe { limit, remaining } => {
             row.consecutive_outages = 0;
+            if row.upstream.state.is_down() {
+                // The probe (or any request) got an answer: AniList is back for everyone.
+                row.upstream = UpstreamView {
+                    state: UpstreamState::Ok,
+                    since_ms: Some(now_ms),
+                    message: None,
+                };
+                if row.parked_reason != Some(ParkReason::RateLimited) {
+                    row.parked_until_ms = None;
+                    row.parked_reason = None;
+                }
+            }
             if let Some(limit) = limit {
                 // A server that admits to less than we planned for wins; one claiming more
                 // does not (AniList's headers say 90 while it enforces 30).
@@ -222,12 +332,21 @@ pub(crate) fn apply(
                 .saturating_add(retry_after_ms.max(0))
                 .saturating_add(rules.retry_after_margin_ms);
             park(row, until, ParkReason::RateLimited);
+            // A 429 is an answer: AniList is reachable, only rate limited.
+            row.upstream = UpstreamView {
+                state: UpstreamState::Parked,
+                since_ms: Some(now_ms),
+                message: Some(format!(
+                    "AniList's rate limit was hit: every process waits {} s",
+                    (until - now_ms + 999) / 1000
+                )),
+            };
             // After a ban the server starts a fresh window.
             row.server_remaining = None;
             row.server_at_ms = None;
             row.server_sent_since = 0;
         }
-        LedgerOp::Outage => {
+        LedgerOp::Down { state, message } => {
             row.outages_seen += 1;
             let doublings = row.consecutive_outages.min(16);
             row.consecutive_outages = row.consecutive_outages.saturating_add(1);
@@ -235,7 +354,34 @@ pub(crate) fn apply(
                 .outage_pause_min_ms
                 .saturating_mul(1i64 << doublings)
                 .min(rules.outage_pause_max_ms);
-            park(row, now_ms.saturating_add(pause), ParkReason::Outage);
+            let since = if row.upstream.state.is_down() {
+                row.upstream.since_ms.unwrap_or(now_ms)
+            } else {
+                now_ms
+            };
+            row.upstream = UpstreamView {
+                state,
+                since_ms: Some(since),
+                message: Some(message),
+            };
+            // The next probe replaces a probe's hold; only a longer 429 ban outlasts it.
+            let until = now_ms.saturating_add(pause);
+            let banned_longer = row.parked_reason == Some(ParkReason::RateLimited)
+                && row.parked_until_ms.is_some_and(|current| current > until);
+            if !banned_longer {
+                row.parked_until_ms = Some(until);
+                row.parked_reason = Some(state.park_reason());
+            }
+        }
+        LedgerOp::Unsent { sent_at_ms } => {
+            // The backend forgot the send before counting the window; the counter follows.
+            row.requests_made = row.requests_made.saturating_sub(1);
+            // A probe that never left holds nobody back: the next may go at once.
+            let hold = sent_at_ms.saturating_add(rules.probe_hold_ms.max(1));
+            if row.upstream.state.is_down() && row.parked_until_ms == Some(hold) {
+                row.parked_until_ms = None;
+                row.parked_reason = None;
+            }
         }
         LedgerOp::Read => {}
     }
@@ -253,15 +399,21 @@ pub(crate) fn apply(
             server_limit: row.server_limit,
             server_remaining: row.server_remaining,
         },
+        upstream: row.upstream.clone(),
     }
 }
 
-/// Counts one request as sent at `now_ms`.
-fn grant(row: &mut LedgerRow, now_ms: i64) {
+/// Counts one request as sent at `now_ms`. While the upstream is down it is the probe: the
+/// others wait for its answer, or for its hold to run out.
+fn grant(rules: &LedgerRules, row: &mut LedgerRow, now_ms: i64) {
     row.last_sent_ms = Some(now_ms);
     row.requests_made += 1;
     if row.server_remaining.is_some() {
         row.server_sent_since += 1;
+    }
+    if row.upstream.state.is_down() {
+        row.parked_until_ms = Some(now_ms.saturating_add(rules.probe_hold_ms.max(1)));
+        row.parked_reason = Some(row.upstream.state.park_reason());
     }
 }
 
@@ -316,6 +468,14 @@ mod tests {
             retry_after_margin_ms: 1_000,
             outage_pause_min_ms: 5_000,
             outage_pause_max_ms: 60_000,
+            probe_hold_ms: 22_000,
+        }
+    }
+
+    fn down(state: UpstreamState) -> LedgerOp {
+        LedgerOp::Down {
+            state,
+            message: format!("AniList is {}", state.as_str()),
         }
     }
 
@@ -334,6 +494,11 @@ mod tests {
         }
 
         fn op(&mut self, op: LedgerOp, rules: &LedgerRules, now: i64) -> LedgerOutcome {
+            if let LedgerOp::Unsent { sent_at_ms } = op
+                && let Some(i) = self.sends.iter().position(|t| *t == sent_at_ms)
+            {
+                self.sends.remove(i);
+            }
             let start = window_start(rules, now);
             self.sends.retain(|t| *t >= start);
             let view = WindowView {
@@ -416,7 +581,7 @@ mod tests {
         let pauses: Vec<i64> = (0..6)
             .map(|i| {
                 let now = i * 100_000;
-                m.op(LedgerOp::Outage, &r, now)
+                m.op(down(UpstreamState::Refused), &r, now)
                     .parked
                     .map(|(until, _)| until - now)
                     .unwrap()
@@ -431,7 +596,10 @@ mod tests {
             &r,
             700_000,
         );
-        let again = m.op(LedgerOp::Outage, &r, 800_000).parked.unwrap();
+        let again = m
+            .op(down(UpstreamState::Refused), &r, 800_000)
+            .parked
+            .unwrap();
         assert_eq!(again.0 - 800_000, 5_000);
     }
 
@@ -485,7 +653,7 @@ mod tests {
             &r,
             0,
         );
-        let out = m.op(LedgerOp::Outage, &r, 1_000);
+        let out = m.op(down(UpstreamState::Refused), &r, 1_000);
         assert_eq!(out.parked, Some((61_000, ParkReason::RateLimited)));
     }
 
@@ -547,5 +715,96 @@ mod tests {
         }
         assert_eq!(max_in_any_window(&sends, 60_000), 30);
         assert!(sends.windows(2).all(|w| w[1] - w[0] >= 500), "{sends:?}");
+    }
+
+    #[test]
+    fn a_down_upstream_lets_one_probe_out_at_a_time_and_an_answer_brings_everyone_back() {
+        let r = rules(30);
+        let mut m = Model::new();
+        let out = m.op(down(UpstreamState::Unreachable), &r, 0);
+        assert_eq!(out.upstream.state, UpstreamState::Unreachable);
+        assert_eq!(out.upstream.since_ms, Some(0));
+        assert_eq!(out.parked, Some((5_000, ParkReason::Unreachable)));
+        assert!(!m.op(LedgerOp::Take, &r, 4_999).granted);
+        // The first take after the pause is the probe; everyone else waits for its answer.
+        assert!(m.op(LedgerOp::Take, &r, 5_000).granted);
+        let other = m.op(LedgerOp::Take, &r, 5_600);
+        assert!(!other.granted);
+        assert_eq!(
+            other.retry_at_ms,
+            Some(27_000),
+            "held for the probe's timeout"
+        );
+        // The probe fails: the next pause doubles and replaces the hold.
+        let out = m.op(down(UpstreamState::Unreachable), &r, 6_000);
+        assert_eq!(out.parked, Some((16_000, ParkReason::Unreachable)));
+        assert_eq!(
+            out.upstream.since_ms,
+            Some(0),
+            "down since the first failure"
+        );
+        assert!(m.op(LedgerOp::Take, &r, 16_000).granted);
+        // The probe gets an answer: AniList is up for every process at once.
+        let out = m.op(
+            LedgerOp::Observe {
+                limit: None,
+                remaining: None,
+            },
+            &r,
+            16_500,
+        );
+        assert_eq!(out.upstream.state, UpstreamState::Ok);
+        assert_eq!(out.parked, None);
+        assert!(m.op(LedgerOp::Take, &r, 17_000).granted);
+        assert!(m.op(LedgerOp::Take, &r, 17_500).granted);
+    }
+
+    #[test]
+    fn a_probe_whose_process_died_holds_the_others_only_until_its_hold_runs_out() {
+        let r = rules(30);
+        let mut m = Model::new();
+        m.op(down(UpstreamState::Refused), &r, 0);
+        assert!(
+            m.op(LedgerOp::TakeUrgent, &r, 5_000).granted,
+            "a click may probe"
+        );
+        assert!(!m.op(LedgerOp::Take, &r, 26_999).granted);
+        assert!(m.op(LedgerOp::Take, &r, 27_000).granted);
+    }
+
+    #[test]
+    fn an_unsent_request_is_not_counted() {
+        let r = rules(30);
+        let mut m = Model::new();
+        let out = m.op(LedgerOp::Take, &r, 0);
+        assert!(out.granted);
+        assert_eq!(out.snapshot.requests_made, 1);
+        let out = m.op(LedgerOp::Unsent { sent_at_ms: 0 }, &r, 10);
+        assert_eq!(out.snapshot.requests_made, 0);
+        assert_eq!(out.snapshot.used_in_window, 0);
+        // A probe whose connect was refused lets the next try go at once, not after its hold.
+        m.op(down(UpstreamState::Unreachable), &r, 100);
+        let probe = m.op(LedgerOp::Take, &r, 5_100);
+        assert!(probe.granted);
+        assert!(!m.op(LedgerOp::Take, &r, 5_700).granted);
+        m.op(LedgerOp::Unsent { sent_at_ms: 5_100 }, &r, 5_700);
+        assert!(m.op(LedgerOp::Take, &r, 5_700).granted);
+    }
+
+    #[test]
+    fn a_429_shows_as_parked_and_clears_by_itself() {
+        let r = rules(30);
+        let mut m = Model::new();
+        let out = m.op(
+            LedgerOp::RateLimited {
+                retry_after_ms: 60_000,
+            },
+            &r,
+            0,
+        );
+        assert_eq!(out.upstream.state, UpstreamState::Parked);
+        let out = m.op(LedgerOp::Read, &r, 61_000);
+        assert_eq!(out.upstream.state, UpstreamState::Ok);
+        assert_eq!(out.upstream.since_ms, Some(61_000));
     }
 }

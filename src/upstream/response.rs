@@ -85,14 +85,16 @@ fn checked_data(
     }
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
-        Err(e) if status == 200 => return Err(malformed(&e, body)),
-        Err(_) => {
-            return Err(error_for_status(
-                status,
-                format!("HTTP {status} with a non-JSON body: {:?}", excerpt(body)),
-                retry_after,
-            ));
+        // A JSON document cut off on the way: a network fault, retried.
+        Err(e) if status == 200 && looks_like_json(body) => return Err(malformed(&e, body)),
+        // An edge's error page (Cloudflare's 502): AniList's side is failing, retried.
+        Err(_) if status >= 500 => {
+            return Err(UpstreamError::Transient {
+                reason: format!("HTTP {status} with a non-JSON body: {:?}", excerpt(body)),
+            });
         }
+        // An HTML page or a bare 404 is not AniList answering: never a verdict on an id.
+        Err(_) => return Err(not_anilist(status, body)),
     };
     let errors: Vec<GraphQlError> = envelope
         .errors
@@ -113,12 +115,22 @@ fn checked_data(
             .join("; ");
         return Err(error_for_status(code, message, retry_after));
     }
-    if status != 200 {
+    if status >= 500 {
         return Err(error_for_status(
             status,
             format!("HTTP {status}"),
             retry_after,
         ));
+    }
+    if status != 200 {
+        // JSON, but not AniList's: its errors always come in `errors`. A proxy's or a wrong
+        // host's JSON error page is never a verdict on the ids asked for.
+        return Err(UpstreamError::NotAnilist {
+            endpoint: String::new(),
+            status,
+            what: "JSON without AniList's `errors`".to_string(),
+            excerpt: excerpt(body),
+        });
     }
     match envelope.data {
         Some(data) if data.get() != "null" => Ok(data),
@@ -140,6 +152,32 @@ fn error_for_status(code: u16, message: String, retry_after: Option<Duration>) -
         _ => UpstreamError::Transient {
             reason: format!("HTTP {code}: {message}"),
         },
+    }
+}
+
+/// Whether a body that failed to parse set out to be JSON (cut off), not a page of something
+/// else.
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{') | Some(b'[')
+    )
+}
+
+fn not_anilist(status: u16, body: &[u8]) -> UpstreamError {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
+    let what = if body.iter().all(u8::is_ascii_whitespace) {
+        "an empty body"
+    } else if text.contains("<html") || text.contains("<!doctype") {
+        "an HTML page"
+    } else {
+        "a body that is not JSON"
+    };
+    UpstreamError::NotAnilist {
+        endpoint: String::new(),
+        status,
+        what: what.to_string(),
+        excerpt: excerpt(body),
     }
 }
 

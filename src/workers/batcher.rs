@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::pipeline::PipelineParts;
 use super::release::release;
-use super::request::{FetchRequest, FlushWork, Settlement};
+use super::request::{FetchRequest, FlushWork, Notice, NoticeOutcome, Settlement};
 use crate::anime::AnimeId;
 use crate::failpoint::FailAction;
 use crate::halt::Halt;
@@ -32,8 +32,8 @@ pub(crate) struct Batcher {
     /// Requests for an id in flight: they are triaged again once it lands.
     on_flight: HashMap<AnimeId, Vec<FetchRequest>>,
     inbox: Vec<FetchRequest>,
-    landed_tx: mpsc::UnboundedSender<Vec<AnimeId>>,
-    landed_rx: mpsc::UnboundedReceiver<Vec<AnimeId>>,
+    landed_tx: mpsc::UnboundedSender<Landing>,
+    landed_rx: mpsc::UnboundedReceiver<Landing>,
 }
 
 /// Ids waiting for a request, in arrival order per lane. Several jobs may wait on one id
@@ -97,10 +97,31 @@ impl Pending {
     }
 }
 
+/// A flight that came back: its ids are no longer in flight, and `retry` holds the jobs whose
+/// request found AniList down, to be triaged and sent again.
+#[derive(Default)]
+struct Landing {
+    ids: Vec<AnimeId>,
+    retry: Vec<FetchRequest>,
+}
+
+impl Landing {
+    fn ids(ids: Vec<AnimeId>) -> Self {
+        Self {
+            ids,
+            retry: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.retry.is_empty()
+    }
+}
+
 /// What woke the batcher up.
 enum Wake {
     Request(FetchRequest),
-    Landed(Vec<AnimeId>),
+    Landed(Landing),
     Stop,
     Closed,
 }
@@ -153,7 +174,7 @@ impl Batcher {
                         self.inbox.push(r);
                         break;
                     }
-                    Wake::Landed(ids) if ids.is_empty() => break,
+                    Wake::Landed(landing) if landing.is_empty() => break,
                     wake => self.take_in(wake),
                 }
             }
@@ -184,7 +205,7 @@ impl Batcher {
                         }
                         None => return,
                     },
-                    Some(ids) = self.landed_rx.recv() => self.on_landed(ids),
+                    Some(landing) = self.landed_rx.recv() => self.on_landed(landing),
                 }
             };
             let slot = match slot {
@@ -238,15 +259,15 @@ impl Batcher {
                 Some(request) => Wake::Request(request),
                 None => Wake::Closed,
             },
-            Some(ids) = self.landed_rx.recv() => Wake::Landed(ids),
-            () = sleep => Wake::Landed(Vec::new()),
+            Some(landing) = self.landed_rx.recv() => Wake::Landed(landing),
+            () = sleep => Wake::Landed(Landing::default()),
         }
     }
 
     fn take_in(&mut self, wake: Wake) {
         match wake {
             Wake::Request(request) => self.inbox.push(request),
-            Wake::Landed(ids) => self.on_landed(ids),
+            Wake::Landed(landing) => self.on_landed(landing),
             Wake::Stop | Wake::Closed => {}
         }
     }
@@ -256,14 +277,18 @@ impl Batcher {
         while let Ok(request) = rx.try_recv() {
             self.inbox.push(request);
         }
-        while let Ok(ids) = self.landed_rx.try_recv() {
-            self.on_landed(ids);
+        while let Ok(landing) = self.landed_rx.try_recv() {
+            self.on_landed(landing);
         }
     }
 
     /// These ids' answers are committed: jobs that waited on them look at the store again (a
     /// click's waiter already heard the outcome from the flusher's notice).
-    fn on_landed(&mut self, ids: Vec<AnimeId>) {
+    fn on_landed(&mut self, landing: Landing) {
+        let Landing { ids, retry } = landing;
+        // Jobs whose request found AniList down ask again: the budget holds them until the
+        // next probe.
+        self.inbox.extend(retry);
         for id in ids {
             self.in_flight.remove(&id);
             for request in self.on_flight.remove(&id).unwrap_or_default() {
@@ -329,8 +354,9 @@ impl Batcher {
                 // (a queue re-delivers it as an orphan without counting an attempt).
                 Some(t) if t.fetches >= self.parts.max_fetches => {
                     let reason = format!(
-                        "sent to AniList {} times without its answer being stored; the fetch \
-                         seems to stop its worker every time",
+                        "sent to AniList {} times without its answer being stored: the fetch \
+                         stops its worker every time, or AniList never answers it (5xx or no \
+                         answer in time)",
                         t.fetches
                     );
                     settle.push((request, Settlement::Failed(reason)));
@@ -369,21 +395,49 @@ impl Batcher {
         let landed = self.landed_tx.clone();
         let failpoints = self.parts.failpoints.clone();
         let shutdown = self.parts.shutdown.clone();
+        let notices = self.parts.notices.clone();
         let counted: Vec<(i64, AnimeId)> = requests
             .iter()
             .filter_map(|r| r.job.import_id.map(|import| (import, r.job.anime_id)))
             .collect();
         tokio::spawn(async move {
-            if let Err(e) = store.count_fetches(&counted).await {
+            if let Err(e) = store.count_fetches(&counted, 1).await {
                 tracing::debug!(error = %e, "could not count the request against its items");
             }
             let outcome = client.fetch_with_slot(slot, &ids).await;
             failpoints.check("fetch.crash");
+            if let Err(error) = &outcome
+                && error.is_down()
+            {
+                // AniList is down, and the budget parks every process until a probe. The
+                // import jobs keep waiting here (no attempt spent, no new job); a click, and
+                // anyone waiting on these anime, hears it now.
+                if error.blames_no_id()
+                    && let Err(e) = store.count_fetches(&counted, -1).await
+                {
+                    tracing::debug!(error = %e, "could not take the request's count back");
+                }
+                let reason = error.to_string();
+                for id in &ids {
+                    let _ = notices.send(Notice {
+                        anime_id: *id,
+                        outcome: NoticeOutcome::Failed(reason.clone()),
+                    });
+                }
+                let (clicks, jobs): (Vec<_>, Vec<_>) = requests
+                    .into_iter()
+                    .partition(|r| r.job.import_id.is_none());
+                for click in clicks {
+                    let _ = click.reply.send(Err(JobFailure::Abort(reason.clone())));
+                }
+                let _ = landed.send(Landing { ids, retry: jobs });
+                return;
+            }
             if failpoints.hit("fetch.stall") == Some(FailAction::Stall) {
                 // Hold the answer until shutdown, then drop it: its jobs must let go.
                 shutdown.cancelled().await;
                 drop(requests);
-                let _ = landed.send(ids);
+                let _ = landed.send(Landing::ids(ids));
                 return;
             }
             let (tx, rx) = oneshot::channel();
@@ -397,7 +451,7 @@ impl Batcher {
             {
                 let _ = rx.await;
             }
-            let _ = landed.send(ids);
+            let _ = landed.send(Landing::ids(ids));
         });
     }
 

@@ -183,16 +183,25 @@ impl Flusher {
     }
 
     fn failed(&self, f: &mut Flush, error: &UpstreamError, requests: Vec<FetchRequest>) {
-        if let UpstreamError::Unreachable { .. } = error {
-            // Not the items' fault: stop, and let the jobs go for the next run.
-            self.parts.halt.trip(Halt {
-                kind: HaltKind::Unreachable,
-                message: error.to_string(),
-            });
-            f.let_go.extend(requests);
+        let reason = error.to_string();
+        if error.is_down() {
+            // AniList is down for everyone. The batcher keeps such jobs waiting itself and
+            // never sends them here; should one come anyway, no item fails for it: a click
+            // hears it now, an import's item goes to a new job (no attempt spent).
+            for request in requests {
+                if request.job.import_id.is_some() {
+                    f.let_go.push(request);
+                    continue;
+                }
+                f.notices.push(Notice {
+                    anime_id: request.job.anime_id,
+                    outcome: NoticeOutcome::Failed(reason.clone()),
+                });
+                f.replies
+                    .push((request, Err(JobFailure::Abort(reason.clone()))));
+            }
             return;
         }
-        let reason = error.to_string();
         for request in requests {
             let fatal = error.is_permanent() || request.last_attempt;
             if !fatal {

@@ -17,9 +17,14 @@ pub fn settings(dir: &Path, fake: &FakeAniList) -> Settings {
 
 /// `settings` as a builder, for tests that change more.
 pub fn builder(dir: &Path, fake: &FakeAniList) -> SettingsBuilder {
+    builder_at(dir, &fake.url())
+}
+
+/// `builder` for an AniList at `url` (one that is not listening yet, say).
+pub fn builder_at(dir: &Path, url: &str) -> SettingsBuilder {
     Settings::builder()
         .data_dir(dir)
-        .anilist_url(fake.url())
+        .anilist_url(url)
         .min_spacing_ms(20)
         .retry_delays_ms(20, 200)
         .heartbeat_ms(1000)

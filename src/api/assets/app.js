@@ -153,7 +153,7 @@
       }
     };
     source.addEventListener('progress', onProgress);
-    ['finished', 'budget_parked', 'budget_resumed', 'lagged'].forEach(function (name) {
+    ['finished', 'budget_parked', 'budget_resumed', 'upstream_down', 'upstream_up', 'lagged'].forEach(function (name) {
       source.addEventListener(name, function () { refresh(); });
     });
     if (page === 'franchise') {

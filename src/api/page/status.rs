@@ -10,7 +10,7 @@ use crate::importer::{ImportStatus, Status};
 use crate::producer::ImportOptions;
 use crate::queue::{LaneDepth, QueueDepth};
 use crate::store::{ImportFilter, ImportState, ProcessInfo, ProcessRole, unix_ms_now};
-use crate::upstream::BudgetState;
+use crate::upstream::{BudgetState, UpstreamState, UpstreamStatus};
 
 /// Imports shown: every running one first (up to this many), then the newest finished.
 const IMPORTS_SHOWN: u32 = 20;
@@ -24,6 +24,7 @@ pub(super) struct StatusView {
     pub imports: Vec<ImportStatus>,
     pub queue: Option<QueueDepth>,
     pub budget: Option<BudgetState>,
+    pub upstream: Option<UpstreamStatus>,
     pub workers: Vec<ProcessInfo>,
     pub cache: CacheStats,
     /// Failed anime with their reasons, for the newest imports that have some.
@@ -42,8 +43,10 @@ pub(super) async fn gather(state: &ApiState) -> Result<StatusView, ApiError> {
         imports: mut shown,
         queue,
         budget,
+        upstream,
         workers,
         cache,
+        ..
     } = state.importer.status(&running).await?;
     let recent = state
         .importer
@@ -82,6 +85,7 @@ pub(super) async fn gather(state: &ApiState) -> Result<StatusView, ApiError> {
         imports: shown,
         queue,
         budget,
+        upstream,
         workers,
         cache,
         failed_items,
@@ -121,7 +125,8 @@ pub(super) fn start_form(defaults: &ImportOptions) -> String {
 
 /// The live part of `/`, also served alone at `/fragments/status`.
 pub(super) fn render(view: &StatusView) -> String {
-    let mut out = String::from("<div class=\"columns\"><div class=\"col-main\">");
+    let mut out = upstream_banner(view.upstream.as_ref(), view.now_ms);
+    out.push_str("<div class=\"columns\"><div class=\"col-main\">");
     out.push_str(&imports(view));
     out.push_str(&failures(view));
     out.push_str("</div><aside class=\"col-side\">");
@@ -130,6 +135,53 @@ pub(super) fn render(view: &StatusView) -> String {
     out.push_str(&cache(&view.cache));
     out.push_str(&workers(&view.workers, view.now_ms));
     out.push_str("</aside></div>");
+    out
+}
+
+/// A banner while AniList is not answering normally: what it is, AniList's own words, since
+/// when and when the next try goes. Nothing while all is well.
+fn upstream_banner(upstream: Option<&UpstreamStatus>, now_ms: i64) -> String {
+    let Some(upstream) = upstream else {
+        return String::new();
+    };
+    let headline = match upstream.state {
+        UpstreamState::Ok => return String::new(),
+        UpstreamState::Parked => "AniList's rate limit: every worker waits",
+        UpstreamState::Unreachable => "AniList cannot be reached",
+        UpstreamState::Refused => "AniList refuses requests (HTTP 403)",
+        UpstreamState::NotAnilist => "What answers in AniList's place is not AniList",
+    };
+    let mut out = format!(
+        "<section class=\"banner upstream-{}\" role=\"status\" id=\"upstream-banner\">\
+         <strong>{}</strong>",
+        upstream.state.as_str(),
+        escape(headline)
+    );
+    if let Some(message) = &upstream.message {
+        out.push_str(&format!("<q>{}</q>", escape(message)));
+    }
+    let mut when = Vec::new();
+    if let Some(since) = upstream.since_ms {
+        when.push(format!(
+            "for {}",
+            human_secs(now_ms.saturating_sub(since) as f64 / 1000.0)
+        ));
+    }
+    match upstream.retry_at_ms {
+        Some(at) if at > now_ms => when.push(format!(
+            "next try in {}",
+            human_secs((at - now_ms) as f64 / 1000.0)
+        )),
+        _ if upstream.state.is_down() => when.push("trying again now".to_string()),
+        _ => {}
+    }
+    if upstream.state.is_down() {
+        when.push("stored franchises stay readable; queued work goes on by itself".into());
+    }
+    if !when.is_empty() {
+        out.push_str(&format!("<p>{}</p>", escape(&when.join(" · "))));
+    }
+    out.push_str("</section>");
     out
 }
 
@@ -473,6 +525,7 @@ mod tests {
             imports,
             queue: None,
             budget: None,
+            upstream: None,
             workers: Vec::new(),
             cache: CacheStats::default(),
             failed_items: Vec::new(),

@@ -171,11 +171,11 @@ impl StoreDriver for PgStore {
         self.read_triage(items).await
     }
 
-    async fn count_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError> {
+    async fn count_fetches(&self, items: &[(i64, AnimeId)], by: i32) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
-        self.add_fetches(items).await
+        self.add_fetches(items, by).await
     }
 
     async fn budget(

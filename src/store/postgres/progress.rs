@@ -182,19 +182,24 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn add_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError> {
+    pub(super) async fn add_fetches(
+        &self,
+        items: &[(i64, AnimeId)],
+        by: i32,
+    ) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
         let (imports, anime) = split_pairs(items);
         sqlx::query(
-            "UPDATE import_item SET fetches = fetches + 1 \
+            "UPDATE import_item SET fetches = GREATEST(fetches + $3, 0) \
              FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS v (import_id, anime_id) \
              WHERE import_item.import_id = v.import_id AND import_item.anime_id = v.anime_id \
              AND import_item.state = 'queued'",
         )
         .bind(imports)
         .bind(anime)
+        .bind(by)
         .execute(self.pool())
         .await?;
         Ok(())

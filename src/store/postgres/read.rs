@@ -36,6 +36,7 @@ impl PgStore {
             season_year: row.try_get("season_year")?,
             fetched_at_ms: row.try_get("fetched_at")?,
             relations: self.read_relations_from(&[id]).await?,
+            stale: None,
         }))
     }
 

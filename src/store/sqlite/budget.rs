@@ -7,7 +7,8 @@ use super::SqliteStore;
 use super::tx::to_u32;
 use crate::store::StoreError;
 use crate::upstream::ledger::{
-    LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, ParkReason, WindowView, apply, window_start,
+    LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, ParkReason, UpstreamState, UpstreamView,
+    WindowView, apply, window_start,
 };
 
 impl SqliteStore {
@@ -42,6 +43,13 @@ async fn apply_in(
     now_ms: i64,
 ) -> Result<LedgerOutcome, StoreError> {
     let start = window_start(rules, now_ms);
+    if let LedgerOp::Unsent { sent_at_ms } = op {
+        // The request never reached AniList: its send is forgotten before the window counts.
+        sqlx::query("DELETE FROM budget_send WHERE rowid IN (SELECT rowid FROM budget_send WHERE sent_at = $1 LIMIT 1)")
+            .bind(sent_at_ms)
+            .execute(&mut *conn)
+            .await?;
+    }
     if op != LedgerOp::Read {
         sqlx::query("DELETE FROM budget_send WHERE sent_at < $1")
             .bind(start)
@@ -58,6 +66,7 @@ async fn apply_in(
     };
     let mut row = read_row(conn).await?;
     let before = row.clone();
+    let read = op == LedgerOp::Read;
     let outcome = apply(op, rules, now_ms, &mut row, view);
     if outcome.granted {
         sqlx::query("INSERT INTO budget_send (sent_at) VALUES ($1)")
@@ -65,7 +74,7 @@ async fn apply_in(
             .execute(&mut *conn)
             .await?;
     }
-    if row != before && op != LedgerOp::Read {
+    if row != before && !read {
         write_row(conn, &row).await?;
     }
     Ok(outcome)
@@ -75,7 +84,8 @@ async fn read_row(conn: &mut SqliteConnection) -> Result<LedgerRow, StoreError> 
     let row = sqlx::query(
         "SELECT parked_until, parked_reason, consecutive_outages, server_limit, \
          server_remaining, server_at, server_sent_since, last_sent_at, requests_made, \
-         rate_limited_seen, outages_seen, urgent_claim_until FROM budget_state WHERE id = 1",
+         rate_limited_seen, outages_seen, urgent_claim_until, upstream_state, upstream_since, \
+         upstream_message FROM budget_state WHERE id = 1",
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -97,6 +107,11 @@ async fn read_row(conn: &mut SqliteConnection) -> Result<LedgerRow, StoreError> 
         rate_limited_seen: row.try_get::<i64, _>(9)?.max(0) as u64,
         outages_seen: row.try_get::<i64, _>(10)?.max(0) as u64,
         urgent_claim_until_ms: row.try_get(11)?,
+        upstream: UpstreamView {
+            state: UpstreamState::parse(row.try_get::<&str, _>(12)?).unwrap_or_default(),
+            since_ms: row.try_get(13)?,
+            message: row.try_get(14)?,
+        },
     })
 }
 
@@ -105,8 +120,9 @@ async fn write_row(conn: &mut SqliteConnection, row: &LedgerRow) -> Result<(), S
     sqlx::query(
         "INSERT INTO budget_state (id, parked_until, parked_reason, consecutive_outages, \
          server_limit, server_remaining, server_at, server_sent_since, last_sent_at, \
-         requests_made, rate_limited_seen, outages_seen, urgent_claim_until) \
-         VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         requests_made, rate_limited_seen, outages_seen, urgent_claim_until, upstream_state, \
+         upstream_since, upstream_message) \
+         VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (id) DO UPDATE SET parked_until = excluded.parked_until, \
          parked_reason = excluded.parked_reason, \
          consecutive_outages = excluded.consecutive_outages, \
@@ -114,7 +130,9 @@ async fn write_row(conn: &mut SqliteConnection, row: &LedgerRow) -> Result<(), S
          server_at = excluded.server_at, server_sent_since = excluded.server_sent_since, \
          last_sent_at = excluded.last_sent_at, requests_made = excluded.requests_made, \
          rate_limited_seen = excluded.rate_limited_seen, outages_seen = excluded.outages_seen, \
-         urgent_claim_until = excluded.urgent_claim_until",
+         urgent_claim_until = excluded.urgent_claim_until, \
+         upstream_state = excluded.upstream_state, upstream_since = excluded.upstream_since, \
+         upstream_message = excluded.upstream_message",
     )
     .bind(row.parked_until_ms)
     .bind(row.parked_reason.map(ParkReason::as_str))
@@ -128,6 +146,9 @@ async fn write_row(conn: &mut SqliteConnection, row: &LedgerRow) -> Result<(), S
     .bind(big(row.rate_limited_seen))
     .bind(big(row.outages_seen))
     .bind(row.urgent_claim_until_ms)
+    .bind(row.upstream.state.as_str())
+    .bind(row.upstream.since_ms)
+    .bind(row.upstream.message.as_deref())
     .execute(&mut *conn)
     .await?;
     Ok(())

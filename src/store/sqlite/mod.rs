@@ -287,11 +287,11 @@ impl StoreDriver for SqliteStore {
         self.read_triage(items).await
     }
 
-    async fn count_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError> {
+    async fn count_fetches(&self, items: &[(i64, AnimeId)], by: i32) -> Result<(), StoreError> {
         if items.is_empty() || self.access == Access::ReadOnly {
             return Ok(());
         }
-        self.add_fetches(items).await
+        self.add_fetches(items, by).await
     }
 
     async fn budget(

@@ -186,10 +186,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn add_fetches(&self, items: &[(i64, AnimeId)]) -> Result<(), StoreError> {
+    pub(super) async fn add_fetches(
+        &self,
+        items: &[(i64, AnimeId)],
+        by: i32,
+    ) -> Result<(), StoreError> {
         for chunk in items.chunks(IDS_PER_STATEMENT / 2) {
             let mut q =
-                QueryBuilder::<Sqlite>::new("UPDATE import_item SET fetches = fetches + 1 FROM (");
+                QueryBuilder::<Sqlite>::new("UPDATE import_item SET fetches = MAX(fetches + ");
+            q.push_bind(i64::from(by)).push(", 0) FROM (");
             q.push_values(chunk, |mut row, (import_id, anime_id)| {
                 row.push_bind(*import_id).push_bind(i64::from(*anime_id));
             });

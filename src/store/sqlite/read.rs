@@ -35,6 +35,7 @@ impl SqliteStore {
             season_year: row.try_get("season_year")?,
             fetched_at_ms: row.try_get("fetched_at")?,
             relations: self.read_relations_from(&[id]).await?,
+            stale: None,
         }))
     }
 

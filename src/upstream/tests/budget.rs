@@ -16,6 +16,7 @@ fn config(requests: u32, window_ms: u64, spacing_ms: u64) -> BudgetConfig {
         retry_after_margin: Duration::from_millis(100),
         outage_pause_min: Duration::from_millis(50),
         outage_pause_max: Duration::from_millis(300),
+        probe_hold: Duration::from_millis(1_000),
     }
 }
 
@@ -129,12 +130,22 @@ async fn a_429_parks_every_caller_until_retry_after_plus_the_margin() {
     assert_eq!(budget.state().await.unwrap().parked_reason, None);
 }
 
+async fn outage(budget: &RateBudget) -> Duration {
+    budget
+        .on_down(
+            crate::upstream::UpstreamState::Refused,
+            "The AniList API has been temporarily disabled".into(),
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn outages_park_everyone_for_a_doubling_bounded_pause() {
     let budget = RateBudget::in_memory(config(100, 60_000, 1), Arc::new(crate::clock::SystemClock));
     let mut pauses: Vec<u128> = Vec::new();
     for _ in 0..5 {
-        pauses.push(budget.on_outage().await.unwrap().as_millis());
+        pauses.push(outage(&budget).await.as_millis());
     }
     assert_eq!(pauses, vec![50, 100, 200, 300, 300]);
     assert_eq!(
@@ -145,7 +156,7 @@ async fn outages_park_everyone_for_a_doubling_bounded_pause() {
     // small again (a park in force is never shortened).
     budget.observe(&RateHeaders::default()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let pause = budget.on_outage().await.unwrap().as_millis();
+    let pause = outage(&budget).await.as_millis();
     assert!((40..=50).contains(&pause), "{pause}");
 }
 

@@ -17,20 +17,27 @@ fn scaled_budget(requests: u32, window: Duration) -> BudgetConfig {
         retry_after_margin: Duration::from_millis(200),
         outage_pause_min: Duration::from_millis(50),
         outage_pause_max: Duration::from_millis(200),
+        probe_hold: Duration::from_millis(1_000),
     }
 }
 
-fn client_for(fake: &FakeAniList, budget: BudgetConfig) -> AniListClient {
-    let config = ClientConfig {
-        endpoint: fake.url(),
+/// A quick client's settings for the fake at `url`.
+fn config_for(url: String) -> ClientConfig {
+    ClientConfig {
+        endpoint: url,
+        referer: "https://example.org/franchise-tests".into(),
+        referer_is_default: false,
         timeout: Duration::from_millis(500),
         max_retries: 2,
         retry_min_delay: Duration::from_millis(10),
         retry_max_delay: Duration::from_millis(40),
         max_parks: 2,
-    };
+    }
+}
+
+fn client_for(fake: &FakeAniList, budget: BudgetConfig) -> AniListClient {
     AniListClient::new(
-        config,
+        config_for(fake.url()),
         Arc::new(RateBudget::in_memory(
             budget,
             Arc::new(crate::clock::SystemClock),
@@ -127,14 +134,16 @@ async fn each_failure_maps_to_its_typed_error_and_permanent_ones_are_tried_once(
         f(&mut faults);
         faults
     };
-    // (faults, expected kind, requests the client should make: 1 + max_retries(2), or
-    // 1 + max_parks(2) for an outage, or exactly 1 for a permanent error)
+    // (faults, expected kind, requests the client should make: 1 + max_retries(2) for what
+    // is retried, exactly 1 for a permanent error and for a down AniList (a 403, a timeout),
+    // which the shared budget waits out instead)
     let cases: Vec<(Faults, &str, u64)> = vec![
-        (fault(|f| f.fail_500 = 1.0), "transient", 3),
-        (fault(|f| f.fail_502 = 1.0), "transient", 3),
-        (fault(|f| f.timeout = 1.0), "transient", 3),
+        (fault(|f| f.fail_500 = 1.0), "upstream_failing", 3),
+        (fault(|f| f.fail_502 = 1.0), "upstream_failing", 3),
+        (fault(|f| f.timeout = 1.0), "no_answer", 1),
         (fault(|f| f.truncate = 1.0), "malformed_response", 3),
-        (fault(|f| f.malformed = 1.0), "malformed_response", 3),
+        // The fake's "malformed" body is an HTML page with HTTP 200: not AniList answering.
+        (fault(|f| f.malformed = 1.0), "not_anilist", 1),
         (fault(|f| f.reject = 1.0), "query_rejected", 1),
         (
             fault(|f| {
@@ -142,7 +151,7 @@ async fn each_failure_maps_to_its_typed_error_and_permanent_ones_are_tried_once(
                 f.outage_for = Duration::from_secs(30);
             }),
             "upstream_disabled",
-            3,
+            1,
         ),
     ];
     for (faults, kind, requests) in cases {
@@ -152,10 +161,17 @@ async fn each_failure_maps_to_its_typed_error_and_permanent_ones_are_tried_once(
         let client = client_for(&fake, unlimited());
         let err = client.fetch_batch(&ids).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{faults:?}: {err}");
-        assert_eq!(err.is_permanent(), requests == 1, "{err}");
+        assert_eq!(err.is_permanent(), kind == "query_rejected", "{err}");
+        let down = [
+            "upstream_failing",
+            "no_answer",
+            "upstream_disabled",
+            "not_anilist",
+        ];
+        assert_eq!(err.is_down(), down.contains(&kind), "{err}");
         assert_eq!(fake.stats().requests, requests, "{kind}: {err}");
-        if kind == "transient" && faults.timeout > 0.0 {
-            assert!(err.to_string().contains("timed out"), "{err}");
+        if faults.timeout > 0.0 {
+            assert!(err.to_string().contains("no answer from AniList"), "{err}");
         }
         if kind == "malformed_response" {
             let UpstreamError::Malformed { excerpt, .. } = &err else {
@@ -164,7 +180,11 @@ async fn each_failure_maps_to_its_typed_error_and_permanent_ones_are_tried_once(
             assert!(!excerpt.is_empty());
         }
         if kind == "upstream_disabled" {
-            assert_eq!(client.budget().state().await.unwrap().outages_seen, 3);
+            assert_eq!(client.budget().state().await.unwrap().outages_seen, 1);
+            let UpstreamError::Disabled { message } = &err else {
+                panic!("{err:?}")
+            };
+            assert!(message.contains("temporarily disabled"), "{message}");
         }
     }
 }
@@ -297,4 +317,47 @@ async fn after_a_forced_429_no_request_arrives_during_the_ban() {
     let gap = stats.log[limited + 1].at_ms - stats.log[limited].at_ms;
     assert!(gap >= 1_000, "next request {gap} ms after the 429");
     assert_eq!(client.budget().state().await.unwrap().rate_limited_seen, 1);
+}
+
+#[tokio::test]
+async fn only_answers_from_anilist_bring_it_back_and_a_refusal_of_the_query_is_one() {
+    use crate::upstream::UpstreamState;
+    let world = World::single_franchise(5, 1);
+    let ids = visible_ids(&world, 2);
+    // AniList answers 5xx to everything: the state goes down and stays down; the 5xx answers
+    // never bring it back for the other processes.
+    let failing = start(
+        world.clone(),
+        RateModel::disabled(),
+        Faults {
+            fail_500: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let client = client_for(&failing, unlimited());
+    for _ in 0..3 {
+        let err = client.fetch_batch(&ids).await.unwrap_err();
+        assert_eq!(err.kind(), "upstream_failing", "{err}");
+        let (_, upstream) = client.budget().states().await.unwrap();
+        assert_eq!(upstream.state, UpstreamState::Unreachable, "{upstream:?}");
+    }
+    // After the outage AniList refuses the query itself (a schema change): that is AniList
+    // answering, so it is up again for everyone, and the refusal is the caller's problem.
+    let refusing = start(
+        world,
+        RateModel::disabled(),
+        Faults {
+            reject: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let same_budget =
+        AniListClient::new(config_for(refusing.url()), client.budget().clone()).unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await; // the probe's pause
+    let err = same_budget.fetch_batch(&ids).await.unwrap_err();
+    assert_eq!(err.kind(), "query_rejected", "{err}");
+    let (_, upstream) = same_budget.budget().states().await.unwrap();
+    assert_eq!(upstream.state, UpstreamState::Ok, "{upstream:?}");
 }

@@ -286,7 +286,28 @@ fn errors_arriving_with_http_200_are_typed_by_their_status() {
             r#"{"data":{"Page":{"media":[{"id":1,"title""#,
             "malformed_response",
         ),
-        (200, "not json at all", "malformed_response"),
+        // What answers in AniList's place (a captive portal, a wrong URL) is not AniList, and
+        // never "no such media".
+        (200, "not json at all", "not_anilist"),
+        (
+            200,
+            "<!DOCTYPE html><html><body>Log in to Wi-Fi</body></html>",
+            "not_anilist",
+        ),
+        (
+            404,
+            "<html><body><h1>404 Not Found</h1></body></html>",
+            "not_anilist",
+        ),
+        (404, "", "not_anilist"),
+        (404, "Not Found", "not_anilist"),
+        // JSON, but not AniList's (no `errors`): a proxy's or a wrong host's error page.
+        (404, r#"{"message":"Not Found"}"#, "not_anilist"),
+        (
+            407,
+            r#"{"error":"proxy authentication required"}"#,
+            "not_anilist",
+        ),
         (
             200,
             r#"{"data":{"Page":{"media":[{"id":-5}]}}}"#,

@@ -285,7 +285,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::testing::id;
+    use crate::test_support::id;
 
     fn summary(raw: i64) -> AnimeSummary {
         AnimeSummary {

@@ -216,7 +216,7 @@ impl Stream for EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::id;
+    use crate::test_support::id;
 
     fn progress(import_id: i64, done: u64, discovered: u64, state: ImportState) -> ImportProgress {
         ImportProgress {

@@ -5,7 +5,8 @@
 //! Points: `flusher.commit` (the flush's transaction fails), `flusher.committed` (right after
 //! the commit, before the next level is pushed and the jobs acknowledged), `flusher.panic`,
 //! `batcher.panic`, `handler.panic`, `fetch.stall` (a sent request's answer is held until
-//! shutdown), `fetch.crash` (the process aborts once a request is sent).
+//! shutdown), `fetch.crash` (the process aborts once a request is sent), `store.enqueue`
+//! (PostgreSQL: the flush's in-transaction push of its next jobs fails).
 //! The CLI arms them from `FRANCHISE_FAILPOINTS`, e.g. `flusher.commit=error*3;handler.panic=panic*1`.
 
 use std::collections::HashMap;

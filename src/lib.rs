@@ -55,7 +55,7 @@ mod producer;
 mod queue;
 mod store;
 #[cfg(test)]
-mod testing;
+mod test_support;
 mod upstream;
 mod workers;
 
@@ -65,11 +65,11 @@ pub use anime::{
 };
 pub use api::ApiServer;
 pub use cache::{CacheStats, Franchise, TierStats};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, DEFAULT_TOML, Settings, SettingsBuilder};
 pub use error::Error;
 pub use events::{Eta, Event, EventStream};
-pub use failpoint::{FailAction, FailPointSpecError, FailPoints};
+pub use failpoint::FailPointSpecError;
 pub use halt::{Halt, HaltKind};
 pub use importer::{Fetched, ImportStatus, Importer, ImporterBuilder, QueueOwner, Status};
 pub use producer::ImportOptions;
@@ -82,3 +82,16 @@ pub use upstream::{
     BudgetState, Check, Checkup, FirstContact, ParkReason, UpstreamError, UpstreamState,
     UpstreamStatus, Verdict,
 };
+
+/// The README's Rust snippets, compiled (not run) by `cargo test` as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeSnippets;
+
+/// For an app's own tests: failure points a test arms to make a commit fail or a task panic
+/// at a named place ([`ImporterBuilder::failpoints`]), and a clock it moves by hand
+/// ([`ImporterBuilder::clock`]). Nothing here is needed to run an import.
+pub mod testing {
+    pub use crate::clock::ManualClock;
+    pub use crate::failpoint::{FailAction, FailPoints};
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::run::{aid, builder, fake, wait_done};
 use fake_anilist::{Faults, Latency, RateModel, World};
-use franchise::{Event, ImportFilter, ImportOptions, ImportState, Importer};
+use franchise::{Event, ImportFilter, ImportOptions, ImportState, Importer, QueueOwner};
 
 #[tokio::test]
 async fn the_events_of_a_sixty_anime_import_come_in_order_and_end_in_finished() {
@@ -253,4 +253,57 @@ async fn reads_go_through_the_cache_and_a_rewrite_invalidates_them() {
     assert!(after.franchise.evictions >= 1, "{after:?}");
     assert_eq!(fresh.anime, first.anime);
     importer.close().await;
+}
+
+/// An app hands clones to its tasks: one clone closing leaves the others working, and only the
+/// last close ends it (stops the workers, closes the store, lets go of the queue file).
+#[tokio::test]
+async fn a_clone_closing_leaves_the_others_working_and_the_last_close_ends_it() {
+    let world = World::single_franchise(62, 14);
+    let root = world.franchises()[0].root;
+    let members = world.franchises()[0].members.len() as u64;
+    let fake = fake(
+        world,
+        RateModel::disabled(),
+        Latency::default(),
+        Faults::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = builder(dir.path(), &fake).build().unwrap();
+    let importer = Importer::open(settings.clone()).await.unwrap();
+    importer.start().await.unwrap();
+    let (task_a, task_b) = (importer.clone(), importer.clone());
+    // Two clones closing at once: neither is the last.
+    tokio::join!(task_a.close(), task_b.close());
+
+    assert!(
+        importer.is_running().await,
+        "the workers outlive a clone's close"
+    );
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), importer.until_idle())
+        .await
+        .expect("the import runs out of work")
+        .expect("no halt");
+    let p = importer.progress(id).await.unwrap();
+    assert_eq!((p.state, p.done, p.failed), (ImportState::Done, members, 0));
+    assert!(importer.is_idle().await);
+    // The queue file is still this handle's: a second open in this process cannot take it.
+    let second = Importer::open(settings.clone()).await.unwrap();
+    assert_ne!(second.queue_owner(), QueueOwner::ThisProcess);
+    second.close().await;
+
+    importer.close().await;
+    let reopened = Importer::open(settings).await.unwrap();
+    assert_eq!(
+        reopened.queue_owner(),
+        QueueOwner::ThisProcess,
+        "the last close let go of the queue file"
+    );
+    assert_eq!(reopened.progress(id).await.unwrap().done, members);
+    reopened.close().await;
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::run::{aid, builder, fake, items, wait_done};
 use fake_anilist::{Faults, Latency, RateModel, World};
-use franchise::{FailAction, FailPoints, ImportOptions, ImportState, Importer, Settings};
+use franchise::testing::{FailAction, FailPoints};
+use franchise::{ImportOptions, ImportState, Importer, Settings};
 
 /// A 30-anime franchise over a fake answering in 30 ms.
 async fn world_and_fake() -> (fake_anilist::FakeAniList, i32) {

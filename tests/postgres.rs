@@ -738,3 +738,60 @@ async fn two_workers_wait_out_an_unreachable_anilist_and_book_no_phantom_request
         let _ = w.kill().await;
     }
 }
+
+/// A queue that keeps refusing the flush's in-transaction push (failure point `store.enqueue`)
+/// halts the pipeline after the flusher's ten tries, with one message that names the job
+/// queue, not the store or a lost connection (it used to be read as one, and retried forever).
+/// Every flush rolled back whole: a run without the fault finishes the import exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_keeps_refusing_the_flush_halts_with_one_message_naming_it() {
+    use franchise::testing::{FailAction, FailPoints};
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::single_franchise(8, 12);
+    let root = world.franchises()[0].root;
+    let members = world.franchises()[0].members.len() as u64;
+    let fake = start_fake(world, Duration::ZERO).await;
+    let settings = common::run::builder(dir.path(), &fake)
+        .database_url(&db.url)
+        .build()
+        .unwrap();
+    let points = FailPoints::new();
+    let importer = Importer::builder(settings.clone())
+        .failpoints(points.clone())
+        .open()
+        .await
+        .unwrap();
+    let id = importer
+        .import(common::run::aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    // Armed once the root's job is pushed: only the flushes' pushes fail.
+    points.arm("store.enqueue", FailAction::Error, None);
+    importer.start().await.unwrap();
+    let halt = tokio::time::timeout(Duration::from_secs(120), importer.until_halted())
+        .await
+        .expect("the pipeline halts instead of retrying forever");
+    println!("halted: {halt}");
+    assert!(
+        halt.message.contains("job queue kept refusing")
+            && halt.message.contains("failure point store.enqueue fired"),
+        "{halt}"
+    );
+    assert!(!halt.message.contains("connection"), "{halt}");
+    assert_eq!(points.fired("store.enqueue"), 10, "the flusher's ten tries");
+    importer.stop().await;
+    let p = importer.progress(id).await.unwrap();
+    assert_eq!((p.done, p.failed), (0, 0), "every flush rolled back: {p:?}");
+    importer.close().await;
+
+    let importer = Importer::open(settings).await.unwrap();
+    importer.start().await.unwrap();
+    let p = common::run::wait_done(&importer, id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (p.state, p.done, p.failed),
+        (ImportState::Done, members, 0),
+        "{p:?}"
+    );
+    importer.close().await;
+}

@@ -70,7 +70,7 @@ fn to_sse(event: &Event) -> SseEvent {
 mod tests {
     use super::*;
     use crate::store::ImportState;
-    use crate::testing::id;
+    use crate::test_support::id;
 
     #[test]
     fn an_import_filter_keeps_its_progress_and_the_budget_but_not_other_imports() {

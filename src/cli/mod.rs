@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
-use franchise::{Error, FailPoints, Importer, ImporterBuilder, Settings};
+use franchise::testing::FailPoints;
+use franchise::{Error, Importer, ImporterBuilder, Settings};
 
 pub use log::init as init_logging;
 

@@ -66,6 +66,7 @@ pub async fn run(settings: Settings, _args: ServeArgs) -> anyhow::Result<ExitCod
         serving.abort();
     }
     let _ = importer.advertise_api(None).await;
-    importer.close().await;
+    // Connections the drain cut short may still hold clones: end it for all of them.
+    importer.shutdown().await;
     outcome
 }

@@ -56,43 +56,29 @@ pub(super) async fn start(importer: &Importer) -> Result<(), Error> {
 async fn work(importer: &Importer, args: &WorkArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_signal();
     tokio::pin!(stop);
+    let idle = async {
+        if args.until_idle {
+            importer.until_idle().await
+        } else {
+            std::future::pending().await
+        }
+    };
+    tokio::pin!(idle);
     let every = Duration::from_secs(args.report_every.max(1));
     let mut next_report = tokio::time::Instant::now() + every;
     loop {
         tokio::select! {
             () = &mut stop => return Ok(ExitCode::SUCCESS),
+            ended = &mut idle => return match ended {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(halt) => Err(Error::Halted(halt).into()),
+            },
             halt = importer.until_halted() => return Err(Error::Halted(halt).into()),
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = tokio::time::sleep_until(next_report), if args.report_every > 0 => {
+                report(importer).await;
+                next_report += every;
+            }
         }
-        if args.until_idle && idle(importer).await {
-            return Ok(ExitCode::SUCCESS);
-        }
-        if args.report_every > 0 && tokio::time::Instant::now() >= next_report {
-            report(importer).await;
-            next_report += every;
-        }
-    }
-}
-
-/// No import has an item waiting and the queue holds no job: a job whose item is already
-/// settled (an orphan of a process killed between commit and acknowledgement) is run, as the
-/// no-op it is, before the process exits, so the next process finds an empty queue. The
-/// queue (with the rest of the status) is read only once no import runs. A failing read
-/// counts as busy.
-async fn idle(importer: &Importer) -> bool {
-    let running = ImportFilter::in_state(ImportState::Running);
-    if !importer.imports(&running).await.is_ok_and(|r| r.is_empty()) {
-        return false;
-    }
-    let drained = |lane: &franchise::LaneDepth| lane.pending == 0 && lane.running == 0;
-    match importer.status(&running).await {
-        Ok(status) => {
-            status.imports.is_empty()
-                && status
-                    .queue
-                    .is_none_or(|q| drained(&q.interactive) && drained(&q.background))
-        }
-        Err(_) => false,
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::error::Error;
+use crate::failpoint::FailPoints;
 use crate::queue::JobQueue;
 use crate::queue::QueueError;
 use crate::queue::embedded::EmbeddedQueue;
@@ -46,10 +47,16 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    pub(crate) async fn open(settings: &Settings, mode: Mode) -> Result<Self, Error> {
+    pub(crate) async fn open(
+        settings: &Settings,
+        mode: Mode,
+        failpoints: &FailPoints,
+    ) -> Result<Self, Error> {
         if let Some(url) = settings.database_url() {
             // One pool for the store and the queue: the flush pushes inside its transaction.
-            let store = PgStore::connect(url, settings.max_attempts).await?;
+            let store = PgStore::connect(url, settings.max_attempts)
+                .await?
+                .with_failpoints(failpoints.clone());
             let location = format!("{} (schema apalis)", crate::config::redact_url(url));
             let queue = PgQueue::new(store.pool().clone(), location, settings.max_attempts);
             return Ok(Self {

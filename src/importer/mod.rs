@@ -4,6 +4,7 @@
 
 mod backend;
 mod click;
+mod idle;
 mod owner;
 mod reads;
 mod running;
@@ -46,10 +47,14 @@ pub use status::{ImportStatus, Status};
 
 /// An open data dir (or database): the store, the queue if this process may use it, one
 /// shared rate budget, the read cache and the event stream. Cheap to clone: clones share
-/// everything, and the last `close` (or drop) ends it.
+/// everything, and the last [`close`](Importer::close) ends it (or
+/// [`shutdown`](Importer::shutdown), for every clone at once).
 #[derive(Clone)]
 pub struct Importer {
     inner: Arc<Inner>,
+    /// One count per handle the app holds (background tasks never clone it), so `close`
+    /// knows which handle is the last.
+    handles: Arc<()>,
 }
 
 struct Inner {
@@ -141,7 +146,7 @@ impl Importer {
         } else {
             Mode::ReadWrite
         };
-        let backend = Backend::open(&b.settings, mode).await?;
+        let backend = Backend::open(&b.settings, mode, &b.failpoints).await?;
         let store = backend.store.clone();
         let budget = RateBudget::new(b.settings.budget(), store.ledger(), b.clock.clone());
         let client = match AniListClient::new(b.settings.client(), Arc::new(budget)) {
@@ -166,6 +171,7 @@ impl Importer {
         // Only a process that is the store's sole writer can keep a cache true to it.
         cache.set_enabled(b.settings.cache_entries > 0 && backend.owner == QueueOwner::ThisProcess);
         let importer = Self {
+            handles: Arc::new(()),
             inner: Arc::new(Inner {
                 queue: SyncMutex::new(backend.queue.clone()),
                 owner: SyncMutex::new(backend.owner),

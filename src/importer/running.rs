@@ -175,9 +175,27 @@ impl Importer {
         }
     }
 
-    /// Stops the workers and closes the store, which checkpoints SQLite's WAL so the database
-    /// file is complete on its own. Call it before the process exits.
+    /// Lets go of this handle. The last handle's close stops the workers and closes the
+    /// store, which checkpoints SQLite's WAL so the database file is complete on its own;
+    /// until then the other clones go on working. Call it before the process exits.
     pub async fn close(self) {
+        let Self { inner, handles } = self;
+        // Atomic: of two clones closing at once, exactly one is the last.
+        if Arc::into_inner(handles).is_none() {
+            return;
+        }
+        Self {
+            inner,
+            handles: Arc::new(()),
+        }
+        .shutdown()
+        .await;
+    }
+
+    /// Stops the workers and closes the store now, for every clone: a process that is
+    /// exiting while clones may still be held (an API server's open connections) ends it
+    /// here. Calls on any clone afterwards fail with the store's error.
+    pub async fn shutdown(&self) {
         self.stop().await;
         self.inner.store.close().await;
     }

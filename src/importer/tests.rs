@@ -15,7 +15,7 @@ use crate::queue::tests::test_options;
 use crate::queue::{FetchJob, JobHandler, JobQueue, Lane, RunOptions};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ImportState, Store};
-use crate::testing::id;
+use crate::test_support::id;
 use crate::{Importer, Settings};
 
 #[tokio::test]

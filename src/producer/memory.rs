@@ -12,7 +12,7 @@ use crate::anime::{Anime, AnimeId, RelationType};
 use crate::queue::FetchJob;
 use crate::store::driver::NewItem;
 use crate::store::{ImportRules, ItemResult, ItemState, QueuedItem, StoreError, StoreTx};
-use crate::testing::id;
+use crate::test_support::id;
 
 #[derive(Default)]
 struct MemoryTx {

@@ -45,6 +45,16 @@ pub enum QueueError {
         reason: String,
     },
 
+    /// A database-backed queue's statement failed; the database's own error is kept, so a
+    /// lost connection still reads as one where this error is handled.
+    #[error("job queue {location}: {operation} failed: {source}")]
+    Database {
+        location: String,
+        operation: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
     #[error("job for anime {anime_id} could not be encoded as JSON: {source}")]
     Encode {
         anime_id: crate::anime::AnimeId,

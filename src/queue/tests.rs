@@ -58,7 +58,7 @@ pub(crate) async fn embedded_kit() -> Kit {
 }
 
 pub(crate) async fn postgres_kit() -> Kit {
-    let (db, store) = crate::testing::postgres_store().await;
+    let (db, store) = crate::test_support::postgres_store().await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     drop(store);
     let location = "the test database".to_string();

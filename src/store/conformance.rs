@@ -17,7 +17,7 @@ use crate::store::{
     ImportFilter, ImportState, ItemOutcome, ItemResult, ItemState, ProcessInfo, ProcessRole,
     QueuedItem, Store,
 };
-use crate::testing::{anime, id};
+use crate::test_support::{anime, id};
 use crate::upstream::ledger::{LedgerOp, LedgerRules, ParkReason};
 
 fn batch(fetched: Vec<crate::anime::Anime>) -> FlushBatch {
@@ -797,7 +797,7 @@ pub(crate) use conformance_suite;
 /// The embedded backend.
 mod sqlite {
     async fn make() -> Option<(tempfile::TempDir, crate::store::Store)> {
-        Some(crate::testing::sqlite_store().await)
+        Some(crate::test_support::sqlite_store().await)
     }
 
     super::conformance_suite!(make);
@@ -805,8 +805,8 @@ mod sqlite {
 
 /// The scale-out backend, on the server `TEST_DATABASE_URL` names.
 mod postgres {
-    async fn make() -> Option<(crate::testing::PgDatabase, crate::store::Store)> {
-        Some(crate::testing::postgres_store().await)
+    async fn make() -> Option<(crate::test_support::PgDatabase, crate::store::Store)> {
+        Some(crate::test_support::postgres_store().await)
     }
 
     super::conformance_suite!(make);

@@ -41,6 +41,11 @@ pub enum StoreError {
 
     #[error("store query failed: {0}")]
     Sql(#[from] sqlx::Error),
+
+    /// The job queue failed inside a store transaction (PostgreSQL's flush pushes its next
+    /// jobs there). It stays the queue's error, so its class is not lost on the way up.
+    #[error("{0}")]
+    Queue(#[from] crate::queue::QueueError),
 }
 
 /// What kind of failure a store error is, for deciding whether the pipeline can go on.
@@ -58,6 +63,8 @@ pub(crate) enum Failure {
     Busy,
     /// The connection to the database server was lost (it may come back).
     Connection,
+    /// The job queue refused the new jobs for a reason of its own (not the database's).
+    Queue,
     /// Anything else: a bug or bad data, not the environment.
     Other,
 }
@@ -80,6 +87,7 @@ impl Failure {
             Self::Corrupt => "the database file is damaged",
             Self::Busy => "another process held its lock too long",
             Self::Connection => "the connection to the database was lost",
+            Self::Queue => "the job queue refused the new jobs",
             Self::Other => "a query failed",
         }
     }
@@ -93,6 +101,7 @@ impl StoreError {
             Self::Corrupt { .. } => Failure::Corrupt,
             Self::Locked { .. } => Failure::Busy,
             Self::Sql(e) => classify_sqlx(e),
+            Self::Queue(e) => classify_queue(e),
             Self::Open { .. } | Self::NewerSchema { .. } => Failure::Other,
         }
     }
@@ -133,6 +142,18 @@ impl StoreError {
                 reason: other.to_string(),
             },
         }
+    }
+}
+
+/// A queue failure by what lies under it: the database's own error where there is one,
+/// else the queue's verdict (a full or damaged queue needs a person; the rest is the queue's).
+fn classify_queue(error: &crate::queue::QueueError) -> Failure {
+    use crate::queue::QueueError;
+    match error {
+        QueueError::Database { source, .. } => classify_sqlx(source),
+        QueueError::DiskFull { .. } => Failure::DiskFull,
+        QueueError::Corrupt { .. } | QueueError::Broken { .. } => Failure::Corrupt,
+        _ => Failure::Queue,
     }
 }
 
@@ -187,5 +208,51 @@ fn classify_sqlx(error: &sqlx::Error) -> Failure {
         }
         sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => Failure::Connection,
         _ => Failure::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Failure, StoreError};
+    use crate::queue::QueueError;
+
+    fn database(source: sqlx::Error) -> StoreError {
+        StoreError::Queue(QueueError::Database {
+            location: "the PostgreSQL job queue".into(),
+            operation: "pushing jobs",
+            source,
+        })
+    }
+
+    /// A queue failure inside a store transaction keeps its class: a lost connection under
+    /// it is still one (waited for), the queue's own refusal is the queue's (counted toward
+    /// the flusher's ten tries, then a halt), and a full queue disk needs a person.
+    #[test]
+    fn a_queue_error_keeps_its_class_across_the_store_seam() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            database(sqlx::Error::Io(reset)).failure(),
+            Failure::Connection
+        );
+        assert_eq!(
+            database(sqlx::Error::PoolTimedOut).failure(),
+            Failure::Connection
+        );
+        let refused = StoreError::Queue(QueueError::Backend {
+            location: "the PostgreSQL job queue".into(),
+            operation: "pushing jobs",
+            reason: "no".into(),
+        });
+        assert_eq!(refused.failure(), Failure::Queue);
+        assert!(!refused.failure().is_fatal());
+        assert!(
+            refused.to_string().contains("pushing jobs failed: no"),
+            "{refused}"
+        );
+        let full = StoreError::Queue(QueueError::DiskFull {
+            location: "queue.redb".into(),
+            reason: "ENOSPC".into(),
+        });
+        assert!(full.failure().is_fatal());
     }
 }

@@ -92,7 +92,7 @@ pub(crate) fn relation_rows<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::anime;
+    use crate::test_support::anime;
 
     fn keys(rows: &[RelationRow<'_>]) -> Vec<(u32, u32, String)> {
         rows.iter()

@@ -259,13 +259,22 @@ impl Flusher {
             }
             if tries >= MAX_COMMIT_TRIES {
                 let what = error.failure().describe();
-                self.parts.halt.trip(Halt {
-                    kind: HaltKind::Broken,
-                    message: format!(
+                let message = match &error {
+                    // The store is fine; the queue it pushes the next level to is not.
+                    StoreError::Queue(queue) => format!(
+                        "the job queue kept refusing the flush's new jobs: {queue}. Nothing \
+                         stored was lost (each flush rolled back whole); run franchise \
+                         again once the queue works"
+                    ),
+                    _ => format!(
                         "the store at {} kept failing ({what}): {error}. Nothing stored was \
                          lost; run franchise again once it works",
                         self.parts.store.location()
                     ),
+                };
+                self.parts.halt.trip(Halt {
+                    kind: HaltKind::Broken,
+                    message,
                 });
                 return None;
             }

@@ -525,7 +525,7 @@ pub(super) fn not_stored(root: AnimeId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::id;
+    use crate::test_support::id;
 
     fn anime(raw: i64, title: &str, format: &str) -> AnimeSummary {
         AnimeSummary {

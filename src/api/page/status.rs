@@ -495,7 +495,7 @@ fn workers(workers: &[ProcessInfo], now_ms: i64) -> String {
 mod tests {
     use super::*;
     use crate::store::ImportProgress;
-    use crate::testing::id;
+    use crate::test_support::id;
 
     fn import(import_id: i64, state: ImportState, done: u64, discovered: u64) -> ImportStatus {
         let running = state == ImportState::Running;

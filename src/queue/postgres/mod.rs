@@ -72,6 +72,15 @@ impl PgQueue {
             reason: e.to_string(),
         }
     }
+
+    /// A failed statement, its database error kept (a lost connection stays one).
+    fn database(&self, operation: &'static str, source: sqlx::Error) -> QueueError {
+        QueueError::Database {
+            location: self.location.clone(),
+            operation,
+            source,
+        }
+    }
 }
 
 fn task_ids(jobs: &[FetchJob]) -> Vec<Option<String>> {
@@ -91,10 +100,10 @@ pub(crate) async fn push_in(
     if jobs.is_empty() {
         return Ok(0);
     }
-    let backend = |operation: &'static str, e: &dyn std::fmt::Display| QueueError::Backend {
-        location: "the PostgreSQL job queue".to_string(),
+    let backend = |operation: &'static str, source: sqlx::Error| QueueError::Database {
+        location: "in PostgreSQL (schema apalis)".to_string(),
         operation,
-        reason: e.to_string(),
+        source,
     };
     // Twice at most: a concurrent push of the same id between our check and our insert
     // fails the savepoint, and the second check sees it.
@@ -108,7 +117,7 @@ pub(crate) async fn push_in(
                 .bind(&known)
                 .fetch_all(&mut *conn)
                 .await
-                .map_err(|e| backend("looking up jobs", &e))?
+                .map_err(|e| backend("looking up jobs", e))?
                 .iter()
                 .filter_map(|row| row.try_get::<String, _>(0).ok())
                 .collect()
@@ -141,23 +150,30 @@ pub(crate) async fn push_in(
         let mut savepoint = conn
             .begin()
             .await
-            .map_err(|e| backend("opening a savepoint", &e))?;
+            .map_err(|e| backend("opening a savepoint", e))?;
         match apalis_postgres::queries::push_tasks(&mut *savepoint, lane.queue_name(), tasks).await
         {
             Ok(()) => {
                 savepoint
                     .commit()
                     .await
-                    .map_err(|e| backend("pushing jobs", &e))?;
+                    .map_err(|e| backend("pushing jobs", e))?;
                 return Ok(count);
             }
             Err(e) if round == 0 && is_duplicate(&e) => {
                 savepoint
                     .rollback()
                     .await
-                    .map_err(|e| backend("pushing jobs", &e))?;
+                    .map_err(|e| backend("pushing jobs", e))?;
             }
-            Err(e) => return Err(backend("pushing jobs", &e)),
+            Err(apalis_postgres::Error::Database(e)) => return Err(backend("pushing jobs", e)),
+            Err(e) => {
+                return Err(QueueError::Backend {
+                    location: "in PostgreSQL (schema apalis)".to_string(),
+                    operation: "pushing jobs",
+                    reason: e.to_string(),
+                });
+            }
         }
     }
     Ok(0)
@@ -180,11 +196,11 @@ impl QueueDriver for PgQueue {
                 .pool
                 .begin()
                 .await
-                .map_err(|e| self.error("pushing jobs", e))?;
+                .map_err(|e| self.database("pushing jobs", e))?;
             total += push_in(&mut tx, lane, chunk, self.max_attempts).await?;
             tx.commit()
                 .await
-                .map_err(|e| self.error("pushing jobs", e))?;
+                .map_err(|e| self.database("pushing jobs", e))?;
         }
         Ok(total)
     }
@@ -199,18 +215,18 @@ impl QueueDriver for PgQueue {
         .bind(Lane::ALL.map(|l| l.queue_name().to_string()).to_vec())
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.error("reading queue depth", e))?;
+        .map_err(|e| self.database("reading queue depth", e))?;
         let mut depth = QueueDepth::default();
         for row in rows {
             let queue: String = row
                 .try_get(0)
-                .map_err(|e| self.error("reading queue depth", e))?;
+                .map_err(|e| self.database("reading queue depth", e))?;
             let status: String = row
                 .try_get(1)
-                .map_err(|e| self.error("reading queue depth", e))?;
+                .map_err(|e| self.database("reading queue depth", e))?;
             let count: i64 = row
                 .try_get(2)
-                .map_err(|e| self.error("reading queue depth", e))?;
+                .map_err(|e| self.database("reading queue depth", e))?;
             let lane = if queue == Lane::Interactive.queue_name() {
                 &mut depth.interactive
             } else {
@@ -229,15 +245,15 @@ impl QueueDriver for PgQueue {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.error("looking up jobs", e))?;
+        .map_err(|e| self.database("looking up jobs", e))?;
         let mut found = std::collections::HashMap::new();
         for row in rows {
             let id: String = row
                 .try_get(0)
-                .map_err(|e| self.error("looking up jobs", e))?;
+                .map_err(|e| self.database("looking up jobs", e))?;
             let status: String = row
                 .try_get(1)
-                .map_err(|e| self.error("looking up jobs", e))?;
+                .map_err(|e| self.database("looking up jobs", e))?;
             let attempts: i32 = row.try_get(2).unwrap_or(0);
             let max: i32 = row.try_get(3).unwrap_or(1);
             let finished = matches!(status.as_str(), "Done" | "Killed")
@@ -313,7 +329,7 @@ impl QueueDriver for PgQueue {
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(|e| self.error("reaching the database", e))
+            .map_err(|e| self.database("reaching the database", e))
     }
 }
 

@@ -22,6 +22,7 @@ use super::records::{
     AnimeSummary, ImportFilter, ImportProgress, ProcessInfo, StoredAnime, StoredRelation,
 };
 use crate::anime::{AnimeId, RelationType};
+use crate::failpoint::FailPoints;
 use crate::upstream::ledger::{LedgerOp, LedgerOutcome, LedgerRules};
 
 pub(crate) use tx::PgTx;
@@ -39,6 +40,8 @@ pub(crate) struct PgStore {
     location: String,
     /// Attempts each job pushed from inside a transaction may run.
     max_attempts: usize,
+    /// `store.enqueue` makes the flush's in-transaction push fail, for tests.
+    failpoints: FailPoints,
 }
 
 impl PgStore {
@@ -89,7 +92,14 @@ impl PgStore {
             pool,
             location,
             max_attempts: max_attempts.max(1),
+            failpoints: FailPoints::default(),
         })
+    }
+
+    /// Arms this store's failure points from the importer's set.
+    pub(crate) fn with_failpoints(mut self, failpoints: FailPoints) -> Self {
+        self.failpoints = failpoints;
+        self
     }
 
     pub(crate) fn pool(&self) -> &PgPool {
@@ -108,6 +118,7 @@ impl StoreDriver for PgStore {
         Ok(Box::new(PgTx {
             tx,
             max_attempts: self.max_attempts,
+            failpoints: self.failpoints.clone(),
         }))
     }
 

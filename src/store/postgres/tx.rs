@@ -8,7 +8,8 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::write::{raw_ids, record_missing, upsert_anime};
 use crate::anime::{Anime, AnimeId, RelationType};
-use crate::queue::{FetchJob, Lane};
+use crate::failpoint::{FailAction, FailPoints};
+use crate::queue::{FetchJob, Lane, QueueError};
 use crate::store::StoreError;
 use crate::store::driver::{ImportRules, ItemOutcome, ItemResult, NewItem, QueuedItem, StoreTx};
 use crate::store::records::ItemState;
@@ -47,6 +48,7 @@ pub(crate) struct PgTx {
     pub(super) tx: Transaction<'static, Postgres>,
     /// Attempts each job pushed from this transaction may run.
     pub(super) max_attempts: usize,
+    pub(super) failpoints: FailPoints,
 }
 
 /// How many items of each state a statement added or moved.
@@ -545,10 +547,17 @@ impl StoreTx for PgTx {
     }
 
     async fn enqueue(&mut self, jobs: &[FetchJob]) -> Result<bool, StoreError> {
-        // The queue lives in this database: the jobs commit with the data, or not at all.
+        if let Some(FailAction::Error) = self.failpoints.hit("store.enqueue") {
+            return Err(StoreError::Queue(QueueError::Backend {
+                location: "in PostgreSQL (schema apalis)".to_string(),
+                operation: "pushing jobs",
+                reason: "failure point store.enqueue fired".to_string(),
+            }));
+        }
+        // The queue lives in this database: the jobs commit with the data, or not at all. A
+        // failure stays the queue's error (a lost connection under it still reads as one).
         crate::queue::postgres::push_in(&mut self.tx, Lane::Background, jobs, self.max_attempts)
-            .await
-            .map_err(|e| StoreError::Sql(sqlx::Error::Protocol(e.to_string())))?;
+            .await?;
         Ok(true)
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{MIGRATOR, SqliteStore};
 use crate::store::{Store, StoreError};
-use crate::testing::anime;
+use crate::test_support::anime;
 
 #[tokio::test]
 async fn runs_in_wal_mode_with_normal_sync_and_a_busy_timeout() {

@@ -376,8 +376,13 @@ fn describe(error: figment::Error) -> ConfigError {
             }
             if let Some(meta) = &e.metadata {
                 line.push_str(&format!(" in {}", meta.name));
-                if let Some(source) = &meta.source {
-                    line.push_str(&format!(" {source}"));
+                match &meta.source {
+                    // The path itself: figment prints it relative to the working directory.
+                    Some(figment::Source::File(path)) => {
+                        line.push_str(&format!(" {}", path.display()))
+                    }
+                    Some(source) => line.push_str(&format!(" {source}")),
+                    None => {}
                 }
             }
             line

@@ -7,6 +7,7 @@ mod error;
 pub(crate) mod postgres;
 mod records;
 pub(crate) mod relations;
+mod sql;
 pub(crate) mod sqlite;
 
 #[cfg(test)]

@@ -1,17 +1,12 @@
 //! PostgreSQL's multi-row upserts of fetched anime and their relations, forward and derived
 //! inverse, on the whole natural key. One statement per table per flush, whole columns as arrays.
 
-use std::collections::HashMap;
-
 use sqlx::PgConnection;
 
 use crate::anime::{Anime, AnimeId};
 use crate::store::relations::{RelationRow, relation_rows};
-
-/// The ids as PostgreSQL `BIGINT`s, for an array parameter.
-pub(super) fn raw_ids(ids: &[AnimeId]) -> Vec<i64> {
-    ids.iter().map(|id| i64::from(*id)).collect()
-}
+use crate::store::sql::latest_by_id;
+use crate::store::sql::raw_ids;
 
 /// Records ids AniList did not return, and forgets those it now did.
 pub(crate) async fn record_missing(
@@ -58,13 +53,7 @@ pub(crate) async fn upsert_anime(
     if anime.is_empty() {
         return Ok(());
     }
-    // Later entries for the same id win, so one statement never touches a row twice.
-    let mut latest: HashMap<AnimeId, &Anime> = HashMap::with_capacity(anime.len());
-    for a in anime {
-        latest.insert(a.id, a);
-    }
-    let mut unique: Vec<&Anime> = latest.into_values().collect();
-    unique.sort_by_key(|a| a.id);
+    let unique = latest_by_id(anime);
 
     let column = |f: &dyn Fn(&Anime) -> Option<String>| -> Vec<Option<String>> {
         unique.iter().map(|a| f(a)).collect()

@@ -120,10 +120,11 @@ async fn a_read_only_store_opens_for_reading_and_refuses_writes_plainly() {
         .unwrap();
     let read_only = SqliteStore {
         pool,
-        path: path.clone(),
-        access: super::Access::ReadOnly,
+        location: path.display().to_string(),
+        access: crate::store::sql::Access::ReadOnly,
+        push: (),
     };
-    read_only.check_schema().await.unwrap();
+    read_only.check_schema(&path).await.unwrap();
     let err = read_only.probe_write().await.unwrap_err();
     assert_eq!(err.failure(), crate::store::Failure::ReadOnly, "{err}");
     let handle = Store::new(Arc::new(read_only));

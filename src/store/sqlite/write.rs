@@ -1,12 +1,11 @@
 //! SQLite's multi-row upserts of fetched anime and their relations, forward and derived inverse, on
 //! the whole natural key. One statement per few hundred rows, never one per row.
 
-use std::collections::HashMap;
-
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::anime::{Anime, AnimeId};
 use crate::store::relations::{RelationRow, next_generation, relation_rows};
+use crate::store::sql::latest_by_id;
 
 /// Rows per INSERT: SQLite allows 32,766 bound values; an anime row binds 15.
 const ANIME_ROWS_PER_STATEMENT: usize = 1_000;
@@ -49,13 +48,7 @@ pub(crate) async fn upsert_anime(
     if anime.is_empty() {
         return Ok(());
     }
-    // Later entries for the same id win, so one statement never touches a row twice.
-    let mut latest: HashMap<AnimeId, &Anime> = HashMap::with_capacity(anime.len());
-    for a in anime {
-        latest.insert(a.id, a);
-    }
-    let mut unique: Vec<&Anime> = latest.into_values().collect();
-    unique.sort_by_key(|a| a.id);
+    let unique = latest_by_id(anime);
 
     for chunk in unique.chunks(ANIME_ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(

@@ -1,67 +1,62 @@
-//! Heartbeat rows of live franchise processes in PostgreSQL, so `status` in any process can say
-//! who runs the workers, and read the queue depth only the embedded queue's owner can see.
+//! Heartbeat rows of live franchise processes, so `status` in any process can say who runs
+//! the workers, and read the queue depth only the embedded queue's owner can see.
 
-use sqlx::Row;
+use sqlx::{Pool, Row};
 
-use super::PgStore;
-use super::tx::to_u32;
+use super::{Sql, shared, to_u32};
 use crate::store::StoreError;
 use crate::store::records::{ProcessInfo, ProcessRole};
 
-pub(crate) fn role_str(role: ProcessRole) -> &'static str {
+fn role_str(role: ProcessRole) -> &'static str {
     match role {
         ProcessRole::Worker => "worker",
         ProcessRole::Server => "server",
     }
 }
 
-pub(crate) fn parse_role(raw: &str) -> ProcessRole {
+fn parse_role(raw: &str) -> ProcessRole {
     match raw {
         "server" => ProcessRole::Server,
         _ => ProcessRole::Worker,
     }
 }
 
-impl PgStore {
-    pub(super) async fn write_heartbeat(&self, p: &ProcessInfo) -> Result<(), StoreError> {
+shared! {
+impl<DB> Sql<DB> {
+    pub(super) async fn write_heartbeat(
+        pool: &Pool<DB>,
+        p: &ProcessInfo,
+    ) -> Result<(), StoreError> {
         let queue = p.queue.as_ref().and_then(|q| serde_json::to_string(q).ok());
-        sqlx::query(
+        sqlx::query::<DB>(
             "INSERT INTO worker_process (id, host, pid, role, started_at, heartbeat_at, api_url, \
              queue) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, \
              api_url = excluded.api_url, queue = excluded.queue, role = excluded.role",
         )
-        .bind(&p.id)
-        .bind(&p.host)
+        .bind(p.id.as_str())
+        .bind(p.host.as_str())
         .bind(i64::from(p.pid))
         .bind(role_str(p.role))
         .bind(p.started_at_ms)
         .bind(p.heartbeat_at_ms)
-        .bind(&p.api_url)
+        .bind(p.api_url.as_deref())
         .bind(queue)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
         Ok(())
     }
 
-    pub(super) async fn delete_process(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM worker_process WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
     pub(super) async fn read_processes(
-        &self,
+        pool: &Pool<DB>,
         fresh_since_ms: i64,
     ) -> Result<Vec<ProcessInfo>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query::<DB>(
             "SELECT id, host, pid, role, started_at, heartbeat_at, api_url, queue \
              FROM worker_process WHERE heartbeat_at >= $1 ORDER BY started_at, id",
         )
         .bind(fresh_since_ms)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|row| {
@@ -80,4 +75,5 @@ impl PgStore {
             })
             .collect()
     }
+}
 }

@@ -1,47 +1,23 @@
-//! SQLite's write transaction: imports and their items (with the counters progress reads),
-//! the look-ups the walk needs, cancel, retry and re-queue, all inside one transaction.
+//! The write transaction, for either backend: imports and their items (with the counters
+//! progress reads), the look-ups the walk needs, cancel, retry and re-queue.
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 
-use super::write::{record_missing, upsert_anime};
+use super::{
+    Column, Dialect, followed_list, parse_followed, raw_ids, shared, to_id, to_u32, type_names,
+};
 use crate::anime::{Anime, AnimeId, RelationType};
 use crate::queue::FetchJob;
 use crate::store::StoreError;
 use crate::store::driver::{ImportRules, ItemOutcome, ItemResult, NewItem, QueuedItem, StoreTx};
 use crate::store::records::ItemState;
 
-/// Bound values per statement stay far below SQLite's 32,766.
-pub(super) const IDS_PER_STATEMENT: usize = 5_000;
-
-pub(crate) fn to_id(raw: i64) -> Result<AnimeId, sqlx::Error> {
-    AnimeId::new(raw).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-/// A stored depth, cap or round (never negative, and small) as a `u32`.
-pub(crate) fn to_u32(raw: i64) -> u32 {
-    raw.clamp(0, i64::from(u32::MAX)) as u32
-}
-
-pub(crate) fn followed_list(followed: &[RelationType]) -> String {
-    followed
-        .iter()
-        .map(RelationType::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-pub(crate) fn parse_followed(raw: &str) -> Vec<RelationType> {
-    raw.split(',')
-        .filter(|s| !s.is_empty())
-        .map(RelationType::parse)
-        .collect()
-}
-
-pub(crate) struct SqliteTx {
-    pub(super) tx: Transaction<'static, Sqlite>,
+pub(crate) struct SqlTx<DB: Dialect> {
+    pub(super) tx: Transaction<'static, DB>,
+    pub(super) push: DB::Push,
 }
 
 /// How many items of each state a statement added or moved.
@@ -65,13 +41,14 @@ impl StateCounts {
     }
 }
 
-impl SqliteTx {
+shared! {
+impl<DB> SqlTx<DB> {
     /// Adds to an import's counters (negative to take away).
     async fn bump_counts(&mut self, import_id: i64, c: &StateCounts) -> Result<(), sqlx::Error> {
         if c.all == 0 && c.done == 0 && c.failed == 0 && c.cancelled == 0 {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query::<DB>(
             "UPDATE import SET item_count = item_count + $1, done_count = done_count + $2, \
              failed_count = failed_count + $3, cancelled_count = cancelled_count + $4 \
              WHERE id = $5",
@@ -94,15 +71,16 @@ impl SqliteTx {
         since_ms: i64,
     ) -> Result<HashSet<AnimeId>, sqlx::Error> {
         let mut found = HashSet::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(select);
-            q.push_bind(since_ms).push(" AND id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(i64::from(*id));
-            }
-            q.push(")");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+        for chunk in raw_ids(ids).chunks(DB::rows_per_statement(1)) {
+            let mut q = QueryBuilder::<DB>::new(select);
+            q.push_bind(since_ms).push(" AND id");
+            DB::push_in_ints(&mut q, chunk);
+            for row in q
+                .build()
+                .persistent(DB::PREPARE_LISTS)
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 found.insert(to_id(row.try_get(0)?)?);
             }
         }
@@ -110,18 +88,20 @@ impl SqliteTx {
     }
 
     async fn import_exists(&mut self, import_id: i64) -> Result<bool, sqlx::Error> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM import WHERE id = $1")
+        let found = sqlx::query::<DB>("SELECT id FROM import WHERE id = $1")
             .bind(import_id)
             .fetch_optional(&mut *self.tx)
             .await?;
         Ok(found.is_some())
     }
 }
+}
 
+shared! {
 #[async_trait]
-impl StoreTx for SqliteTx {
+impl<DB> StoreTx for SqlTx<DB> {
     async fn upsert_anime(&mut self, anime: &[Anime], now_ms: i64) -> Result<(), StoreError> {
-        Ok(upsert_anime(&mut self.tx, anime, now_ms).await?)
+        DB::upsert_anime(&mut self.tx, anime, now_ms).await
     }
 
     async fn record_missing(
@@ -130,7 +110,7 @@ impl StoreTx for SqliteTx {
         found: &[AnimeId],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        Ok(record_missing(&mut self.tx, missing, found, now_ms).await?)
+        DB::record_missing(&mut self.tx, missing, found, now_ms).await
     }
 
     async fn insert_import(
@@ -139,35 +119,38 @@ impl StoreTx for SqliteTx {
         rules: &ImportRules,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
+        let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO import (root_id, max_depth, max_items, followed, force_refresh, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(i64::from(root))
-        .bind(i64::from(rules.max_depth))
-        .bind(i64::from(rules.max_items))
-        .bind(followed_list(&rules.followed))
-        .bind(i32::from(rules.force_refresh))
-        .bind(now_ms)
-        .fetch_one(&mut *self.tx)
-        .await?;
+             created_at) VALUES (",
+        );
+        q.push_bind(i64::from(root))
+            .push(", ")
+            .push_bind(i64::from(rules.max_depth))
+            .push(", ")
+            .push_bind(i64::from(rules.max_items))
+            .push(", ")
+            .push_bind(followed_list(&rules.followed))
+            .push(", ");
+        DB::push_flag(&mut q, rules.force_refresh);
+        q.push(", ").push_bind(now_ms).push(") RETURNING id");
+        let row = q.build().fetch_one(&mut *self.tx).await?;
         Ok(row.try_get(0)?)
     }
 
     async fn import_rules(&mut self, import_id: i64) -> Result<Option<ImportRules>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query::<DB>(
             "SELECT max_depth, max_items, followed, force_refresh FROM import WHERE id = $1",
         )
         .bind(import_id)
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let followed: String = row.try_get("followed")?;
+        let followed: String = row.try_get(2)?;
         Ok(Some(ImportRules {
-            max_depth: to_u32(row.try_get("max_depth")?),
-            max_items: to_u32(row.try_get("max_items")?),
+            max_depth: to_u32(row.try_get(0)?),
+            max_items: to_u32(row.try_get(1)?),
             followed: parse_followed(&followed),
-            force_refresh: row.try_get::<i64, _>("force_refresh")? != 0,
+            force_refresh: DB::flag(&row, 3)?,
         }))
     }
 
@@ -179,29 +162,43 @@ impl StoreTx for SqliteTx {
         let mut completed = Vec::new();
         let mut counts: HashMap<i64, StateCounts> = HashMap::new();
         // One statement per chunk, not one per item: each statement is a hand-off to sqlx's
-        // SQLite thread, and a flush settles hundreds of items.
-        for chunk in results.chunks(IDS_PER_STATEMENT / 4) {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE import_item SET state = v.column3, ");
-            q.push("reason = v.column4, updated_at = ")
-                .push_bind(now_ms)
-                .push(" FROM (");
-            q.push_values(chunk, |mut row, r| {
+        // database thread, and a flush settles hundreds of items.
+        for chunk in results.chunks(DB::rows_per_statement(4)) {
+            let mut states = Vec::with_capacity(chunk.len());
+            let mut reasons = Vec::with_capacity(chunk.len());
+            for r in chunk {
                 let (state, reason) = match &r.outcome {
                     ItemOutcome::Done => (ItemState::Done, None),
                     ItemOutcome::Failed(reason) => (ItemState::Failed, Some(reason.as_str())),
                 };
-                row.push_bind(r.import_id)
-                    .push_bind(i64::from(r.anime_id))
-                    .push_bind(state.as_str())
-                    .push_bind(reason);
-            });
+                states.push(state.as_str());
+                reasons.push(reason);
+            }
+            let mut q = QueryBuilder::<DB>::new(
+                "UPDATE import_item SET state = v.column3, reason = v.column4, updated_at = ",
+            );
+            q.push_bind(now_ms).push(" FROM ");
+            DB::push_rows(
+                &mut q,
+                &[
+                    Column::Ints(chunk.iter().map(|r| r.import_id).collect()),
+                    Column::Ints(chunk.iter().map(|r| i64::from(r.anime_id)).collect()),
+                    Column::Texts(states),
+                    Column::OptTexts(reasons),
+                ],
+            );
             q.push(
-                ") AS v WHERE import_item.import_id = v.column1 AND import_item.anime_id = \
-                 v.column2 AND import_item.state = 'queued' \
+                " WHERE import_item.import_id = v.column1 AND import_item.anime_id = v.column2 \
+                 AND import_item.state = 'queued' \
                  RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
                  import_item.state, import_item.round",
             );
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+            for row in q
+                .build()
+                .persistent(DB::PREPARE_LISTS)
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 let import_id: i64 = row.try_get(0)?;
                 let state: String = row.try_get(3)?;
                 let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
@@ -221,6 +218,9 @@ impl StoreTx for SqliteTx {
                 }
             }
         }
+        // In id order: two flushes that touch the same imports lock their rows in one order.
+        let mut counts: Vec<(i64, StateCounts)> = counts.into_iter().collect();
+        counts.sort_by_key(|(import_id, _)| *import_id);
         for (import_id, c) in counts {
             self.bump_counts(import_id, &c).await?;
         }
@@ -237,22 +237,21 @@ impl StoreTx for SqliteTx {
         if followed.is_empty() {
             return Ok(edges);
         }
-        for chunk in parents.chunks(IDS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+        for chunk in raw_ids(parents).chunks(DB::rows_per_statement(1)) {
+            let mut q = QueryBuilder::<DB>::new(
                 "SELECT anime_id, related_id FROM anime_relation WHERE related_kind = 'ANIME' \
-                 AND anime_id IN (",
+                 AND anime_id",
             );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(i64::from(*id));
-            }
-            q.push(") AND relation_type IN (");
-            let mut list = q.separated(", ");
-            for t in followed {
-                list.push_bind(t.as_str());
-            }
-            q.push(") ORDER BY anime_id, related_id");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+            DB::push_in_ints(&mut q, chunk);
+            q.push(" AND relation_type");
+            DB::push_in_texts(&mut q, &type_names(followed));
+            q.push(" ORDER BY anime_id, related_id");
+            for row in q
+                .build()
+                .persistent(DB::PREPARE_LISTS)
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 edges.push((to_id(row.try_get(0)?)?, to_id(row.try_get(1)?)?));
             }
         }
@@ -265,17 +264,18 @@ impl StoreTx for SqliteTx {
         ids: &[AnimeId],
     ) -> Result<HashMap<AnimeId, (u32, ItemState)>, StoreError> {
         let mut found = HashMap::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+        for chunk in raw_ids(ids).chunks(DB::rows_per_statement(1)) {
+            let mut q = QueryBuilder::<DB>::new(
                 "SELECT anime_id, depth, state FROM import_item WHERE import_id = ",
             );
-            q.push_bind(import_id).push(" AND anime_id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(i64::from(*id));
-            }
-            q.push(")");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+            q.push_bind(import_id).push(" AND anime_id");
+            DB::push_in_ints(&mut q, chunk);
+            for row in q
+                .build()
+                .persistent(DB::PREPARE_LISTS)
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 let state: String = row.try_get(2)?;
                 let state = ItemState::parse(&state).unwrap_or(ItemState::Failed);
                 let depth = to_u32(row.try_get(1)?);
@@ -286,11 +286,11 @@ impl StoreTx for SqliteTx {
     }
 
     async fn item_count(&mut self, import_id: i64) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT item_count FROM import WHERE id = $1")
+        let row = sqlx::query::<DB>("SELECT item_count FROM import WHERE id = $1")
             .bind(import_id)
             .fetch_one(&mut *self.tx)
             .await?;
-        Ok(n.max(0) as u64)
+        Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
     }
 
     async fn fresh_among(
@@ -318,20 +318,34 @@ impl StoreTx for SqliteTx {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut counts = StateCounts::default();
-        for chunk in items.chunks(IDS_PER_STATEMENT / 6) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO import_item (import_id, anime_id, depth, state, reason, updated_at) ",
+        for chunk in items.chunks(DB::rows_per_statement(4)) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO import_item (import_id, anime_id, depth, state, reason, updated_at) \
+                 SELECT ",
             );
-            q.push_values(chunk, |mut row, (id, depth, state, reason)| {
-                row.push_bind(import_id)
-                    .push_bind(i64::from(*id))
-                    .push_bind(i64::from(*depth))
-                    .push_bind(state.as_str())
-                    .push_bind(*reason)
-                    .push_bind(now_ms);
-            });
-            q.push(" ON CONFLICT (import_id, anime_id) DO NOTHING RETURNING state");
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+            q.push_bind(import_id)
+                .push(", v.column1, v.column2, v.column3, v.column4, ")
+                .push_bind(now_ms)
+                .push(" FROM ");
+            DB::push_rows(
+                &mut q,
+                &[
+                    Column::Ints(chunk.iter().map(|(id, ..)| i64::from(*id)).collect()),
+                    Column::Ints(chunk.iter().map(|(_, d, ..)| i64::from(*d)).collect()),
+                    Column::Texts(chunk.iter().map(|(_, _, st, _)| st.as_str()).collect()),
+                    Column::OptTexts(chunk.iter().map(|(.., r)| *r).collect()),
+                ],
+            );
+            // `WHERE true`: SQLite reads an ON after a SELECT's FROM as a join's otherwise.
+            q.push(
+                " WHERE true ON CONFLICT (import_id, anime_id) DO NOTHING RETURNING state",
+            );
+            for row in q
+                .build()
+                .persistent(DB::PREPARE_LISTS)
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 let state: String = row.try_get(0)?;
                 counts.add(ItemState::parse(&state).unwrap_or(ItemState::Failed));
             }
@@ -345,7 +359,7 @@ impl StoreTx for SqliteTx {
         anime_id: AnimeId,
         depth: u32,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query::<DB>(
             "UPDATE import_item SET depth = $1 WHERE import_id = $2 AND anime_id = $3 \
              AND depth > $1",
         )
@@ -362,7 +376,7 @@ impl StoreTx for SqliteTx {
         import_id: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query::<DB>(
             "UPDATE import SET finished_at = $1 WHERE id = $2 AND finished_at IS NULL \
              AND item_count <= done_count + failed_count + cancelled_count",
         )
@@ -370,7 +384,7 @@ impl StoreTx for SqliteTx {
         .bind(import_id)
         .execute(&mut *self.tx)
         .await?;
-        if done.rows_affected() == 0 {
+        if DB::rows_affected(&done) == 0 {
             return Ok(false);
         }
         // Done items' followed edges to anime the import does not have: only a cap leaves
@@ -378,26 +392,23 @@ impl StoreTx for SqliteTx {
         let Some(rules) = self.import_rules(import_id).await? else {
             return Ok(true);
         };
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = QueryBuilder::<DB>::new(
             "UPDATE import SET unwalked = (SELECT COUNT(*) FROM import_item it \
              JOIN anime_relation r ON r.anime_id = it.anime_id \
              WHERE it.import_id = ",
         );
         q.push_bind(import_id)
-            .push(" AND it.state = 'done' AND r.related_kind = 'ANIME' AND r.relation_type IN (");
-        let mut list = q.separated(", ");
-        for t in &rules.followed {
-            list.push_bind(t.as_str());
-        }
-        if rules.followed.is_empty() {
-            list.push("''");
-        }
+            .push(" AND it.state = 'done' AND r.related_kind = 'ANIME' AND r.relation_type");
+        DB::push_in_texts(&mut q, &type_names(&rules.followed));
         q.push(
-            ") AND NOT EXISTS (SELECT 1 FROM import_item it2 WHERE it2.import_id = it.import_id \
+            " AND NOT EXISTS (SELECT 1 FROM import_item it2 WHERE it2.import_id = it.import_id \
              AND it2.anime_id = r.related_id)) WHERE id = ",
         )
         .push_bind(import_id);
-        q.build().persistent(false).execute(&mut *self.tx).await?;
+        q.build()
+            .persistent(DB::PREPARE_LISTS)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(true)
     }
 
@@ -407,22 +418,29 @@ impl StoreTx for SqliteTx {
         _now_ms: i64,
     ) -> Result<Vec<QueuedItem>, StoreError> {
         let mut moved = Vec::new();
-        for chunk in items.chunks(IDS_PER_STATEMENT / 3) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "UPDATE import_item SET round = import_item.round + 1 FROM (",
+        for chunk in items.chunks(DB::rows_per_statement(3)) {
+            let mut q =
+                QueryBuilder::<DB>::new("UPDATE import_item SET round = import_item.round + 1 FROM ");
+            DB::push_rows(
+                &mut q,
+                &[
+                    Column::Ints(chunk.iter().map(|i| i.import_id).collect()),
+                    Column::Ints(chunk.iter().map(|i| i64::from(i.anime_id)).collect()),
+                    Column::Ints(chunk.iter().map(|i| i64::from(i.round)).collect()),
+                ],
             );
-            q.push_values(chunk, |mut row, item| {
-                row.push_bind(item.import_id)
-                    .push_bind(i64::from(item.anime_id))
-                    .push_bind(i64::from(item.round));
-            });
             q.push(
-                ") AS v WHERE import_item.import_id = v.column1 AND import_item.anime_id = \
+                " WHERE import_item.import_id = v.column1 AND import_item.anime_id = \
                  v.column2 AND import_item.round = v.column3 AND import_item.state = 'queued' \
                  RETURNING import_item.import_id, import_item.anime_id, import_item.depth, \
                  import_item.round",
             );
-            for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+            for row in q
+                .build()
+                .persistent(DB::PREPARE_LISTS)
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 moved.push(QueuedItem {
                     import_id: row.try_get(0)?,
                     anime_id: to_id(row.try_get(1)?)?,
@@ -443,15 +461,15 @@ impl StoreTx for SqliteTx {
         if !self.import_exists(import_id).await? {
             return Ok(None);
         }
-        let cancelled = sqlx::query(
+        let cancelled = sqlx::query::<DB>(
             "UPDATE import_item SET state = 'cancelled', reason = 'cancelled', updated_at = $1 \
              WHERE import_id = $2 AND state = 'queued'",
         )
         .bind(now_ms)
         .bind(import_id)
         .execute(&mut *self.tx)
-        .await?
-        .rows_affected();
+        .await?;
+        let cancelled = DB::rows_affected(&cancelled);
         let n = i64::try_from(cancelled).unwrap_or(i64::MAX);
         self.bump_counts(
             import_id,
@@ -462,7 +480,7 @@ impl StoreTx for SqliteTx {
         )
         .await?;
         // Cancelling a finished import changes nothing but is not an error.
-        sqlx::query(
+        sqlx::query::<DB>(
             "UPDATE import SET cancelled_at = $1, finished_at = COALESCE(finished_at, $1) \
              WHERE id = $2 AND (finished_at IS NULL OR $3 > 0)",
         )
@@ -485,7 +503,7 @@ impl StoreTx for SqliteTx {
         let mut items = Vec::new();
         let mut counts = StateCounts::default();
         for from in [ItemState::Failed, ItemState::Cancelled] {
-            let rows = sqlx::query(
+            let rows = sqlx::query::<DB>(
                 "UPDATE import_item SET state = 'queued', reason = NULL, round = round + 1, \
                  updated_at = $1 WHERE import_id = $2 AND state = $3 \
                  RETURNING anime_id, depth, round",
@@ -511,29 +529,31 @@ impl StoreTx for SqliteTx {
         }
         self.bump_counts(import_id, &counts).await?;
         if !items.is_empty() {
-            sqlx::query("UPDATE import SET cancelled_at = NULL, finished_at = NULL WHERE id = $1")
-                .bind(import_id)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query::<DB>(
+                "UPDATE import SET cancelled_at = NULL, finished_at = NULL WHERE id = $1",
+            )
+            .bind(import_id)
+            .execute(&mut *self.tx)
+            .await?;
         }
         items.sort();
         Ok(Some(items))
     }
 
     async fn hand_off(&mut self, import_id: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO handoff (import_id) VALUES ($1)")
+        sqlx::query::<DB>("INSERT INTO handoff (import_id) VALUES ($1)")
             .bind(import_id)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
     }
 
-    async fn enqueue(&mut self, _jobs: &[FetchJob]) -> Result<bool, StoreError> {
-        // The embedded queue is a separate file: the caller pushes after the commit.
-        Ok(false)
+    async fn enqueue(&mut self, jobs: &[FetchJob]) -> Result<bool, StoreError> {
+        DB::enqueue(&mut self.tx, &self.push, jobs).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         Ok(self.tx.commit().await?)
     }
+}
 }

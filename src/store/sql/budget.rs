@@ -1,0 +1,167 @@
+//! The shared AniList budget: the window's send times and one state row, changed in one
+//! locked transaction per operation so every process (on every machine, on PostgreSQL) sees
+//! one budget. The caller sleeps until its slot outside any transaction.
+
+use sqlx::{Pool, Row};
+
+use super::{Sql, shared, to_u32};
+use crate::store::StoreError;
+use crate::upstream::ledger::{
+    LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, ParkReason, UpstreamState, UpstreamView,
+    WindowView, apply, window_start,
+};
+
+shared! {
+impl<DB> Sql<DB> {
+    /// One operation in its own transaction, under the budget's lock, on the dialect's clock.
+    pub(super) async fn apply_budget(
+        pool: &Pool<DB>,
+        op: LedgerOp,
+        rules: &LedgerRules,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, StoreError> {
+        let mut tx = DB::begin_write(pool).await?;
+        // The lock first: two processes never decide from the same state.
+        DB::lock_budget(&mut tx).await?;
+        let now_ms = DB::budget_now(&mut tx, now_ms).await?;
+        let outcome = Self::apply_in(&mut tx, op, rules, now_ms).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Reads the budget's state without a lock.
+    pub(super) async fn read_budget(
+        conn: &mut DB::Connection,
+        rules: &LedgerRules,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, StoreError> {
+        let now_ms = DB::budget_now(conn, now_ms).await?;
+        Self::apply_in(conn, LedgerOp::Read, rules, now_ms).await
+    }
+
+    async fn apply_in(
+        conn: &mut DB::Connection,
+        op: LedgerOp,
+        rules: &LedgerRules,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, StoreError> {
+        let start = window_start(rules, now_ms);
+        if let LedgerOp::Unsent { sent_at_ms } = op {
+            // The request never reached AniList: its send is forgotten before the window
+            // counts.
+            let forget = format!(
+                "DELETE FROM budget_send WHERE {id} IN \
+                 (SELECT {id} FROM budget_send WHERE sent_at = $1 LIMIT 1)",
+                id = DB::ROW_ID
+            );
+            sqlx::query::<DB>(sqlx::AssertSqlSafe(forget))
+                .bind(sent_at_ms)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if op != LedgerOp::Read {
+            sqlx::query::<DB>("DELETE FROM budget_send WHERE sent_at < $1")
+                .bind(start)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let window =
+            sqlx::query::<DB>("SELECT COUNT(*), MIN(sent_at) FROM budget_send WHERE sent_at >= $1")
+                .bind(start)
+                .fetch_one(&mut *conn)
+                .await?;
+        let view = WindowView {
+            in_window: to_u32(window.try_get(0)?),
+            oldest_ms: window.try_get(1)?,
+        };
+        let mut row = Self::read_row(conn).await?;
+        let before = row.clone();
+        let read = op == LedgerOp::Read;
+        let outcome = apply(op, rules, now_ms, &mut row, view);
+        if outcome.granted {
+            sqlx::query::<DB>("INSERT INTO budget_send (sent_at) VALUES ($1)")
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if row != before && !read {
+            Self::write_row(conn, &row).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn read_row(conn: &mut DB::Connection) -> Result<LedgerRow, StoreError> {
+        let row = sqlx::query::<DB>(
+            "SELECT parked_until, parked_reason, consecutive_outages, server_limit, \
+             server_remaining, server_at, server_sent_since, last_sent_at, requests_made, \
+             rate_limited_seen, outages_seen, urgent_claim_until, upstream_state, upstream_since, \
+             upstream_message FROM budget_state WHERE id = 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Ok(LedgerRow::default());
+        };
+        let reason: Option<String> = row.try_get(1)?;
+        let opt_u32 = |v: Option<i64>| v.map(to_u32);
+        Ok(LedgerRow {
+            parked_until_ms: row.try_get(0)?,
+            parked_reason: reason.as_deref().and_then(ParkReason::parse),
+            consecutive_outages: to_u32(row.try_get(2)?),
+            server_limit: opt_u32(row.try_get(3)?),
+            server_remaining: opt_u32(row.try_get(4)?),
+            server_at_ms: row.try_get(5)?,
+            server_sent_since: to_u32(row.try_get(6)?),
+            last_sent_ms: row.try_get(7)?,
+            requests_made: row.try_get::<i64, _>(8)?.max(0) as u64,
+            rate_limited_seen: row.try_get::<i64, _>(9)?.max(0) as u64,
+            outages_seen: row.try_get::<i64, _>(10)?.max(0) as u64,
+            urgent_claim_until_ms: row.try_get(11)?,
+            upstream: UpstreamView {
+                state: UpstreamState::parse(&row.try_get::<String, _>(12)?).unwrap_or_default(),
+                since_ms: row.try_get(13)?,
+                message: row.try_get(14)?,
+            },
+        })
+    }
+
+    async fn write_row(conn: &mut DB::Connection, row: &LedgerRow) -> Result<(), StoreError> {
+        let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        sqlx::query::<DB>(
+            "INSERT INTO budget_state (id, parked_until, parked_reason, consecutive_outages, \
+             server_limit, server_remaining, server_at, server_sent_since, last_sent_at, \
+             requests_made, rate_limited_seen, outages_seen, urgent_claim_until, upstream_state, \
+             upstream_since, upstream_message) \
+             VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (id) DO UPDATE SET parked_until = excluded.parked_until, \
+             parked_reason = excluded.parked_reason, \
+             consecutive_outages = excluded.consecutive_outages, \
+             server_limit = excluded.server_limit, server_remaining = excluded.server_remaining, \
+             server_at = excluded.server_at, server_sent_since = excluded.server_sent_since, \
+             last_sent_at = excluded.last_sent_at, requests_made = excluded.requests_made, \
+             rate_limited_seen = excluded.rate_limited_seen, outages_seen = excluded.outages_seen, \
+             urgent_claim_until = excluded.urgent_claim_until, \
+             upstream_state = excluded.upstream_state, upstream_since = excluded.upstream_since, \
+             upstream_message = excluded.upstream_message",
+        )
+        .bind(row.parked_until_ms)
+        .bind(row.parked_reason.map(ParkReason::as_str))
+        .bind(i64::from(row.consecutive_outages))
+        .bind(row.server_limit.map(i64::from))
+        .bind(row.server_remaining.map(i64::from))
+        .bind(row.server_at_ms)
+        .bind(i64::from(row.server_sent_since))
+        .bind(row.last_sent_ms)
+        .bind(big(row.requests_made))
+        .bind(big(row.rate_limited_seen))
+        .bind(big(row.outages_seen))
+        .bind(row.urgent_claim_until_ms)
+        .bind(row.upstream.state.as_str())
+        .bind(row.upstream.since_ms)
+        .bind(row.upstream.message.as_deref())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+}

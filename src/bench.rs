@@ -34,7 +34,7 @@ impl BenchStore {
             fetched: anime.to_vec(),
             ..FlushBatch::default()
         };
-        commit_flush(&self.store, &batch, 0, crate::store::unix_ms_now()).await?;
+        commit_flush(&self.store, &batch, 0, crate::clock::unix_ms_now()).await?;
         Ok(())
     }
 

@@ -3,6 +3,20 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, the unit of every stored time (Unix milliseconds).
+pub(crate) fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The oldest fetch time (Unix ms) that is still fresh for `ttl` at `now_ms`.
+pub(crate) fn fresh_since(now_ms: i64, ttl: std::time::Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -16,7 +30,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::store::unix_ms_now()
+        unix_ms_now()
     }
 }
 

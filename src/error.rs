@@ -4,6 +4,7 @@
 use crate::anime::AnimeId;
 use crate::config::ConfigError;
 use crate::halt::Halt;
+use crate::producer::InvalidImportOption;
 use crate::queue::QueueError;
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
@@ -79,4 +80,14 @@ fn not_owner_text(pid: Option<u32>) -> String {
          there, but this needs the workers in this process. Wait for it to finish, or stop it \
          (Ctrl-C or SIGTERM); `franchise status` works meanwhile"
     )
+}
+
+impl From<InvalidImportOption> for Error {
+    fn from(e: InvalidImportOption) -> Self {
+        Error::InvalidOption {
+            name: e.name,
+            value: e.value,
+            expected: e.expected,
+        }
+    }
 }

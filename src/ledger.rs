@@ -1,6 +1,8 @@
-//! The AniList budget's rules, as pure functions over its shared state. Every backend keeps
-//! that state where all its processes see it (a table in SQLite, rows in PostgreSQL, a mutex
-//! in memory) and applies one operation at a time in a transaction through [`apply`].
+//! The AniList budget's rules, as pure functions over its shared state, and that state's types.
+//! It stands on the ground floor because two layers share it: every store backend keeps the
+//! state where all its processes see it (a table in SQLite, rows in PostgreSQL; a mutex in
+//! memory) and applies one operation at a time in a transaction through [`apply`], while
+//! `upstream/budget.rs` decides what to ask for. Neither has to import the other for it.
 //!
 //! Why a rolling window and not a plain GCRA: AniList counts requests in a fixed one-minute
 //! window. A GCRA of 30/min with a burst of 30 lets 30 go at once and then refills, so 52 can
@@ -152,6 +154,27 @@ impl UpstreamState {
             Self::Parked => ParkReason::RateLimited,
             Self::Ok | Self::Unreachable => ParkReason::Unreachable,
         }
+    }
+}
+
+/// AniList's state as every process sharing the budget sees it (`status --json`'s
+/// `upstream`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamStatus {
+    pub state: UpstreamState,
+    /// What AniList (or whatever answered in its place) last said, word for word where it
+    /// said something; `None` while all is well.
+    pub message: Option<String>,
+    /// Since when it has been in this state (Unix ms), if known.
+    pub since_ms: Option<i64>,
+    /// When the next request (the probe, for a down AniList) may go (Unix ms); `None` if now.
+    pub retry_at_ms: Option<i64>,
+}
+
+impl UpstreamStatus {
+    /// Down: unreachable, refused, or not AniList. Clicks answer at once from the store.
+    pub fn is_down(&self) -> bool {
+        self.state.is_down()
     }
 }
 

@@ -51,6 +51,7 @@ mod failpoint;
 mod fs_lock;
 mod halt;
 mod importer;
+mod ledger;
 mod producer;
 mod queue;
 mod store;

@@ -73,7 +73,7 @@ pub(crate) async fn show(
         .imports
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::from(crate::Error::UnknownImport(import_id)))?;
+        .ok_or_else(|| ApiError::from(crate::error::Error::UnknownImport(import_id)))?;
     let failed_items = state
         .importer
         .failures(import_id, FAILURES_SHOWN)

@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::anime::AnimeId;
-use crate::config::MAX_DEPTH_LIMIT;
 use crate::producer::ImportOptions;
+use crate::producer::MAX_DEPTH_LIMIT;
 use crate::store::{ImportFilter, ImportState};
 
 /// An anime id from a path segment.

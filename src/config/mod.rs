@@ -14,15 +14,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
 use crate::producer::ImportOptions;
+use crate::queue::RunOptions;
 use crate::upstream::{BudgetConfig, ClientConfig};
 use raw::RawSettings;
-pub(crate) use raw::redact_url;
 
 /// The documented defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
-
-/// The largest `import.max_depth`.
-pub(crate) const MAX_DEPTH_LIMIT: u32 = 1000;
 
 /// A config file larger than this is not a config file.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -169,11 +166,20 @@ impl Settings {
 
     /// The walk's default caps and followed types, before any flag.
     pub fn import_options(&self) -> ImportOptions {
-        ImportOptions {
-            max_depth: self.max_depth,
-            max_items: self.max_items,
-            followed: crate::anime::RelationType::FOLLOWED_BY_DEFAULT.to_vec(),
-            force_refresh: false,
+        ImportOptions::default()
+            .with_max_depth(self.max_depth)
+            .with_max_items(self.max_items)
+    }
+
+    /// How the queue's workers run: one worker per lane, `workers` jobs in flight.
+    pub(crate) fn run_options(&self) -> RunOptions {
+        RunOptions {
+            workers: 1,
+            interactive_workers: 1,
+            concurrency: self.workers,
+            heartbeat: self.heartbeat,
+            max_attempts: self.max_attempts,
+            grace: crate::queue::GRACE,
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Settings};
+use crate::store::redact_url;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -290,7 +291,7 @@ impl RawSettings {
                 "import.max_depth",
                 &self.import.max_depth,
                 0,
-                1000,
+                i64::from(crate::producer::MAX_DEPTH_LIMIT),
                 "relation hops",
             )? as u32,
             max_items: whole(
@@ -378,15 +379,4 @@ fn budget(value: &Num<i64>, url: &str) -> Result<u32, ConfigError> {
         );
     }
     Ok(per_minute)
-}
-
-/// A URL with its password replaced, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
 }

@@ -57,7 +57,7 @@ impl Backend {
             let store = PgStore::connect(url, settings.max_attempts)
                 .await?
                 .with_failpoints(failpoints.clone());
-            let location = format!("{} (schema apalis)", crate::config::redact_url(url));
+            let location = format!("{} (schema apalis)", crate::store::redact_url(url));
             let queue = PgQueue::new(store.pool().clone(), location, settings.max_attempts);
             return Ok(Self {
                 store: Store::new(Arc::new(store)),

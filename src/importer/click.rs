@@ -7,9 +7,10 @@ use tokio::sync::broadcast;
 
 use super::Importer;
 use crate::anime::AnimeId;
+use crate::clock::fresh_since;
 use crate::error::Error;
 use crate::queue::{FetchJob, Lane};
-use crate::store::{StoredAnime, fresh_since};
+use crate::store::StoredAnime;
 use crate::workers::NoticeOutcome;
 
 /// How often a waiting click looks at the store for an answer another process wrote.

@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, broadcast};
 
 use crate::anime::AnimeId;
 use crate::cache::ReadCache;
+use crate::clock::fresh_since;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::Error;
@@ -27,8 +28,8 @@ use crate::failpoint::FailPoints;
 use crate::halt::Halt;
 use crate::producer::{ImportOptions, Push, cancel_import, create_import, retry_import};
 use crate::queue::{FetchJob, JobQueue, Lane};
-use crate::store::{ImportFilter, ImportProgress, QueuedItem, Store, fresh_since};
-use crate::upstream::{AniListClient, RateBudget};
+use crate::store::{ImportFilter, ImportProgress, QueuedItem, Store};
+use crate::upstream::{AniListClient, RateBudget, StoreLedger};
 use crate::workers::Notice;
 
 pub use backend::QueueOwner;
@@ -148,7 +149,11 @@ impl Importer {
         };
         let backend = Backend::open(&b.settings, mode, &b.failpoints).await?;
         let store = backend.store.clone();
-        let budget = RateBudget::new(b.settings.budget(), store.ledger(), b.clock.clone());
+        let budget = RateBudget::new(
+            b.settings.budget(),
+            Arc::new(StoreLedger(store.clone())),
+            b.clock.clone(),
+        );
         let client = match AniListClient::new(b.settings.client(), Arc::new(budget)) {
             Ok(client) => client,
             Err(reason) => {

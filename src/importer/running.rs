@@ -11,8 +11,8 @@ use super::owner::{self, ProcessCard};
 use super::{Importer, QueueOwner};
 use crate::error::Error;
 use crate::halt::{Halt, HaltSwitch};
-use crate::queue::{JobQueue, RunOptions};
-use crate::workers::{Pipeline, PipelineParts, supervised};
+use crate::queue::JobQueue;
+use crate::workers::{CommitBackoff, Pipeline, PipelineParts, supervised};
 
 /// Requests an item may cost without its answer being stored: its attempts twice over, and
 /// never fewer than ten (graceful stops and orphan copies also count).
@@ -68,6 +68,7 @@ impl Importer {
             cache: self.inner.cache.clone(),
             fresh_for: self.inner.settings.franchise_ttl,
             batch_window: self.inner.settings.batch_window,
+            commit_backoff: CommitBackoff::SHIPPED,
             max_fetches: max_fetches(self.inner.settings.max_attempts),
             shutdown: CancellationToken::new(),
             halt: HaltSwitch::default(),
@@ -75,7 +76,7 @@ impl Importer {
         // Whatever the store says is queued goes (back) into the queue before the workers
         // start; pushing a job the queue already has is a no-op.
         owner::push_unfinished(&parts).await?;
-        let options = RunOptions::from_settings(&self.inner.settings);
+        let options = self.inner.settings.run_options();
         let halt = parts.halt.clone();
         let pipeline = Pipeline::start(parts.clone(), options)?;
         let card = Arc::new(ProcessCard::new(self.now()));

@@ -53,7 +53,7 @@ async fn an_item_whose_job_finished_without_it_is_queued_again_at_start() {
             id(i64::from(root)),
             &ImportOptions::default().rules(),
             0,
-            crate::store::unix_ms_now(),
+            crate::clock::unix_ms_now(),
             Push::Caller,
         )
         .await

@@ -12,5 +12,6 @@ mod memory;
 
 pub(crate) use flush::{FlushBatch, FlushCommitted, commit_flush};
 pub use options::ImportOptions;
+pub(crate) use options::{InvalidImportOption, MAX_DEPTH_LIMIT};
 pub(crate) use plan::{Push, cancel_import, create_import, requeue, retry_import};
 pub(crate) use walk::NOT_FOUND;

@@ -3,6 +3,14 @@
 use crate::anime::RelationType;
 use crate::store::ImportRules;
 
+/// The largest `max_depth` an import may ask for.
+pub(crate) const MAX_DEPTH_LIMIT: u32 = 1000;
+/// The shipped `import.max_depth` (`config/default.toml` says the same; a test holds them
+/// together).
+const DEFAULT_MAX_DEPTH: u32 = 50;
+/// The shipped `import.max_items`.
+const DEFAULT_MAX_ITEMS: u32 = 1000;
+
 /// How far and how wide one import walks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -18,10 +26,23 @@ pub struct ImportOptions {
     pub force_refresh: bool,
 }
 
+/// An import option that makes no walk: which one, its value, and what would be right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidImportOption {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
 impl Default for ImportOptions {
     /// The shipped defaults, as `config/default.toml` documents them.
     fn default() -> Self {
-        crate::config::Settings::default().import_options()
+        Self {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_items: DEFAULT_MAX_ITEMS,
+            followed: RelationType::FOLLOWED_BY_DEFAULT.to_vec(),
+            force_refresh: false,
+        }
     }
 }
 
@@ -47,19 +68,19 @@ impl ImportOptions {
     }
 
     /// Checks the caps make a walk, naming the bad value.
-    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
+    pub(crate) fn validate(&self) -> Result<(), InvalidImportOption> {
         if self.max_items == 0 {
-            return Err(crate::Error::InvalidOption {
+            return Err(InvalidImportOption {
                 name: "max_items",
                 value: "0".into(),
                 expected: "at least 1 (the root itself)".into(),
             });
         }
-        if self.max_depth > crate::config::MAX_DEPTH_LIMIT {
-            return Err(crate::Error::InvalidOption {
+        if self.max_depth > MAX_DEPTH_LIMIT {
+            return Err(InvalidImportOption {
                 name: "max_depth",
                 value: self.max_depth.to_string(),
-                expected: "relation hops from 0 to 1000".into(),
+                expected: format!("relation hops from 0 to {MAX_DEPTH_LIMIT}"),
             });
         }
         Ok(())

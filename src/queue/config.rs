@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::error::QueueError;
 
 /// How long a stopping worker waits for its in-flight handlers.
-const GRACE: Duration = Duration::from_secs(10);
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
 
 /// How `JobQueue::run` shapes its workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,18 +30,6 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The shape the settings ask for: one worker per lane, `workers` jobs in flight.
-    pub(crate) fn from_settings(settings: &crate::config::Settings) -> Self {
-        Self {
-            workers: 1,
-            interactive_workers: 1,
-            concurrency: settings.workers,
-            heartbeat: settings.heartbeat,
-            max_attempts: settings.max_attempts,
-            grace: GRACE,
-        }
-    }
-
     /// Refuses values apalis would panic on or that would silently starve a lane.
     pub(crate) fn validate(&self) -> Result<(), QueueError> {
         let invalid = |name, value: String, expected| QueueError::InvalidOption {

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::halt::{Halt, HaltKind};
+
 /// A job-queue failure. Each message names the file or value at fault and what would be right.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -104,5 +106,18 @@ fn locked_text(path: &Path, pid: Option<u32>) -> String {
              Only one process can own the queue: wait for it to finish, or stop it. \
              `franchise status` reads progress from SQLite and works meanwhile"
         ),
+    }
+}
+
+impl From<&QueueError> for Halt {
+    fn from(e: &QueueError) -> Self {
+        let kind = match e {
+            QueueError::DiskFull { .. } => HaltKind::DiskFull,
+            _ => HaltKind::Broken,
+        };
+        Halt {
+            kind,
+            message: e.to_string(),
+        }
     }
 }

@@ -8,7 +8,6 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::anime::AnimeId;
-use crate::store::QueuedItem;
 
 /// One unit of work: fetch anime `anime_id` for import `import_id` (None = a lazy
 /// open-on-click job, which belongs to no import and so needs no de-duplication).
@@ -42,18 +41,6 @@ impl FetchJob {
         Some(ulid::Ulid::from(
             (u128::from(import) << 64) | u128::from(low),
         ))
-    }
-}
-
-/// An import item waiting for a fetch becomes the job that fetches it.
-impl From<&QueuedItem> for FetchJob {
-    fn from(item: &QueuedItem) -> Self {
-        Self {
-            import_id: Some(item.import_id),
-            anime_id: item.anime_id,
-            depth: item.depth,
-            round: item.round,
-        }
     }
 }
 

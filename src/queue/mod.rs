@@ -28,7 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use config::RunOptions;
+pub(crate) use config::{GRACE, RunOptions};
 pub use depth::{LaneDepth, QueueDepth};
 pub use error::QueueError;
 pub use job::Lane;

@@ -58,7 +58,7 @@ pub(crate) async fn embedded_kit() -> Kit {
 }
 
 pub(crate) async fn postgres_kit() -> Kit {
-    let (db, store) = crate::test_support::postgres_store().await;
+    let (db, store) = crate::store::testing::postgres_store().await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     drop(store);
     let location = "the test database".to_string();
@@ -105,7 +105,7 @@ where
 
 /// What the shipped settings give, for tests to adjust.
 pub(crate) fn test_options() -> RunOptions {
-    RunOptions::from_settings(&crate::Settings::default())
+    crate::Settings::default().run_options()
 }
 
 fn fast_options() -> RunOptions {

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use crate::anime::{AnimeId, RelationType};
+use crate::ledger::{LedgerOp, LedgerRules, ParkReason};
 use crate::producer::{
     FlushBatch, ImportOptions, Push, cancel_import, commit_flush, create_import, requeue,
     retry_import,
@@ -18,7 +19,6 @@ use crate::store::{
     QueuedItem, Store,
 };
 use crate::test_support::{anime, id};
-use crate::upstream::ledger::{LedgerOp, LedgerRules, ParkReason};
 
 fn batch(fetched: Vec<crate::anime::Anime>) -> FlushBatch {
     FlushBatch {
@@ -553,7 +553,7 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
         outage_pause_max_ms: 200,
         probe_hold_ms: 1_000,
     };
-    let now = crate::store::unix_ms_now;
+    let now = crate::clock::unix_ms_now;
     let take = |store: &Store| {
         let store = store.clone();
         async move { store.budget(LedgerOp::Take, &r, now()).await.unwrap() }
@@ -622,7 +622,7 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
         outage_pause_max_ms: 200,
         probe_hold_ms: 1_000,
     };
-    let now = crate::store::unix_ms_now;
+    let now = crate::clock::unix_ms_now;
     let op = |op: LedgerOp| {
         let store = store.clone();
         async move { store.budget(op, &r, now()).await.unwrap() }
@@ -654,7 +654,7 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
 }
 
 pub(crate) async fn the_upstream_state_is_shared_and_unsent_requests_cost_nothing(store: Store) {
-    use crate::upstream::UpstreamState;
+    use crate::ledger::UpstreamState;
     let r = LedgerRules {
         requests: 100,
         window_ms: 60_000,
@@ -664,7 +664,7 @@ pub(crate) async fn the_upstream_state_is_shared_and_unsent_requests_cost_nothin
         outage_pause_max_ms: 60_000,
         probe_hold_ms: 60_000,
     };
-    let now = crate::store::unix_ms_now;
+    let now = crate::clock::unix_ms_now;
     let op = |op: LedgerOp| {
         let store = store.clone();
         async move { store.budget(op, &r, now()).await.unwrap() }
@@ -797,7 +797,7 @@ pub(crate) use conformance_suite;
 /// The embedded backend.
 mod sqlite {
     async fn make() -> Option<(tempfile::TempDir, crate::store::Store)> {
-        Some(crate::test_support::sqlite_store().await)
+        Some(crate::store::testing::sqlite_store().await)
     }
 
     super::conformance_suite!(make);
@@ -805,8 +805,8 @@ mod sqlite {
 
 /// The scale-out backend, on the server `TEST_DATABASE_URL` names.
 mod postgres {
-    async fn make() -> Option<(crate::test_support::PgDatabase, crate::store::Store)> {
-        Some(crate::test_support::postgres_store().await)
+    async fn make() -> Option<(crate::store::testing::PgDatabase, crate::store::Store)> {
+        Some(crate::store::testing::postgres_store().await)
     }
 
     super::conformance_suite!(make);

@@ -14,8 +14,8 @@ use super::records::{
     AnimeSummary, ImportFilter, ImportProgress, ItemState, ProcessInfo, StoredAnime, StoredRelation,
 };
 use crate::anime::{Anime, AnimeId, RelationType};
+use crate::ledger::{LedgerOp, LedgerOutcome, LedgerRules};
 use crate::queue::FetchJob;
-use crate::upstream::ledger::{LedgerOp, LedgerOutcome, LedgerRules};
 
 /// The bounds and filter of one import's walk, stored with the import so a restart walks on
 /// by the same rules.
@@ -36,6 +36,18 @@ pub struct QueuedItem {
     pub anime_id: AnimeId,
     pub depth: u32,
     pub round: u32,
+}
+
+/// An import item waiting for a fetch becomes the job that fetches it.
+impl From<&QueuedItem> for FetchJob {
+    fn from(item: &QueuedItem) -> Self {
+        Self {
+            import_id: Some(item.import_id),
+            anime_id: item.anime_id,
+            depth: item.depth,
+            round: item.round,
+        }
+    }
 }
 
 /// How a fetch of one item ended.

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::halt::{Halt, HaltKind};
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -208,6 +210,39 @@ fn classify_sqlx(error: &sqlx::Error) -> Failure {
         }
         sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => Failure::Connection,
         _ => Failure::Other,
+    }
+}
+
+impl Halt {
+    /// The store at `location` failed for good: say what, where, and what to do.
+    pub(crate) fn store(e: &StoreError, location: &str) -> Self {
+        const KEPT: &str = "Nothing stored was lost";
+        let (kind, message) = match e.failure() {
+            Failure::DiskFull => (
+                HaltKind::DiskFull,
+                format!(
+                    "the disk holding the store {location} is full ({e}). {KEPT}: free some \
+                     space (or move the data dir to a bigger disk and point --data-dir at it) \
+                     and run franchise again to finish the imports"
+                ),
+            ),
+            Failure::ReadOnly => (
+                HaltKind::ReadOnly,
+                format!(
+                    "the store {location} cannot be written any more ({e}). {KEPT}: make it \
+                     and its folder writable and run franchise again"
+                ),
+            ),
+            other => (
+                HaltKind::Broken,
+                format!(
+                    "the store {location} failed ({}): {e}. {KEPT}: fix the disk and run \
+                     franchise again",
+                    other.describe()
+                ),
+            ),
+        };
+        Halt { kind, message }
     }
 }
 

@@ -1,25 +1,10 @@
 //! What the store hands back: stored anime with their relations, franchise members, import
 //! progress and the live processes, shaped for the CLI's JSON and a desktop app's views.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 
 use crate::anime::{AnimeId, Title};
 use crate::queue::QueueDepth;
-
-/// Now, in the store's unit (Unix milliseconds).
-pub(crate) fn unix_ms_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// The oldest fetch time (Unix ms) that is still fresh for `ttl` at `now_ms`.
-pub(crate) fn fresh_since(now_ms: i64, ttl: std::time::Duration) -> i64 {
-    now_ms.saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// An anime as stored, with its relations and when it was fetched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +24,7 @@ pub struct StoredAnime {
     /// Set only on a copy answered from the store because AniList is down (a click while
     /// offline): why it could not be refreshed. Absent from JSON otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stale: Option<crate::upstream::UpstreamStatus>,
+    pub stale: Option<crate::ledger::UpstreamStatus>,
 }
 
 /// One stored relation row, from `from`'s point of view.

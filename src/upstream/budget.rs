@@ -9,9 +9,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::ledger::{LedgerOp, LedgerOutcome, LedgerRules, ParkReason, UpstreamState};
 use crate::clock::Clock;
-use crate::store::StoreError;
+use crate::ledger::{
+    LedgerOp, LedgerOutcome, LedgerRules, ParkReason, UpstreamState, UpstreamStatus,
+};
+use crate::store::{Store, StoreError};
 
 /// How much a budget allows. `requests` per `window` is the long-term limit; `min_spacing` the
 /// shortest gap between two requests.
@@ -91,27 +93,6 @@ pub struct BudgetState {
     pub server_remaining: Option<u32>,
 }
 
-/// AniList's state as every process sharing the budget sees it (`status --json`'s
-/// `upstream`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpstreamStatus {
-    pub state: UpstreamState,
-    /// What AniList (or whatever answered in its place) last said, word for word where it
-    /// said something; `None` while all is well.
-    pub message: Option<String>,
-    /// Since when it has been in this state (Unix ms), if known.
-    pub since_ms: Option<i64>,
-    /// When the next request (the probe, for a down AniList) may go (Unix ms); `None` if now.
-    pub retry_at_ms: Option<i64>,
-}
-
-impl UpstreamStatus {
-    /// Down: unreachable, refused, or not AniList. Clicks answer at once from the store.
-    pub fn is_down(&self) -> bool {
-        self.state.is_down()
-    }
-}
-
 /// A change every caller of the budget cares about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum BudgetChange {
@@ -138,6 +119,21 @@ pub(crate) trait BudgetLedger: Send + Sync {
         rules: &LedgerRules,
         now_ms: i64,
     ) -> Result<LedgerOutcome, StoreError>;
+}
+
+/// The store as the budget's ledger: every process sharing the store shares one budget.
+pub(crate) struct StoreLedger(pub(crate) Store);
+
+#[async_trait]
+impl BudgetLedger for StoreLedger {
+    async fn apply(
+        &self,
+        op: LedgerOp,
+        rules: &LedgerRules,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, StoreError> {
+        self.0.budget(op, rules, now_ms).await
+    }
 }
 
 /// Proof that the budget let one request go: spend it on exactly one request. Holding one
@@ -426,10 +422,10 @@ pub(crate) mod memory {
     use async_trait::async_trait;
 
     use super::BudgetLedger;
-    use crate::store::StoreError;
-    use crate::upstream::ledger::{
+    use crate::ledger::{
         LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, WindowView, apply, window_start,
     };
+    use crate::store::StoreError;
 
     /// A ledger in this process's memory: the same rules, shared by this process only.
     #[derive(Default)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::pipeline::PipelineParts;
+use super::parts::PipelineParts;
 use super::release::release;
 use super::request::{FetchRequest, FlushWork, Notice, NoticeOutcome, Settlement};
 use crate::anime::AnimeId;
@@ -472,3 +472,6 @@ impl Batcher {
         release(&self.parts, late).await;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,30 +7,26 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::pipeline::PipelineParts;
+use super::parts::PipelineParts;
 use super::release::release;
 use super::request::{FetchRequest, FlushWork, Notice, NoticeOutcome, Reply, Settlement};
 use crate::anime::AnimeId;
+use crate::clock::fresh_since;
 use crate::events::Event;
 use crate::failpoint::FailAction;
 use crate::halt::{Halt, HaltKind};
 use crate::producer::{FlushBatch, FlushCommitted, NOT_FOUND, commit_flush};
 use crate::queue::{FetchJob, JobFailure, Lane};
-use crate::store::{
-    Failure, ImportFilter, ItemOutcome, ItemResult, QueuedItem, StoreError, fresh_since,
-};
+use crate::store::{Failure, ImportFilter, ItemOutcome, ItemResult, QueuedItem, StoreError};
 use crate::upstream::UpstreamError;
 
 /// How many fetched answers at most go into one transaction.
 const MAX_WORK_PER_FLUSH: usize = 16;
 /// Commit tries before a store that keeps failing halts the pipeline (about a minute).
 const MAX_COMMIT_TRIES: u32 = 10;
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const MAX_RETRY: Duration = Duration::from_secs(10);
 
 pub(crate) struct Flusher {
     parts: PipelineParts,
@@ -228,7 +224,8 @@ impl Flusher {
     /// Commits the flush, trying again while the store's trouble may pass. `None` if the
     /// pipeline halted or is stopping instead.
     async fn commit(&self, write: &FlushBatch) -> Option<FlushCommitted> {
-        let mut delay = FIRST_RETRY;
+        let backoff = self.parts.commit_backoff;
+        let mut delay = backoff.first;
         let mut tries = 0;
         loop {
             let now = self.parts.clock.now_ms();
@@ -285,7 +282,7 @@ impl Flusher {
                 () = tokio::time::sleep(delay) => {}
                 () = self.parts.halt.tripped() => return None,
             }
-            delay = (delay * 2).min(MAX_RETRY);
+            delay = (delay * 2).min(backoff.max);
         }
     }
 
@@ -375,3 +372,6 @@ fn settle(f: &mut Flush, request: FetchRequest, settlement: Settlement) {
     });
     f.replies.push((request, reply));
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::pipeline::{PipelineParts, panic_message};
+use super::parts::{PipelineParts, panic_message};
 use super::release::release_job;
 use super::request::{FetchRequest, FlushWork, Reply, Settlement};
 use crate::queue::{FetchJob, JobContext, JobFailure, JobHandler};

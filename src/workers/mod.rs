@@ -10,10 +10,14 @@ mod batcher;
 mod eta;
 mod flusher;
 mod handler;
+mod parts;
 mod pipeline;
 mod release;
 mod request;
+#[cfg(test)]
+mod rig;
 
 pub(crate) use eta::estimate;
-pub(crate) use pipeline::{Pipeline, PipelineParts, supervised};
+pub(crate) use parts::{CommitBackoff, PipelineParts};
+pub(crate) use pipeline::{Pipeline, supervised};
 pub(crate) use request::{Notice, NoticeOutcome};

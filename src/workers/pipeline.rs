@@ -5,46 +5,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::batcher::Batcher;
 use super::flusher::Flusher;
 use super::handler::job_handler;
-use super::request::{FetchRequest, FlushWork, Notice};
-use crate::cache::ReadCache;
-use crate::clock::Clock;
-use crate::events::EventBus;
-use crate::failpoint::FailPoints;
-use crate::halt::{Halt, HaltKind, HaltSwitch};
-use crate::queue::{JobQueue, QueueError, RunOptions, WorkerSet};
-use crate::store::Store;
-use crate::upstream::AniListClient;
-
-/// Everything the pipeline's tasks share. Cheap to clone.
-#[derive(Clone)]
-pub(crate) struct PipelineParts {
-    pub store: Store,
-    pub queue: JobQueue,
-    pub client: AniListClient,
-    pub events: EventBus,
-    pub notices: broadcast::Sender<Notice>,
-    pub failpoints: FailPoints,
-    pub clock: Arc<dyn Clock>,
-    pub cache: Arc<ReadCache>,
-    /// Anime stored more recently than this are walked through, not fetched again.
-    pub fresh_for: Duration,
-    /// How long the batcher waits for more ids before it sends a partial batch.
-    pub batch_window: Duration,
-    /// Requests one item may cost without its answer ever being stored (a job that keeps
-    /// killing its worker) before it is failed.
-    pub max_fetches: u32,
-    /// Cancelled to stop gracefully.
-    pub shutdown: CancellationToken,
-    /// Tripped when a backend cannot go on.
-    pub halt: HaltSwitch,
-}
+use super::parts::{PipelineParts, panic_message};
+use super::request::{FetchRequest, FlushWork};
+use crate::halt::{Halt, HaltKind};
+use crate::queue::{QueueError, RunOptions, WorkerSet};
 
 /// A started pipeline; `stop` ends it.
 pub(crate) struct Pipeline {
@@ -163,12 +133,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
 }

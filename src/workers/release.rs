@@ -3,7 +3,7 @@
 //! job is pushed), then returns as done. If the store cannot take that write, the item stays
 //! queued under a finished job, and start-up reconciliation pushes it again.
 
-use super::pipeline::PipelineParts;
+use super::parts::PipelineParts;
 use super::request::FetchRequest;
 use crate::queue::{FetchJob, Lane};
 use crate::store::QueuedItem;

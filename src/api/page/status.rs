@@ -6,10 +6,11 @@ use crate::anime::AnimeId;
 use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::cache::{CacheStats, TierStats};
+use crate::clock::unix_ms_now;
 use crate::importer::{ImportStatus, Status};
 use crate::producer::ImportOptions;
 use crate::queue::{LaneDepth, QueueDepth};
-use crate::store::{ImportFilter, ImportState, ProcessInfo, ProcessRole, unix_ms_now};
+use crate::store::{ImportFilter, ImportState, ProcessInfo, ProcessRole};
 use crate::upstream::{BudgetState, UpstreamState, UpstreamStatus};
 
 /// Imports shown: every running one first (up to this many), then the newest finished.

@@ -26,12 +26,23 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// the batcher's triage and budget decisions, housekeeping and reads.
 const POOL_SIZE: u32 = 16;
 
+/// A database URL with its password replaced, for messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 impl SqlStore<Postgres> {
     /// Connects, creates our tables (and apalis-postgres' schema) if needed, and refuses a
     /// database migrated by a newer franchise. Migrations take PostgreSQL's advisory lock, so
     /// processes starting at once take turns.
     pub(crate) async fn connect(url: &str, max_attempts: usize) -> Result<Self, StoreError> {
-        let location = crate::config::redact_url(url);
+        let location = redact_url(url);
         let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::Open {
             location: location.clone(),
             reason: e.to_string(),

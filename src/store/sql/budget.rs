@@ -5,11 +5,11 @@
 use sqlx::{Pool, Row};
 
 use super::{Sql, shared, to_u32};
-use crate::store::StoreError;
-use crate::upstream::ledger::{
+use crate::ledger::{
     LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, ParkReason, UpstreamState, UpstreamView,
     WindowView, apply, window_start,
 };
+use crate::store::StoreError;
 
 shared! {
 impl<DB> Sql<DB> {

@@ -8,12 +8,12 @@ use sqlx::{Pool, QueryBuilder, Row};
 
 use super::{Dialect, Sql, shared, to_id};
 use crate::anime::{AnimeId, RelationType};
+use crate::ledger::{LedgerOp, LedgerOutcome, LedgerRules};
 use crate::store::driver::{ItemTriage, QueuedItem, StoreDriver, StoreTx};
 use crate::store::error::StoreError;
 use crate::store::records::{
     AnimeSummary, ImportFilter, ImportProgress, ProcessInfo, StoredAnime, StoredRelation,
 };
-use crate::upstream::ledger::{LedgerOp, LedgerOutcome, LedgerRules};
 
 /// How the store was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

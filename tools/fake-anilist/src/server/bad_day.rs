@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::App;
 use super::modes::ModeState;
-use super::route::{HTML, JSON, reply};
+use super::reply::{HTML, JSON, reply};
 use crate::mode::Mode;
 use crate::shape;
 use crate::stats::Ticket;

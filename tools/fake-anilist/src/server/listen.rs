@@ -10,20 +10,7 @@ use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::App;
-use super::modes::wants_offline;
-
-/// The port's state, as the serving loop reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
-    /// Accepting connections.
-    Up,
-    /// The socket is closed; open connections are finishing their last request.
-    Closing,
-    /// Closed, no connection left: a connect is refused.
-    Down,
-    /// Binding the port again failed (another process took it?).
-    Failed(io::ErrorKind, String),
-}
+use super::modes::{Link, wants_offline};
 
 /// A listener that reports its own closing: axum drops it the moment it stops accepting,
 /// before it waits for open connections.

@@ -6,6 +6,7 @@ mod bad_day;
 mod gate;
 mod listen;
 mod modes;
+mod reply;
 mod route;
 
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use crate::mode::Mode;
 use crate::rate::{RateLimiter, RateModel, after};
 use crate::stats::{Recorder, Stats};
 use crate::world::World;
-use listen::Link;
+use modes::Link;
 use modes::ModeState;
 
 /// Everything the fake serves and how it misbehaves.

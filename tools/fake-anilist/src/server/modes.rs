@@ -5,9 +5,21 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::App;
-use super::listen::Link;
 use crate::mode::Mode;
 use crate::rate::after;
+
+/// The port's state, as the serving loop reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Accepting connections.
+    Up,
+    /// The socket is closed; open connections are finishing their last request.
+    Closing,
+    /// Closed, no connection left: a connect is refused.
+    Down,
+    /// Binding the port again failed (another process took it?).
+    Failed(io::ErrorKind, String),
+}
 
 /// A mode and when it ends by itself (`None`: when cleared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

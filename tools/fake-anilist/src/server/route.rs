@@ -7,10 +7,11 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 
+use super::reply::{HTML, JSON, reply};
 use super::{App, admin, bad_day, gate};
 use crate::faults::FaultKind;
 use crate::graphql::{Viewer, ids::requested_ids};
@@ -28,18 +29,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/reset", post(admin::reset))
         .with_state(app)
 }
-
-pub(super) fn reply(
-    status: u16,
-    content_type: &'static str,
-    body: impl Into<axum::body::Body>,
-) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, content_type)], body.into()).into_response()
-}
-
-pub(super) const JSON: &str = "application/json";
-pub(super) const HTML: &str = "text/html";
 
 async fn graphql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = Instant::now();

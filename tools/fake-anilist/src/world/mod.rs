@@ -1,6 +1,7 @@
 //! The fake's in-memory catalogue: media entries keyed by AniList id, plus the franchises
 //! a generated world was built from, so tests can predict what a franchise walk should find.
 
+mod builder;
 mod generate;
 mod load;
 pub mod relation;

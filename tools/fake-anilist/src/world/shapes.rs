@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use super::generate::{Family, Gen};
+use super::builder::{Family, Gen};
 use super::{Franchise, FranchiseKind};
 
 /// Relation kinds hung off an existing member, with the child's possible formats.

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::notification::RemovalCause;
@@ -57,6 +57,9 @@ pub struct CacheStats {
     /// False when reads go straight to the store: the cache is off, or another process may
     /// write the store (the cache would not hear of its rewrites).
     pub enabled: bool,
+    /// Set while this process cannot hear other processes' rewrites (its PostgreSQL listener
+    /// is down): no entry older than this many milliseconds is trusted until it hears again.
+    pub short_ttl_ms: Option<u64>,
     pub basic: TierStats,
     pub detailed: TierStats,
     pub franchise: TierStats,
@@ -107,8 +110,11 @@ where
         }
     }
 
-    fn get(&self, key: &K, now_ms: i64) -> Option<V> {
-        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+    /// The entry, if it is younger than the tier's TTL and than `cap_ms`.
+    fn get(&self, key: &K, now_ms: i64, cap_ms: i64) -> Option<V> {
+        let ttl_ms = i64::try_from(self.ttl.as_millis())
+            .unwrap_or(i64::MAX)
+            .min(cap_ms);
         match self.cache.get(key) {
             Some(entry) if now_ms.saturating_sub(entry.at_ms) < ttl_ms => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -149,6 +155,8 @@ pub(crate) struct ReadCache {
     /// Goes up on every invalidation: a value read from the store before an invalidation is
     /// not put (it may predate the rewrite).
     generation: AtomicU64,
+    /// The short TTL in force while rewrites may go unheard (ms; 0: none).
+    short_ttl_ms: AtomicI64,
     clock: Arc<dyn Clock>,
     anime: Tier<AnimeId, Option<StoredAnime>>,
     relations: Tier<AnimeId, Vec<StoredRelation>>,
@@ -166,6 +174,7 @@ impl ReadCache {
         Self {
             enabled: AtomicBool::new(max_entries > 0),
             generation: AtomicU64::new(0),
+            short_ttl_ms: AtomicI64::new(0),
             clock,
             anime: Tier::new(max_entries, basic),
             relations: Tier::new(max_entries, detailed),
@@ -189,6 +198,29 @@ impl ReadCache {
         self.clock.now_ms()
     }
 
+    /// The oldest entry age trusted now (ms).
+    fn cap(&self) -> i64 {
+        match self.short_ttl_ms.load(Ordering::SeqCst) {
+            0 => i64::MAX,
+            short => short,
+        }
+    }
+
+    /// Whether every rewrite is heard (another process's through the store's rewrite feed).
+    /// While not, entries live `short_ttl` at most. Either way the cache starts afresh: what
+    /// it held may predate a rewrite it did not hear.
+    pub(crate) fn set_hearing(&self, hearing: bool, short_ttl: Duration) {
+        let short = if hearing {
+            0
+        } else {
+            i64::try_from(short_ttl.as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1)
+        };
+        self.short_ttl_ms.store(short, Ordering::SeqCst);
+        self.clear();
+    }
+
     /// Call before reading the store for a miss; pass the result to `put_*`.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
@@ -200,7 +232,7 @@ impl ReadCache {
 
     pub(crate) fn anime(&self, id: AnimeId) -> Option<Option<StoredAnime>> {
         self.is_enabled()
-            .then(|| self.anime.get(&id, self.now()))
+            .then(|| self.anime.get(&id, self.now(), self.cap()))
             .flatten()
     }
 
@@ -212,7 +244,7 @@ impl ReadCache {
 
     pub(crate) fn relations(&self, id: AnimeId) -> Option<Vec<StoredRelation>> {
         self.is_enabled()
-            .then(|| self.relations.get(&id, self.now()))
+            .then(|| self.relations.get(&id, self.now(), self.cap()))
             .flatten()
     }
 
@@ -224,7 +256,7 @@ impl ReadCache {
 
     pub(crate) fn franchise(&self, root: AnimeId) -> Option<Arc<Franchise>> {
         self.is_enabled()
-            .then(|| self.franchise.get(&root, self.now()))
+            .then(|| self.franchise.get(&root, self.now(), self.cap()))
             .flatten()
     }
 
@@ -270,6 +302,10 @@ impl ReadCache {
     pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             enabled: self.is_enabled(),
+            short_ttl_ms: match self.short_ttl_ms.load(Ordering::SeqCst) {
+                0 => None,
+                ms => u64::try_from(ms).ok(),
+            },
             basic: self.anime.stats(),
             detailed: self.relations.stats(),
             franchise: self.franchise.stats(),
@@ -363,6 +399,42 @@ mod tests {
             stats.basic.evictions >= 1 && stats.franchise.evictions >= 1,
             "{stats:?}"
         );
+    }
+
+    #[test]
+    fn while_rewrites_may_go_unheard_entries_live_the_short_ttl_only() {
+        let clock = ManualClock::at(1_000_000);
+        let cache = cache(&clock);
+        let g = cache.generation();
+        cache.put_anime(id(1), None, g);
+        cache.set_hearing(false, Duration::from_secs(1));
+        assert!(
+            cache.anime(id(1)).is_none(),
+            "what was cached before may predate an unheard rewrite"
+        );
+        assert_eq!(cache.stats().short_ttl_ms, Some(1000));
+        let g = cache.generation();
+        cache.put_anime(id(1), None, g);
+        cache.put_franchise(id(1), franchise(1, &[1]), g);
+        clock.advance(Duration::from_millis(999));
+        assert!(cache.anime(id(1)).is_some(), "younger than the short TTL");
+        clock.advance(Duration::from_millis(1));
+        assert!(cache.anime(id(1)).is_none(), "not a second");
+        assert!(
+            cache.franchise(id(1)).is_none(),
+            "whatever the tier's own TTL"
+        );
+
+        // Heard again: the tiers' own TTLs, from a fresh start.
+        let g = cache.generation();
+        cache.put_anime(id(2), None, g);
+        cache.set_hearing(true, Duration::from_secs(1));
+        assert_eq!(cache.stats().short_ttl_ms, None);
+        assert!(cache.anime(id(2)).is_none(), "started afresh");
+        let g = cache.generation();
+        cache.put_anime(id(2), None, g);
+        clock.advance(Duration::from_secs(60));
+        assert!(cache.anime(id(2)).is_some(), "an hour's TTL again");
     }
 
     #[test]

@@ -795,3 +795,166 @@ async fn a_queue_that_keeps_refusing_the_flush_halts_with_one_message_naming_it(
     );
     importer.close().await;
 }
+
+/// Waits (up to 20 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 20 s: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// GETs `url` and reads its JSON.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Polls an import through `api` until it is finished.
+async fn wait_finished(http: &reqwest::Client, api: &str, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let import = get_json(http, format!("{api}api/imports/{id}")).await;
+        if !import["finished_at_ms"].is_null() {
+            return import;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "import {id} never finished: {import}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_import_through_one_serve_process_reaches_the_others_cache_within_a_second() {
+    let db = TestDb::create().await;
+    let world = World::single_franchise(12, 41);
+    let root = world.franchises()[0].root;
+    let fake = start_fake(world, Duration::from_millis(20)).await;
+    let logs = tempfile::tempdir().unwrap();
+    let quick = || {
+        let mut cmd = franchise_pg(&db.url, &fake.url());
+        cmd.env("FRANCHISE_ANILIST__MIN_SPACING_MS", "50");
+        cmd
+    };
+    let (mut a, api_a) = spawn_serve(quick(), logs.path(), "a").await;
+    let (mut b, api_b) = spawn_serve(quick(), logs.path(), "b").await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let start = |api: &str, force: bool| {
+        let request = http
+            .post(format!("{api}api/imports"))
+            .json(&serde_json::json!({ "root": root, "force_refresh": force }));
+        async move {
+            let started: Value = request.send().await.unwrap().json().await.unwrap();
+            started["import_id"].as_i64().unwrap()
+        }
+    };
+    let id = start(&api_a, false).await;
+    assert_eq!(wait_finished(&http, &api_a, id).await["state"], "done");
+
+    // Each process reads the root and its franchise twice: a miss, then a hit.
+    let mut before = Value::Null;
+    for api in [&api_a, &api_b] {
+        for _ in 0..2 {
+            before = get_json(&http, format!("{api}api/anime/{root}")).await;
+            let franchise = get_json(&http, format!("{api}api/franchise/{root}")).await;
+            assert_eq!(franchise["anime"].as_array().map(Vec::len), Some(12));
+        }
+    }
+    let fetched_before = before["fetched_at_ms"].as_i64().unwrap();
+    for api in [&api_a, &api_b] {
+        let cache = &get_json(&http, format!("{api}api/status")).await["cache"];
+        assert_eq!(cache["enabled"], true, "{api}: {cache}");
+        assert_eq!(
+            cache["short_ttl_ms"],
+            Value::Null,
+            "{api} hears rewrites: {cache}"
+        );
+        for tier in ["basic", "franchise"] {
+            assert_eq!(cache[tier]["misses"], 1, "{api} {tier}: {cache}");
+            assert_eq!(cache[tier]["hits"], 1, "{api} {tier}: {cache}");
+        }
+    }
+
+    // A forced re-import through B rewrites every member; A's next read shows it.
+    let again = start(&api_b, true).await;
+    assert_eq!(wait_finished(&http, &api_b, again).await["state"], "done");
+    let finished = Instant::now();
+    let seen = loop {
+        let anime = get_json(&http, format!("{api_a}api/anime/{root}")).await;
+        if anime["fetched_at_ms"].as_i64().unwrap() > fetched_before {
+            break finished.elapsed();
+        }
+        assert!(
+            finished.elapsed() < Duration::from_secs(1),
+            "A still answers the copy from before B's re-import: {anime}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let franchise = get_json(&http, format!("{api_a}api/franchise/{root}")).await;
+    assert_eq!(franchise["anime"].as_array().map(Vec::len), Some(12));
+    let cache = &get_json(&http, format!("{api_a}api/status")).await["cache"];
+    assert!(
+        cache["franchise"]["misses"].as_u64() >= Some(2),
+        "the franchise was read afresh: {cache}"
+    );
+    println!(
+        "B's re-import seen by A's cache {:.0} ms after it finished",
+        seen.as_secs_f64() * 1000.0
+    );
+    for (child, name) in [(&mut a, "a"), (&mut b, "b")] {
+        signal(child.id().unwrap(), "TERM").await;
+        let exit = wait_child(child, Duration::from_secs(30), name).await;
+        assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), name));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_rewrite_feed_shortens_the_cache_until_it_is_heard_again() {
+    use franchise::testing::{FailAction, FailPoints};
+
+    let db = TestDb::create().await;
+    let fake = start_fake(World::single_franchise(3, 43), Duration::ZERO).await;
+    let settings = Settings::builder()
+        .database_url(&db.url)
+        .anilist_url(fake.url())
+        .build()
+        .unwrap();
+    let points = FailPoints::new();
+    let importer = Importer::builder(settings)
+        .failpoints(points.clone())
+        .open()
+        .await
+        .unwrap();
+    let short = || importer.cache_stats().short_ttl_ms;
+    until("the feed is heard", || short().is_none()).await;
+    assert!(importer.cache_stats().enabled);
+
+    // The listener's connection dies, and the database refuses a new one for a while.
+    points.arm("rewrites.listen", FailAction::Error, None);
+    let pool = db.pool().await;
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .bind(&db.name)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(cut, vec![true], "one listener connection");
+    until("the cache falls back to a short TTL", || {
+        short() == Some(1000)
+    })
+    .await;
+    until("it tries to listen again", || {
+        points.fired("rewrites.listen") >= 2
+    })
+    .await;
+    assert_eq!(short(), Some(1000), "still short while it cannot hear");
+
+    points.disarm("rewrites.listen");
+    until("the feed is heard again", || short().is_none()).await;
+    importer.close().await;
+}

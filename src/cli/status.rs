@@ -171,8 +171,17 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
             c.franchise.hit_rate() * 100.0,
             c.franchise.hits + c.franchise.misses
         );
+        if let Some(short) = c.short_ttl_ms {
+            out!(
+                "        other processes' rewrites unheard: entries trusted {:.1} s only",
+                short as f64 / 1000.0
+            );
+        }
     } else {
-        out!("cache   off in this process (only the process running the workers caches)");
+        out!(
+            "cache   off in this process (on the embedded store only the process running the \
+             workers caches)"
+        );
     }
     Ok(())
 }

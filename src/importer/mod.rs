@@ -7,6 +7,7 @@ mod click;
 mod idle;
 mod owner;
 mod reads;
+mod rewrites;
 mod running;
 mod status;
 #[cfg(test)]
@@ -173,8 +174,17 @@ impl Importer {
             b.settings.franchise_ttl,
             b.clock.clone(),
         ));
-        // Only a process that is the store's sole writer can keep a cache true to it.
-        cache.set_enabled(b.settings.cache_entries > 0 && backend.owner == QueueOwner::ThisProcess);
+        // A cache stays true to the store only where every rewrite is heard: in the embedded
+        // queue's owner (the sole writer), or on PostgreSQL, whose flushes announce theirs.
+        let caching = b.settings.cache_entries > 0;
+        match backend.owner {
+            QueueOwner::ThisProcess => cache.set_enabled(caching),
+            QueueOwner::Shared if caching => {
+                cache.set_enabled(true);
+                rewrites::keep_cache_true(store.clone(), &cache, b.failpoints.clone());
+            }
+            _ => cache.set_enabled(false),
+        }
         let importer = Self {
             handles: Arc::new(()),
             inner: Arc::new(Inner {

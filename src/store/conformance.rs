@@ -759,6 +759,42 @@ pub(crate) async fn overlapping_imports_share_items_nothing_across_imports(store
     assert!(t[&(b, id(2))].stored_since_queued);
 }
 
+/// PostgreSQL announces each committed flush's rewrites (the anime and their relations' far
+/// ends) to every process's feed, and never a rolled-back one's; SQLite has no feed, since
+/// only its queue's owner writes anime and caches them.
+pub(crate) async fn rewrites_are_announced_when_committed_and_never_when_rolled_back(store: Store) {
+    let feed = store.rewrite_feed().await.unwrap();
+    let on_postgres = store.location().starts_with("postgres");
+    assert_eq!(feed.is_some(), on_postgres, "{}", store.location());
+    let Some(mut feed) = feed else { return };
+
+    let mut rolled_back = store.begin().await.unwrap();
+    rolled_back
+        .upsert_anime(&[anime(1, &[("SEQUEL", 2, "ANIME")])], 1_000)
+        .await
+        .unwrap();
+    drop(rolled_back);
+    flush(&store, &batch(vec![anime(3, &[("SEQUEL", 4, "ANIME")])])).await;
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+        .await
+        .expect("the commit is heard");
+    assert_eq!(
+        heard,
+        Some(vec![id(3), id(4)]),
+        "only the committed rewrite"
+    );
+
+    // Closing the store ends a waiting feed (which lets go of its connection, so the close
+    // can finish).
+    let waiting = tokio::spawn(async move { feed.next().await });
+    store.close().await;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the feed ends with its store")
+        .unwrap();
+    assert_eq!(ended, None);
+}
+
 /// Turns every case above into a `#[tokio::test]` for one backend. `$make` is an async fn
 /// returning `(guard, Store)`; the guard cleans up when dropped.
 macro_rules! conformance_suite {
@@ -779,7 +815,8 @@ macro_rules! conformance_suite {
             a_click_claims_the_next_slot_ahead_of_every_background_take,
             the_upstream_state_is_shared_and_unsent_requests_cost_nothing,
             live_processes_are_listed_and_stale_ones_are_not,
-            overlapping_imports_share_items_nothing_across_imports
+            overlapping_imports_share_items_nothing_across_imports,
+            rewrites_are_announced_when_committed_and_never_when_rolled_back
         );
     };
     (@cases $make:path, $($case:ident),* $(,)?) => {

@@ -247,4 +247,19 @@ pub(crate) trait StoreDriver: Send + Sync + std::fmt::Debug {
     async fn maintain(&self) -> Result<(), StoreError>;
     /// Closes the connections; SQLite folds its WAL into the database file.
     async fn close(&self);
+    /// Whether `close` was called: nothing more will be read or written.
+    fn is_closed(&self) -> bool;
+
+    /// A feed of the anime every process's transactions rewrite, as they commit, for a read
+    /// cache beside other writers (PostgreSQL: LISTEN/NOTIFY). `Ok(None)` where the backend
+    /// has none: on SQLite only the queue's owner writes anime, and only it caches.
+    async fn rewrite_feed(&self) -> Result<Option<Box<dyn RewriteFeed>>, StoreError>;
+}
+
+/// Anime ids rewritten by committed transactions (this process's too), in commit order.
+#[async_trait]
+pub(crate) trait RewriteFeed: Send {
+    /// The ids of the next committed rewrite. `None` once the feed's connection is lost (or
+    /// the store closed): rewrites since then may have been missed.
+    async fn next(&mut self) -> Option<Vec<AnimeId>>;
 }

@@ -18,7 +18,9 @@ pub(crate) mod testing;
 use std::ops::Deref;
 use std::sync::Arc;
 
-pub(crate) use driver::{ImportRules, ItemOutcome, ItemResult, ItemTriage, QueuedItem, StoreTx};
+pub(crate) use driver::{
+    ImportRules, ItemOutcome, ItemResult, ItemTriage, QueuedItem, RewriteFeed, StoreTx,
+};
 pub(crate) use error::Failure;
 pub use error::StoreError;
 pub(crate) use postgres::redact_url;

@@ -436,10 +436,17 @@ fn cache(stats: &CacheStats) -> String {
     let mut out = String::from("<section class=\"card\" id=\"cache\"><h2>Read cache</h2>");
     if !stats.enabled {
         out.push_str(
-            "<p class=\"empty\">Off in this process (disabled, or another process may write \
-             the store).</p></section>",
+            "<p class=\"empty\">Off in this process (disabled, or another process owns the \
+             embedded store and may write it unheard).</p></section>",
         );
         return out;
+    }
+    if let Some(short) = stats.short_ttl_ms {
+        out.push_str(&format!(
+            "<p class=\"warn\">Other processes' rewrites cannot be heard right now: entries are \
+             trusted for {} only.</p>",
+            human_secs(short as f64 / 1000.0)
+        ));
     }
     out.push_str(
         "<table class=\"numbers\"><thead><tr><th>Tier</th><th>Hit rate</th><th>Hits</th>\

@@ -3,14 +3,14 @@
 //! server's clock; and the flush's next jobs pushed into apalis in the same transaction.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgQueryResult;
+use sqlx::postgres::{PgListener, PgQueryResult};
 use sqlx::{PgConnection, Pool, Postgres, QueryBuilder, Row, Transaction};
 
 use crate::anime::{Anime, AnimeId};
 use crate::failpoint::{FailAction, FailPoints};
 use crate::queue::{FetchJob, Lane, QueueError};
-use crate::store::StoreError;
 use crate::store::sql::{Column, Dialect};
+use crate::store::{RewriteFeed, StoreError};
 
 /// What a PostgreSQL write transaction needs to push jobs into apalis.
 #[derive(Debug, Clone, Default)]
@@ -130,5 +130,68 @@ impl Dialect for Postgres {
 
     async fn maintain(_pool: &Pool<Self>) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn announce_rewrites(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+        // A notification's payload must stay under 8,000 bytes: at most 11 bytes an id.
+        for chunk in ids.chunks(IDS_PER_NOTIFICATION) {
+            let payload = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REWRITES_CHANNEL)
+                .bind(payload)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn rewrite_feed(pool: &Pool<Self>) -> Result<Option<Box<dyn RewriteFeed>>, StoreError> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        // A lost connection ends the feed (`None`), so the caller knows rewrites were missed;
+        // it connects again itself.
+        listener.eager_reconnect(false);
+        listener.listen(REWRITES_CHANNEL).await?;
+        Ok(Some(Box::new(PgRewriteFeed { listener })))
+    }
+}
+
+/// The channel the flush's rewrites are announced on.
+const REWRITES_CHANNEL: &str = "franchise_rewrites";
+/// Ids per notification, so a payload stays well under PostgreSQL's 8,000 bytes.
+const IDS_PER_NOTIFICATION: usize = 500;
+
+/// Rewrites announced by any process's committed flush, through one LISTEN connection of its
+/// own (taken from the pool and detached from it).
+struct PgRewriteFeed {
+    listener: PgListener,
+}
+
+#[async_trait]
+impl RewriteFeed for PgRewriteFeed {
+    async fn next(&mut self) -> Option<Vec<AnimeId>> {
+        loop {
+            match self.listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    let ids: Vec<AnimeId> = notification
+                        .payload()
+                        .split(',')
+                        .filter_map(|raw| raw.parse::<i64>().ok())
+                        .filter_map(|raw| AnimeId::new(raw).ok())
+                        .collect();
+                    if !ids.is_empty() {
+                        return Some(ids);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the rewrite feed ended");
+                    return None;
+                }
+            }
+        }
     }
 }

@@ -22,8 +22,9 @@ pub(crate) type PgStore = SqlStore<Postgres>;
 /// Our tables' migrations; apalis-postgres runs its own (`apalis._sqlx_migrations`).
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections per process: the two lanes' workers and their LISTEN connections, the flusher,
-/// the batcher's triage and budget decisions, housekeeping and reads.
+/// Connections per process: the two lanes' workers and their LISTEN connections, the rewrite
+/// feed's LISTEN (the read cache's), the flusher, the batcher's triage and budget decisions,
+/// housekeeping and reads.
 const POOL_SIZE: u32 = 16;
 
 /// A database URL with its password replaced, for messages and logs.

@@ -7,7 +7,7 @@ use sqlx::{Database, Pool, QueryBuilder, Transaction};
 
 use crate::anime::{Anime, AnimeId};
 use crate::queue::FetchJob;
-use crate::store::StoreError;
+use crate::store::{RewriteFeed, StoreError};
 
 /// One column of a row source bound as a whole (`push_rows`).
 pub(crate) enum Column<'a> {
@@ -93,4 +93,11 @@ pub(crate) trait Dialect: Database + sqlx::database::HasStatementCache {
 
     /// Background housekeeping (SQLite: a passive WAL checkpoint).
     async fn maintain(pool: &Pool<Self>) -> Result<(), StoreError>;
+
+    /// Tells every process's read cache, when this transaction commits, which anime it
+    /// rewrote (PostgreSQL: NOTIFY, dropped with a rollback; SQLite: nothing, see
+    /// `StoreDriver::rewrite_feed`).
+    async fn announce_rewrites(conn: &mut Self::Connection, ids: &[i64]) -> Result<(), StoreError>;
+    /// A feed of the announced rewrites, or `None` where there is none.
+    async fn rewrite_feed(pool: &Pool<Self>) -> Result<Option<Box<dyn RewriteFeed>>, StoreError>;
 }

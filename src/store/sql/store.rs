@@ -9,7 +9,7 @@ use sqlx::{Pool, QueryBuilder, Row};
 use super::{Dialect, Sql, shared, to_id};
 use crate::anime::{AnimeId, RelationType};
 use crate::ledger::{LedgerOp, LedgerOutcome, LedgerRules};
-use crate::store::driver::{ItemTriage, QueuedItem, StoreDriver, StoreTx};
+use crate::store::driver::{ItemTriage, QueuedItem, RewriteFeed, StoreDriver, StoreTx};
 use crate::store::error::StoreError;
 use crate::store::records::{
     AnimeSummary, ImportFilter, ImportProgress, ProcessInfo, StoredAnime, StoredRelation,
@@ -229,6 +229,14 @@ impl<DB> StoreDriver for SqlStore<DB> {
             return Ok(());
         }
         DB::maintain(&self.pool).await
+    }
+
+    fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    async fn rewrite_feed(&self) -> Result<Option<Box<dyn RewriteFeed>>, StoreError> {
+        DB::rewrite_feed(&self.pool).await
     }
 
     async fn close(&self) {

@@ -8,8 +8,8 @@ use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::anime::{Anime, AnimeId};
 use crate::queue::FetchJob;
-use crate::store::StoreError;
 use crate::store::sql::{Column, Dialect};
+use crate::store::{RewriteFeed, StoreError};
 
 #[async_trait]
 impl Dialect for Sqlite {
@@ -126,5 +126,16 @@ impl Dialect for Sqlite {
             .execute(pool)
             .await?;
         Ok(())
+    }
+
+    async fn announce_rewrites(
+        _conn: &mut SqliteConnection,
+        _ids: &[i64],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn rewrite_feed(_pool: &Pool<Self>) -> Result<Option<Box<dyn RewriteFeed>>, StoreError> {
+        Ok(None)
     }
 }

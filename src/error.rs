@@ -47,13 +47,21 @@ pub enum Error {
     /// AniList is down (unreachable, refused, or not AniList) and nothing stored can answer.
     #[error("{}", upstream_down_text(.0))]
     UpstreamDown(crate::upstream::UpstreamStatus),
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("cannot serve the API on {addr}: {reason}")]
+    /// The address could not be bound or read (in use, not this machine's, no permission).
+    #[error("cannot serve the API on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
+    /// A non-loopback address without `serve.token`: the API can start imports and spend the
+    /// AniList budget, so it is not offered to the network unguarded.
+    #[error(
+        "cannot serve the API on {addr} without a token: only a loopback address (127.0.0.1 or \
+         [::1]) may be served without one; set serve.token (FRANCHISE_SERVE__TOKEN) to at least \
+         16 characters, or listen on 127.0.0.1"
+    )]
+    NeedsToken { addr: std::net::SocketAddr },
 }
 
 fn upstream_down_text(upstream: &crate::upstream::UpstreamStatus) -> String {

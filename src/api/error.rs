@@ -63,7 +63,6 @@ impl From<Error> for ApiError {
             Error::InvalidId(_) | Error::InvalidOption { .. } | Error::Config(_) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
-            Error::Unsupported(_) => (StatusCode::BAD_REQUEST, "unsupported"),
             Error::NotFound(_) | Error::UnknownImport(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::NotOwner { .. } | Error::ReadOnly => (StatusCode::CONFLICT, "conflict"),
             Error::Upstream(_) | Error::FetchFailed { .. } => {

@@ -86,36 +86,45 @@ impl ApiServer {
     /// Binds `addr` (`settings.listen()` for `franchise serve`; port 0 picks a free one).
     /// Anything but loopback needs `serve.token`: the API can start imports and spend the
     /// AniList budget.
+    ///
+    /// If the importer's workers run ([`Importer::start`]), the address is advertised in the
+    /// store at once, so the CLI of another terminal talks to this process (connections wait
+    /// in the socket's backlog until [`ApiServer::run`]); `run` withdraws it when it ends.
     pub async fn bind(importer: Importer, addr: SocketAddr) -> Result<Self, Error> {
         let token = importer.settings().token().map(str::to_string);
         if !addr.ip().is_loopback() && token.is_none() {
-            return Err(Error::Listen {
-                addr,
-                reason: "only a loopback address (127.0.0.1 or [::1]) may be served without a \
-                         token; set serve.token (FRANCHISE_SERVE__TOKEN) to at least 16 \
-                         characters, or listen on 127.0.0.1"
-                    .into(),
-            });
+            return Err(Error::NeedsToken { addr });
         }
-        let listener = TcpListener::bind(addr).await.map_err(|e| Error::Listen {
-            addr,
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        let server = Self {
             listener,
             state: ApiState {
                 importer,
                 token,
                 shutdown: CancellationToken::new(),
             },
-        })
+        };
+        let url = server.url()?;
+        if let Err(e) = server.state.importer.advertise_api(Some(url)).await {
+            tracing::debug!(error = %e, "the API address is not advertised to other processes");
+        }
+        Ok(server)
+    }
+
+    /// The local API of the process that runs the workers over `importer`'s embedded data
+    /// dir, if it serves one: where another process's CLI (or a second app window) should
+    /// send clicks and imports. `None` on PostgreSQL, where every process runs its own.
+    pub async fn owner_url(importer: &Importer) -> Result<Option<String>, Error> {
+        importer.owner_api().await
     }
 
     /// Where it listens (the real port when bound to port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        self.listener.local_addr().map_err(|e| Error::Listen {
+        self.listener.local_addr().map_err(|source| Error::Listen {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            reason: e.to_string(),
+            source,
         })
     }
 
@@ -132,16 +141,18 @@ impl ApiServer {
     ) -> Result<(), Error> {
         let addr = self.local_addr()?;
         let stop = self.state.shutdown.clone();
+        let importer = self.state.importer.clone();
         let app = router(self.state);
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 stop.cancel();
             })
             .await
-            .map_err(|e| Error::Listen {
-                addr,
-                reason: e.to_string(),
-            })
+            .map_err(|source| Error::Listen { addr, source });
+        // Not served any more: other processes stop sending here. (The workers may have
+        // stopped first, in which case their stop retired the advertisement already.)
+        let _ = importer.advertise_api(None).await;
+        served
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use franchise::{
-    AnimeId, ImportFilter, ImportOptions, ImportProgress, Importer, Status, StoredAnime,
+    AnimeId, ApiServer, ImportFilter, ImportOptions, ImportProgress, Importer, Status, StoredAnime,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -30,7 +30,7 @@ pub struct ApiClient {
 impl ApiClient {
     /// The owner's API if another process owns the data dir and serves one.
     pub async fn of(importer: &Importer) -> Option<Self> {
-        let url = match importer.owner_api().await {
+        let url = match ApiServer::owner_url(importer).await {
             Ok(Some(url)) => url,
             Ok(None) => return None,
             Err(e) => {

@@ -37,10 +37,8 @@ pub async fn run(settings: Settings, _args: ServeArgs) -> anyhow::Result<ExitCod
             return Err(e.into());
         }
     };
+    // Bound after the workers started, so the address is advertised to other terminals.
     let url = server.url()?;
-    if let Err(e) = importer.advertise_api(Some(url.clone())).await {
-        tracing::warn!(error = %e, "could not advertise the API address to other processes");
-    }
     out!("serving {url}");
     eprintln!(
         "franchise serve: {url} (status page and API), pid {}, {workers} jobs at a time; \
@@ -65,7 +63,6 @@ pub async fn run(settings: Settings, _args: ServeArgs) -> anyhow::Result<ExitCod
     if tokio::time::timeout(DRAIN, &mut serving).await.is_err() {
         serving.abort();
     }
-    let _ = importer.advertise_api(None).await;
     // Connections the drain cut short may still hold clones: end it for all of them.
     importer.shutdown().await;
     outcome

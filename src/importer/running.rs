@@ -221,10 +221,10 @@ impl Importer {
             .and_then(HaltSwitch::halted)
     }
 
-    /// Tells other processes where this one's local API listens (`franchise serve`), at
-    /// once: the CLI of another terminal reads it to talk to this process instead of the
-    /// data dir. `None` withdraws it. Needs the workers running ([`Importer::start`]).
-    pub async fn advertise_api(&self, url: Option<String>) -> Result<(), Error> {
+    /// Tells other processes where this one's local API listens, at once: the CLI of another
+    /// terminal reads it to talk to this process instead of the data dir. `None` withdraws
+    /// it. Needs the workers running. [`crate::ApiServer`] calls it.
+    pub(crate) async fn advertise_api(&self, url: Option<String>) -> Result<(), Error> {
         let running = self.inner.running.lock().await;
         let Some(running) = running.as_ref() else {
             return Err(Error::NotRunning);
@@ -243,7 +243,7 @@ impl Importer {
 
     /// The local API of the process that runs the workers over this embedded data dir, if
     /// it serves one (`franchise serve`), for a CLI in another terminal to talk to.
-    pub async fn owner_api(&self) -> Result<Option<String>, Error> {
+    pub(crate) async fn owner_api(&self) -> Result<Option<String>, Error> {
         if !matches!(self.queue_owner(), QueueOwner::OtherProcess { .. }) {
             return Ok(None);
         }

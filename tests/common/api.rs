@@ -35,7 +35,6 @@ pub async fn spawn_app(fake: FakeAniList, token: Option<&str>) -> TestApp {
         .await
         .unwrap();
     let url = server.url().unwrap();
-    importer.advertise_api(Some(url.clone())).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;

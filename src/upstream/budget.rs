@@ -1,6 +1,6 @@
 //! The one AniList budget every caller shares, across threads AND processes: its state lives
 //! in a ledger (the store, for a real data dir), so no number of processes, restarts or
-//! `fetch` calls can exceed it or send during a ban. The rules are in `ledger.rs`.
+//! `fetch` calls can exceed it or send during a ban. The rules are in `crate::ledger`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -42,6 +42,9 @@ pub struct LogEntry {
     pub refused_by_gate: bool,
     /// Answered by this bad-day mode instead of by AniList.
     pub mode: Option<Mode>,
+    /// Bytes of the GraphQL answer's body as sent (uncompressed); `None` for answers that are
+    /// not the schema's (gate, bad-day modes, injected faults other than a truncated body).
+    pub bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -67,6 +70,8 @@ pub struct Stats {
     pub server_errors: u64,
     /// Injected faults of any kind, including 200s with a broken body.
     pub faults: u64,
+    /// Bytes of every GraphQL answer's body sent (see `LogEntry::bytes`).
+    pub bytes_out: u64,
     pub log: Vec<LogEntry>,
 }
 
@@ -112,6 +117,7 @@ impl Recorder {
             during_ban: false,
             refused_by_gate: false,
             mode: None,
+            bytes: None,
         });
         Ticket {
             epoch: *epoch,
@@ -138,6 +144,19 @@ impl Recorder {
             entry.status = Some(status);
             entry.fault = fault;
             entry.during_ban = during_ban;
+        }
+    }
+
+    /// The GraphQL answer's body went out with `bytes` bytes.
+    pub fn sent(&self, ticket: Ticket, bytes: usize) {
+        let mut guard = self.lock();
+        let (epoch, stats) = &mut *guard;
+        if *epoch != ticket.epoch {
+            return;
+        }
+        stats.bytes_out += bytes as u64;
+        if let Some(entry) = stats.log.get_mut(ticket.index) {
+            entry.bytes = Some(bytes);
         }
     }
 

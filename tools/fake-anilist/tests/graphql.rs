@@ -77,6 +77,11 @@ async fn id_in_omits_unknown_dead_and_anonymous_adult_ids() {
     assert!(log[0].anonymous && !log[1].anonymous);
     assert_eq!(log[0].ids, all);
     assert_eq!(fake.stats().ids_per_request, vec![50, 50]);
+    // Each answer's size is the body the client received.
+    assert_eq!(log[0].bytes, Some(anon.text.len()));
+    let total: usize = log.iter().filter_map(|e| e.bytes).sum();
+    assert_eq!(fake.stats().bytes_out, total as u64);
+    assert!(total > anon.text.len(), "both answers are counted");
 }
 
 #[tokio::test]

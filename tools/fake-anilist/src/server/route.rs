@@ -114,6 +114,9 @@ async fn graphql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         body.truncate(cut);
     }
     app.stats.finish(ticket, status, fault, false);
+    if matches!(fault, None | Some(FaultKind::Truncated)) {
+        app.stats.sent(ticket, body.len());
+    }
     with_rate_headers(reply(status, content_type, body), rate_headers)
 }
 

@@ -558,25 +558,23 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
         let store = store.clone();
         async move { store.budget(LedgerOp::Take, &r, now()).await.unwrap() }
     };
-    let started = std::time::Instant::now();
+    // When each take was granted, on the clock the ledger decides by (the caller's for
+    // SQLite, the server's for PostgreSQL): what it promises is measured there, not by this
+    // process's view of it, which a slow round trip would blur.
     let mut grants = Vec::new();
     while grants.len() < 4 {
         let out = take(&store).await;
         if out.granted {
-            grants.push(started.elapsed());
+            grants.push(out.now_ms);
         } else {
             let wait = out.retry_at_ms.unwrap() - out.now_ms;
             assert!(wait > 0 && wait <= 1_600, "{out:?}");
             tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
         }
     }
-    let ms = |d: std::time::Duration| d.as_millis() as i64;
     // The pace between sends, and the fourth only once the first left the window.
-    assert!(
-        grants.windows(2).all(|w| ms(w[1] - w[0]) >= 95),
-        "{grants:?}"
-    );
-    assert!(ms(grants[3] - grants[0]) >= 1_450, "{grants:?}");
+    assert!(grants.windows(2).all(|w| w[1] - w[0] >= 100), "{grants:?}");
+    assert!(grants[3] - grants[0] >= 1_500, "{grants:?}");
     let state = store.budget(LedgerOp::Read, &r, now()).await.unwrap();
     assert_eq!(state.snapshot.requests_made, 4);
     // A 429 parks everyone until Retry-After plus the margin.

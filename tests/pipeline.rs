@@ -328,3 +328,136 @@ async fn overlapping_imports_of_one_franchise_ask_for_each_anime_about_once() {
     );
     importer.close().await;
 }
+
+/// One import of `root` with `levels` levels of relations per request, against a fake that
+/// serves nested relations: the anime and relation rows stored, the fake's stats, and the
+/// import's progress.
+async fn walk_with_levels(
+    world: &World,
+    root: i32,
+    levels: i64,
+) -> (
+    BTreeSet<i64>,
+    BTreeSet<(i64, i64, String, bool)>,
+    fake_anilist::Stats,
+    franchise::ImportProgress,
+) {
+    let fake = fake_anilist::FakeAniList::start(fake_anilist::FakeConfig {
+        world: world.clone(),
+        rate: degraded(),
+        max_relation_hops: 4,
+        ..fake_anilist::FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::run::builder(dir.path(), &fake)
+        .walk_levels(levels)
+        .build()
+        .unwrap();
+    let importer = Importer::open(settings).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    let progress = wait_done(&importer, id, Duration::from_secs(60)).await;
+    // A forced refresh walks the same way: what a deeper answer brought is not asked again.
+    let first_stats = fake.stats();
+    let first = first_stats.requests;
+    let jobs = || async {
+        let status = importer
+            .status(&franchise::ImportFilter::all())
+            .await
+            .unwrap();
+        let depth = status.queue.unwrap();
+        depth.background.done + depth.background.failed
+    };
+    let jobs_before = jobs().await;
+    let forced = ImportOptions::default().with_force_refresh(true);
+    let again = importer.import(aid(root), &forced).await.unwrap();
+    let refreshed = wait_done(&importer, again, Duration::from_secs(60)).await;
+    let forced_jobs = jobs().await - jobs_before;
+    println!("walk_levels={levels}: the forced refresh ran {forced_jobs} jobs");
+    // Anime a deeper answer brought are walked through in the same commit, even by a forced
+    // refresh: they get no job of their own (one level at a time, every anime has one).
+    if levels == 1 {
+        assert_eq!(forced_jobs, 300);
+    } else {
+        assert!(
+            forced_jobs < 300,
+            "walk_levels={levels}: {forced_jobs} jobs"
+        );
+    }
+    assert_eq!((refreshed.done, refreshed.failed), (progress.done, 0));
+    let forced_ids: Vec<i32> = fake.stats().log[first as usize..]
+        .iter()
+        .flat_map(|e| e.ids.clone())
+        .collect();
+    let distinct: BTreeSet<i32> = forced_ids.iter().copied().collect();
+    assert_eq!(forced_ids.len(), distinct.len(), "an id asked twice");
+    if levels > 1 {
+        assert!(
+            forced_ids.len() < 300,
+            "walk_levels={levels}: a forced refresh asked {} ids, so it asked again for anime a \
+             deeper answer had just brought",
+            forced_ids.len()
+        );
+    }
+    let stored = (
+        anime_ids(&importer).await,
+        relation_rows(&importer).await,
+        first_stats,
+        progress,
+    );
+    importer.stop().await;
+    stored
+}
+
+#[tokio::test]
+async fn walking_several_levels_per_request_stores_exactly_the_same_in_fewer_round_trips() {
+    let world = WorldSpec::default()
+        .seed(16)
+        .franchises(20)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root;
+    let levels_of_walk = world.walk(giant).values().max().copied().unwrap_or(0) + 1;
+
+    let (one_ids, one_rows, one_stats, one_progress) = walk_with_levels(&world, giant, 1).await;
+    assert_eq!(one_ids.len(), 300);
+    assert_eq!(one_progress.done, 300);
+    for levels in [2, 3] {
+        let (ids, rows, stats, progress) = walk_with_levels(&world, giant, levels).await;
+        println!(
+            "300-anime giant, {levels_of_walk} levels: walk_levels={levels}: {} requests \
+             ({} bytes received) against {} requests ({} bytes) one level at a time",
+            stats.requests, stats.bytes_out, one_stats.requests, one_stats.bytes_out
+        );
+        assert_eq!(ids, one_ids, "walk_levels={levels} stores the same anime");
+        assert_eq!(rows, one_rows, "and the same relation rows");
+        assert_eq!(
+            (
+                progress.state,
+                progress.discovered,
+                progress.done,
+                progress.failed
+            ),
+            (one_progress.state, 300, 300, 0)
+        );
+        assert!(
+            stats.requests < one_stats.requests,
+            "walk_levels={levels}: {} requests, one level at a time {}",
+            stats.requests,
+            one_stats.requests
+        );
+        // No anime is asked for twice, and none is asked for that a deeper answer brought.
+        let asked: Vec<i32> = stats.log.iter().flat_map(|e| e.ids.clone()).collect();
+        let distinct: BTreeSet<i32> = asked.iter().copied().collect();
+        assert_eq!(asked.len(), distinct.len(), "an id asked twice");
+        assert!(asked.len() < 300, "{} ids asked", asked.len());
+        assert_eq!(stats.rate_limited, 0);
+        assert_eq!(stats.server_errors, 0);
+    }
+}

@@ -50,6 +50,8 @@ pub struct Settings {
     pub(crate) budget_per_minute: u32,
     pub(crate) min_spacing: Duration,
     pub(crate) max_retries: usize,
+    /// Levels of relations one request walks.
+    pub(crate) walk_levels: usize,
     pub(crate) retry_min_delay: Duration,
     pub(crate) retry_max_delay: Duration,
     pub(crate) outage_pause_min: Duration,
@@ -202,6 +204,7 @@ impl Settings {
             referer_is_default: self.referer_is_default(),
             timeout: self.timeout,
             max_retries: self.max_retries,
+            walk_levels: self.walk_levels,
             retry_min_delay: self.retry_min_delay,
             retry_max_delay: self.retry_max_delay,
             max_parks: 10,
@@ -281,6 +284,11 @@ impl SettingsBuilder {
     pub fn outage_pause_secs(self, min: f64, max: f64) -> Self {
         self.set("anilist.outage_pause_min_secs", min)
             .set("anilist.outage_pause_max_secs", max)
+    }
+
+    /// Levels of relations one request walks (`anilist.walk_levels`, 1 to 4).
+    pub fn walk_levels(self, levels: i64) -> Self {
+        self.set("anilist.walk_levels", levels)
     }
 
     pub fn timeout_secs(self, secs: f64) -> Self {

@@ -1,7 +1,8 @@
 //! Committing a flush: the fetched anime, their relations, the items' outcomes and the next
 //! level of the walk, all in ONE transaction, so a crash leaves either all of it or none.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::anime::{Anime, AnimeId};
 use crate::store::{ItemResult, QueuedItem, Store, StoreError};
@@ -38,8 +39,24 @@ pub(crate) async fn commit_flush(
     now_ms: i64,
 ) -> Result<FlushCommitted, StoreError> {
     let mut tx = store.begin().await?;
-    tx.upsert_anime(&batch.fetched, now_ms).await?;
-    let found: Vec<AnimeId> = batch.fetched.iter().map(|a| a.id).collect();
+    // One answer's nested levels meet anime another answer of the same flush holds too: each
+    // is written once (an upsert may not touch a row twice in one statement).
+    let just_fetched: HashSet<AnimeId> = batch.fetched.iter().map(|a| a.id).collect();
+    let fetched: Cow<'_, [Anime]> = if just_fetched.len() == batch.fetched.len() {
+        Cow::Borrowed(&batch.fetched)
+    } else {
+        let mut once = HashSet::with_capacity(just_fetched.len());
+        Cow::Owned(
+            batch
+                .fetched
+                .iter()
+                .filter(|a| once.insert(a.id))
+                .cloned()
+                .collect(),
+        )
+    };
+    tx.upsert_anime(&fetched, now_ms).await?;
+    let found: Vec<AnimeId> = fetched.iter().map(|a| a.id).collect();
     tx.record_missing(&batch.not_found, &found, now_ms).await?;
     let completed = tx.record_outcomes(&batch.items, now_ms).await?;
     let mut by_import: BTreeMap<i64, Vec<(AnimeId, u32)>> = BTreeMap::new();
@@ -54,7 +71,18 @@ pub(crate) async fn commit_flush(
         let Some(rules) = tx.import_rules(import_id).await? else {
             continue;
         };
-        to_fetch.extend(expand(&mut *tx, import_id, &rules, done, fresh_since_ms, now_ms).await?);
+        to_fetch.extend(
+            expand(
+                &mut *tx,
+                import_id,
+                &rules,
+                done,
+                fresh_since_ms,
+                &just_fetched,
+                now_ms,
+            )
+            .await?,
+        );
     }
     let touched: BTreeSet<i64> = batch.items.iter().map(|i| i.import_id).collect();
     for import_id in &touched {

@@ -2,13 +2,17 @@
 //! size caps, over followed types to ANIME nodes only. Fresh anime are walked through from
 //! the store without a fetch; stale ones become queued items for the caller to enqueue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::anime::AnimeId;
 use crate::store::{ImportRules, ItemState, QueuedItem, StoreError, StoreTx};
 
 /// The reason recorded on an item that was fresh in the store and so not fetched.
 pub(crate) const FRESH: &str = "fresh in store";
+
+/// The reason recorded on an item whose anime came whole in another item's answer (a
+/// request that walked several levels), and so was never asked for itself.
+pub(crate) const WALKED: &str = "fetched with its relation's request";
 
 /// Why an item failed when AniList left its id out of an `id_in` answer.
 pub(crate) const NOT_FOUND: &str = "not found on AniList (unknown, deleted or adult id); \
@@ -19,12 +23,17 @@ pub(crate) const NOT_FOUND: &str = "not found on AniList (unknown, deleted or ad
 /// A child found again by a shorter path gets the smaller depth, and if it was already done it
 /// is walked again from there: the final set is every anime within `max_depth` hops of the
 /// root whatever order jobs finished in. (Only the size cap depends on that order.)
+///
+/// `just_fetched` are the anime this very transaction stored (the answer's nested levels
+/// among them): they are walked through like fresh ones, even by a forced refresh, so a
+/// request that walked several levels settles them all and only its frontier is queued.
 pub(crate) async fn expand(
     tx: &mut dyn StoreTx,
     import_id: i64,
     rules: &ImportRules,
     completed: Vec<(AnimeId, u32)>,
     fresh_since_ms: i64,
+    just_fetched: &HashSet<AnimeId>,
     now_ms: i64,
 ) -> Result<Vec<QueuedItem>, StoreError> {
     let mut to_fetch = Vec::new();
@@ -72,7 +81,12 @@ pub(crate) async fn expand(
         count += new.len() as u64;
         let new_ids: Vec<AnimeId> = new.iter().map(|(id, _)| *id).collect();
         let (fresh, missing) = if rules.force_refresh {
-            Default::default()
+            let fetched_now: HashSet<AnimeId> = new_ids
+                .iter()
+                .filter(|id| just_fetched.contains(id))
+                .copied()
+                .collect();
+            (fetched_now, HashSet::new())
         } else {
             (
                 tx.fresh_among(&new_ids, fresh_since_ms).await?,
@@ -84,7 +98,12 @@ pub(crate) async fn expand(
             if missing.contains(&id) {
                 rows.push((id, depth, ItemState::Failed, Some(NOT_FOUND)));
             } else if fresh.contains(&id) {
-                rows.push((id, depth, ItemState::Done, Some(FRESH)));
+                let reason = if just_fetched.contains(&id) {
+                    WALKED
+                } else {
+                    FRESH
+                };
+                rows.push((id, depth, ItemState::Done, Some(reason)));
                 next.push((id, depth));
             } else {
                 rows.push((id, depth, ItemState::Queued, None));

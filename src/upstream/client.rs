@@ -13,15 +13,15 @@ use serde_json::json;
 
 use super::budget::{BudgetState, RateBudget, RateHeaders, Slot};
 use super::error::UpstreamError;
-use super::query::{BATCH_QUERY, MAX_BATCH};
-use super::response::parse_page;
+use super::query::{MAX_BATCH, batch_query};
+use super::response::{PageAnswer, parse_page};
 use crate::anime::{Anime, AnimeId, MediaKind};
 use crate::store::StoreError;
 
 /// How one request went, as far as the budget cares: answered (whatever the answer), never
 /// sent (a refused connect: it spends nothing), or sent with no answer in time.
 enum Attempt {
-    Answered(RateHeaders, Result<Vec<Anime>, UpstreamError>),
+    Answered(RateHeaders, Result<PageAnswer, UpstreamError>),
     NotSent(UpstreamError),
     TimedOut(UpstreamError),
 }
@@ -79,6 +79,8 @@ pub(crate) struct ClientConfig {
     pub timeout: Duration,
     /// Retries of transient failures (5xx, timeouts, cut-off bodies) after the first try.
     pub max_retries: usize,
+    /// Levels of relations one batch request walks (1: the ids' own relations).
+    pub walk_levels: usize,
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
     /// How many 429s or 403s in a row one call sits out before it gives up.
@@ -102,6 +104,9 @@ pub(crate) struct BatchAnswer {
     pub found: Vec<Anime>,
     pub not_found: Vec<AnimeId>,
     pub malformed: Vec<(AnimeId, String)>,
+    /// Anime the answer carried whole beyond the ids asked for (their relations' relations,
+    /// when the request walks more than one level), each once, ANIME only.
+    pub walked: Vec<Anime>,
 }
 
 /// An AniList client bound to one shared [`RateBudget`]. Cheap to clone.
@@ -151,6 +156,11 @@ impl AniListClient {
         })
     }
 
+    /// Levels of relations each batch request walks.
+    pub(crate) fn walk_levels(&self) -> usize {
+        self.config.walk_levels
+    }
+
     pub(crate) fn budget(&self) -> &Arc<RateBudget> {
         &self.budget
     }
@@ -186,6 +196,7 @@ impl AniListClient {
             answer.found.extend(part.found);
             answer.not_found.extend(part.not_found);
             answer.malformed.extend(part.malformed);
+            answer.walked.extend(part.walked);
         }
         Ok(answer)
     }
@@ -209,11 +220,11 @@ impl AniListClient {
         if ids.is_empty() {
             return Ok(BatchAnswer::default());
         }
-        let found = self.fetch_page(ids, slot).await?;
+        let page = self.fetch_page(ids, slot).await?;
         let asked: HashSet<&AnimeId> = ids.iter().collect();
         let mut answer = BatchAnswer::default();
         let mut returned = HashSet::new();
-        for anime in found {
+        for anime in page.media {
             if !asked.contains(&anime.id) || !returned.insert(anime.id) {
                 continue;
             }
@@ -235,6 +246,13 @@ impl AniListClient {
             .filter(|id| !returned.contains(id))
             .copied()
             .collect();
+        // What the walk can take in besides: anime met whole, not already an id asked for
+        // (an id asked for and not returned stays not found, whatever a nested copy says).
+        answer.walked = page
+            .walked
+            .into_iter()
+            .filter(|a| a.kind == MediaKind::Anime && !asked.contains(&a.id))
+            .collect();
         Ok(answer)
     }
 
@@ -242,7 +260,7 @@ impl AniListClient {
     /// the whole budget and is then tried again; permanent failures return at once. A down
     /// AniList (unreachable, refusing, not AniList) is told to the shared budget, which parks
     /// every process until one probe, and returned at once: no id is to blame for it.
-    async fn fetch_page(&self, ids: &[AnimeId], slot: Slot) -> Result<Vec<Anime>, UpstreamError> {
+    async fn fetch_page(&self, ids: &[AnimeId], slot: Slot) -> Result<PageAnswer, UpstreamError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_min_delay)
             .with_max_delay(self.config.retry_max_delay)
@@ -372,7 +390,7 @@ impl AniListClient {
     /// Exactly one HTTP request; never retries.
     async fn send_once(&self, ids: &[AnimeId]) -> Attempt {
         let body = json!({
-            "query": BATCH_QUERY,
+            "query": batch_query(self.config.walk_levels),
             "variables": { "ids": ids, "perPage": MAX_BATCH },
         });
         let response = match self

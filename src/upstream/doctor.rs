@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::client::{AniListClient, RawAnswer, USER_AGENT};
-use super::query::BATCH_QUERY;
+use super::query::batch_query;
 use super::response::parse_page;
 
 /// How a check went.
@@ -66,7 +66,9 @@ pub(crate) async fn checkup(client: &AniListClient) -> Checkup {
     };
 
     let answer = if reachable {
-        let body = json!({"query": BATCH_QUERY, "variables": {"ids": [1], "perPage": 1}});
+        // The query imports send, at the configured walk depth.
+        let query = batch_query(client.walk_levels());
+        let body = json!({"query": query, "variables": {"ids": [1], "perPage": 1}});
         Some(client.send_raw(&body).await)
     } else {
         None
@@ -316,7 +318,7 @@ async fn schema_check(client: &AniListClient, checks: &mut Vec<Check>) {
             return;
         }
     };
-    let used = match parse_selection(BATCH_QUERY) {
+    let used = match parse_selection(&batch_query(1)) {
         Ok(used) => used,
         Err(why) => {
             checks.push(fail(
@@ -526,7 +528,7 @@ mod tests {
 
     #[test]
     fn the_import_query_parses_into_its_fields_and_arguments() {
-        let fields = parse_selection(BATCH_QUERY).unwrap();
+        let fields = parse_selection(&batch_query(1)).unwrap();
         assert_eq!(fields.len(), 1);
         let page = &fields[0];
         assert_eq!(page.name, "Page");
@@ -570,7 +572,7 @@ mod tests {
             {"name": "Media", "fields": [{"name": "id", "args": [], "type": {"kind": "SCALAR", "name": "Int"}}]}
         ]}}});
         let schema = Schema::read(body.to_string().as_bytes()).unwrap();
-        let used = parse_selection(BATCH_QUERY).unwrap();
+        let used = parse_selection(&batch_query(1)).unwrap();
         let mut missing = Vec::new();
         let mut checked = 0;
         schema.walk(&schema.query_type, &used, &mut missing, &mut checked);

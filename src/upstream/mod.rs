@@ -17,7 +17,7 @@ pub(crate) use client::{AniListClient, BatchAnswer, ClientConfig};
 pub(crate) use doctor::checkup;
 pub use doctor::{Check, Checkup, Verdict};
 pub use error::UpstreamError;
-pub(crate) use query::MAX_BATCH;
+pub(crate) use query::{MAX_BATCH, MAX_WALK_LEVELS};
 #[cfg(test)]
 pub(crate) use response::{parse_media, parse_media_relations, parse_page};
 

@@ -14,14 +14,26 @@ use crate::anime::{
 /// AniList's `Retry-After` when a 429 forgets to say: its ban lasts a minute.
 pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// The answer to a `Page(media(id_in: …))` request: the anime that came back.
+/// What a `Page(media(id_in: …))` answer holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PageAnswer {
+    /// The media the page listed (the ids asked for, as far as AniList has them).
+    pub media: Vec<Anime>,
+    /// Relation nodes the answer carried whole, with their own relations (a query that walks
+    /// more than one level), in the order met, each once. May include MANGA and other kinds,
+    /// and the page's own media again; the caller picks what it walks.
+    pub walked: Vec<Anime>,
+}
+
+/// The answer to a `Page(media(id_in: …))` request: the anime that came back, and the
+/// relation nodes it carried whole.
 ///
 /// `status` is the HTTP status; `retry_after` the parsed `Retry-After` header, if any.
 pub(crate) fn parse_page(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
-) -> Result<Vec<Anime>, UpstreamError> {
+) -> Result<PageAnswer, UpstreamError> {
     let data = checked_data(status, retry_after, body)?;
     let page: PageData = serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
     let media = page
@@ -29,11 +41,24 @@ pub(crate) fn parse_page(
         .ok_or_else(|| malformed_msg("`data.Page` is missing", body))?
         .media
         .unwrap_or_default();
-    media
+    let mut walked = Walked::default();
+    let media = media
         .into_iter()
         .flatten()
-        .map(|raw| raw.into_anime(body))
-        .collect()
+        .map(|raw| raw.into_anime(body, &mut walked))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PageAnswer {
+        media,
+        walked: walked.anime,
+    })
+}
+
+/// Relation nodes met whole, each once (a franchise's members meet each other again and again
+/// in nested relations; the first copy is kept, they are the same record).
+#[derive(Default)]
+struct Walked {
+    anime: Vec<Anime>,
+    seen: std::collections::HashSet<AnimeId>,
 }
 
 #[cfg(test)]
@@ -47,7 +72,7 @@ pub(crate) fn parse_media(
     let data = checked_data(status, retry_after, body)?;
     let single: MediaData = serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
     match single.media {
-        Some(raw) => raw.into_anime(body),
+        Some(raw) => raw.into_anime(body, &mut Walked::default()),
         None => Err(UpstreamError::NotFound {
             message: "`data.Media` is null".to_string(),
         }),
@@ -68,7 +93,7 @@ pub(crate) fn parse_media_relations(
     let media = single.media.ok_or_else(|| UpstreamError::NotFound {
         message: "`data.Media` is null".to_string(),
     })?;
-    convert_edges(media.relations, body)
+    convert_edges(media.relations, body, &mut Walked::default())
 }
 
 /// Reads the envelope and maps AniList's `errors` (which can arrive with HTTP 200) and HTTP
@@ -259,7 +284,7 @@ struct RawDate {
     day: Option<u8>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct RawTitle {
     romaji: Option<String>,
     english: Option<String>,
@@ -271,22 +296,14 @@ struct RawConnection {
     edges: Option<Vec<Option<RawEdge>>>,
 }
 
+/// An edge's node is a media like any other: a summary at the walk's last level, whole (with
+/// its own `relations`) at the levels above it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawEdge {
     id: Option<i64>,
     relation_type: Option<String>,
-    node: Option<RawNode>,
-}
-
-#[derive(Deserialize)]
-struct RawNode {
-    id: i64,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    format: Option<String>,
-    status: Option<String>,
-    title: Option<RawTitle>,
+    node: Option<RawMedia>,
 }
 
 impl RawTitle {
@@ -304,9 +321,9 @@ fn checked_id(raw: i64, body: &[u8]) -> Result<AnimeId, UpstreamError> {
 }
 
 impl RawMedia {
-    fn into_anime(self, body: &[u8]) -> Result<Anime, UpstreamError> {
+    fn into_anime(self, body: &[u8], walked: &mut Walked) -> Result<Anime, UpstreamError> {
         let id = checked_id(self.id, body)?;
-        let relations = convert_edges(self.relations, body)?;
+        let relations = convert_edges(self.relations, body, walked)?;
         let start = self.start_date.unwrap_or(RawDate {
             year: None,
             month: None,
@@ -339,22 +356,36 @@ impl RawMedia {
 fn convert_edges(
     connection: Option<RawConnection>,
     body: &[u8],
+    walked: &mut Walked,
 ) -> Result<Vec<RelationEdge>, UpstreamError> {
     let edges = connection.and_then(|c| c.edges).unwrap_or_default();
     let mut relations = Vec::with_capacity(edges.len());
     // A null edge or a null node (a deleted media) carries nothing to store.
     for edge in edges.into_iter().flatten() {
         let Some(node) = edge.node else { continue };
+        let target = RelatedMedia {
+            id: checked_id(node.id, body)?,
+            kind: MediaKind::parse(node.kind.as_deref().unwrap_or("UNKNOWN")),
+            format: node.format.clone(),
+            status: node.status.clone(),
+            title: node
+                .title
+                .clone()
+                .map(RawTitle::into_title)
+                .unwrap_or_default(),
+        };
+        // A node that came with its own relations (even none) is known whole; one without
+        // (the walk's last level, or `relations: null`) is only a relation's far end.
+        if node.relations.is_some() && node.kind.is_some() {
+            let anime = node.into_anime(body, walked)?;
+            if walked.seen.insert(anime.id) {
+                walked.anime.push(anime);
+            }
+        }
         relations.push(RelationEdge {
             edge_id: edge.id,
             relation: RelationType::parse(edge.relation_type.as_deref().unwrap_or("UNKNOWN")),
-            node: RelatedMedia {
-                id: checked_id(node.id, body)?,
-                kind: MediaKind::parse(node.kind.as_deref().unwrap_or("UNKNOWN")),
-                format: node.format,
-                status: node.status,
-                title: node.title.map(RawTitle::into_title).unwrap_or_default(),
-            },
+            node: target,
         });
     }
     Ok(relations)

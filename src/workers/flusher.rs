@@ -140,15 +140,19 @@ impl Flusher {
         let missing: HashSet<AnimeId> = answer.not_found.iter().copied().collect();
         let malformed: std::collections::HashMap<AnimeId, String> =
             answer.malformed.iter().cloned().collect();
-        f.notices.extend(answer.found.iter().map(|a| Notice {
-            anime_id: a.id,
-            outcome: NoticeOutcome::Stored,
-        }));
+        // Anime the answer carried whole beyond the ids asked for are stored too (and a click
+        // waiting on one hears it).
+        f.notices
+            .extend(answer.found.iter().chain(&answer.walked).map(|a| Notice {
+                anime_id: a.id,
+                outcome: NoticeOutcome::Stored,
+            }));
         f.notices.extend(answer.not_found.iter().map(|id| Notice {
             anime_id: *id,
             outcome: NoticeOutcome::NotFound,
         }));
         f.write.fetched.extend(answer.found);
+        f.write.fetched.extend(answer.walked);
         f.write.not_found.extend(answer.not_found);
         for request in requests {
             let id = request.job.anime_id;

@@ -29,6 +29,7 @@ fn config_for(url: String) -> ClientConfig {
         referer_is_default: false,
         timeout: Duration::from_millis(500),
         max_retries: 2,
+        walk_levels: 1,
         retry_min_delay: Duration::from_millis(10),
         retry_max_delay: Duration::from_millis(40),
         max_parks: 2,

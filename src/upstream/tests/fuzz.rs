@@ -94,9 +94,9 @@ fn statuses() -> impl Strategy<Value = u16> {
 /// The parser's whole contract: parsed, or a typed error; and parsed ids are valid.
 fn check(status: u16, body: &[u8]) {
     match parse_page(status, None, body) {
-        Ok(anime) => {
+        Ok(page) => {
             assert_eq!(status, 200, "only a 200 parses");
-            for a in anime {
+            for a in page.media.into_iter().chain(page.walked) {
                 assert!(a.id.get() >= 1);
                 for e in a.relations {
                     assert!(e.node.id.get() >= 1);

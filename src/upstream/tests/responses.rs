@@ -331,7 +331,7 @@ fn unknown_enum_values_are_kept_as_raw_text() {
     let body = br#"{"data":{"Page":{"media":[{"id":7,"type":"ANIME","format":"HOLOGRAM","status":"PAUSED",
         "relations":{"edges":[{"id":1,"relationType":"TIME_TRAVEL","node":{"id":8,"type":"GAME","format":"VN"}},null,
         {"id":2,"relationType":"SEQUEL","node":null}]}}]}}}"#;
-    let anime = parse_page(200, None, body).unwrap();
+    let anime = parse_page(200, None, body).unwrap().media;
     assert_eq!(anime.len(), 1);
     assert_eq!(anime[0].format.as_deref(), Some("HOLOGRAM"));
     assert_eq!(anime[0].relations.len(), 1);
@@ -339,4 +339,40 @@ fn unknown_enum_values_are_kept_as_raw_text() {
     assert_eq!(edge.relation, RelationType::Unknown("TIME_TRAVEL".into()));
     assert_eq!(edge.node.kind, MediaKind::Other("GAME".into()));
     assert_eq!(edge.node.format.as_deref(), Some("VN"));
+}
+
+#[test]
+fn a_walk_of_several_levels_brings_its_nested_nodes_whole_and_each_once() {
+    // Anime 1 asked; its sequel 2 comes whole (with its own relations, even none, and twice);
+    // manga 3 comes whole too (the caller drops what it does not walk); 4 at the last level
+    // and 5 with `relations: null` are only relations' far ends.
+    let body = br#"{"data":{"Page":{"media":[{"id":1,"type":"ANIME","title":{"romaji":"One"},
+        "relations":{"edges":[
+          {"id":10,"relationType":"SEQUEL","node":{"id":2,"type":"ANIME","format":"TV","episodes":12,
+             "title":{"romaji":"Two"},"relations":{"edges":[
+               {"id":20,"relationType":"PREQUEL","node":{"id":1,"type":"ANIME","title":{"romaji":"One"}}},
+               {"id":21,"relationType":"SEQUEL","node":{"id":4,"type":"ANIME","title":{"romaji":"Four"}}}]}}},
+          {"id":11,"relationType":"SOURCE","node":{"id":3,"type":"MANGA","relations":{"edges":[]}}},
+          {"id":12,"relationType":"SIDE_STORY","node":{"id":5,"type":"ANIME","relations":null}},
+          {"id":13,"relationType":"ALTERNATIVE","node":{"id":2,"type":"ANIME","relations":{"edges":[]}}}
+        ]}}]}}}"#;
+    let page = parse_page(200, None, body).unwrap();
+    assert_eq!(page.media.len(), 1);
+    assert_eq!(
+        page.media[0].relations.len(),
+        4,
+        "every edge of the asked anime"
+    );
+    let walked: Vec<(i64, MediaKind, usize)> = page
+        .walked
+        .iter()
+        .map(|a| (i64::from(a.id.get()), a.kind.clone(), a.relations.len()))
+        .collect();
+    assert_eq!(
+        walked,
+        vec![(2, MediaKind::Anime, 2), (3, MediaKind::Manga, 0)],
+        "the first whole copy of 2, then 3; not 4 nor 5"
+    );
+    assert_eq!(page.walked[0].episodes, Some(12));
+    assert_eq!(page.walked[0].title.romaji.as_deref(), Some("Two"));
 }

@@ -27,6 +27,7 @@ fn answer_for(request: FetchRequest) -> FlushWork {
             found: vec![anime(1, &[("SEQUEL", 2, "ANIME")])],
             not_found: Vec::new(),
             malformed: Vec::new(),
+            walked: Vec::new(),
         }),
         requests: vec![request],
         landed: None,

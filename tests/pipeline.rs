@@ -461,3 +461,45 @@ async fn walking_several_levels_per_request_stores_exactly_the_same_in_fewer_rou
         assert_eq!(stats.server_errors, 0);
     }
 }
+
+#[tokio::test]
+async fn an_anilist_that_fails_deep_queries_teaches_the_walk_to_go_shallower() {
+    let world = WorldSpec::default()
+        .seed(16)
+        .franchises(20)
+        .giant(300, 12)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().root;
+    // The fake's default: a 500 for any query nesting relations more than one hop.
+    let fake = common::run::fake(world, degraded(), Latency::default(), Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::run::builder(dir.path(), &fake)
+        .walk_levels(3)
+        .build()
+        .unwrap();
+    let importer = Importer::open(settings).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(giant), &ImportOptions::default())
+        .await
+        .unwrap();
+    let progress = wait_done(&importer, id, Duration::from_secs(60)).await;
+    assert_eq!((progress.done, progress.failed), (300, 0));
+    assert_eq!(anime_ids(&importer).await.len(), 300);
+    let stats = fake.stats();
+    println!(
+        "walk_levels=3 against an AniList that 500s deeper than one hop: {} requests, {} of \
+         them failed deep queries",
+        stats.requests, stats.server_errors
+    );
+    // 3 levels fail, then 2; from then on every request walks one level and succeeds.
+    assert_eq!(stats.server_errors, 2);
+    let upstream = importer.upstream().await.unwrap();
+    assert_eq!(
+        upstream.state,
+        franchise::UpstreamState::Ok,
+        "AniList is not called down"
+    );
+    importer.stop().await;
+}

@@ -119,7 +119,14 @@ pub(crate) struct AniListClient {
     contact: Arc<Contact>,
     /// Smoothed round trip of answered requests, in microseconds (0: none yet).
     rtt_us: Arc<AtomicU64>,
+    /// A walk depth below the configured one that a deep query's failure taught, and until
+    /// when it holds.
+    lowered: Arc<std::sync::Mutex<Option<(usize, Instant)>>>,
 }
+
+/// How long a walk depth lowered by a failing deep query holds before the configured depth
+/// is tried again.
+const LOWERED_FOR: Duration = Duration::from_secs(600);
 
 impl AniListClient {
     pub(crate) fn new(config: ClientConfig, budget: Arc<RateBudget>) -> Result<Self, String> {
@@ -153,12 +160,51 @@ impl AniListClient {
             budget,
             contact: Arc::new(Contact::default()),
             rtt_us: Arc::new(AtomicU64::new(0)),
+            lowered: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
-    /// Levels of relations each batch request walks.
+    /// Levels of relations each batch request walks now: the configured depth, or a lower one
+    /// a failing deep query taught within the last `LOWERED_FOR`.
     pub(crate) fn walk_levels(&self) -> usize {
-        self.config.walk_levels
+        let mut lowered = self.lowered.lock().unwrap_or_else(|p| p.into_inner());
+        match *lowered {
+            Some((levels, until)) if Instant::now() < until => levels.min(self.config.walk_levels),
+            Some(_) => {
+                *lowered = None;
+                self.config.walk_levels
+            }
+            None => self.config.walk_levels,
+        }
+    }
+
+    /// A query walking `levels` deep failed in a way a shallower one may not (a complexity
+    /// refusal, a 5xx, no answer in time): walk one level less for a while. One level is
+    /// always allowed, so this never lowers below it.
+    fn lower_walk(&self, levels: usize, error: &UpstreamError) -> bool {
+        if levels <= 1 {
+            return false;
+        }
+        let deep_failure = match error {
+            UpstreamError::QueryRejected { message, .. } => message.contains("complexity"),
+            UpstreamError::Transient { reason } => reason.starts_with("HTTP 5"),
+            UpstreamError::NoAnswer { .. } | UpstreamError::Failing { .. } => true,
+            _ => false,
+        };
+        if !deep_failure {
+            return false;
+        }
+        let lower = levels - 1;
+        *self.lowered.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((lower, Instant::now() + LOWERED_FOR));
+        tracing::warn!(
+            from = levels,
+            to = lower,
+            %error,
+            "AniList failed a query walking {levels} levels; walking {lower} for the next {} min",
+            LOWERED_FOR.as_secs() / 60
+        );
+        true
     }
 
     pub(crate) fn budget(&self) -> &Arc<RateBudget> {
@@ -278,7 +324,8 @@ impl AniListClient {
             };
             let sent_at = slot.time();
             let started = Instant::now();
-            let attempt = self.send_once(ids).await;
+            let levels = self.walk_levels();
+            let attempt = self.send_once(ids, levels).await;
             let (headers, error) = match attempt {
                 Attempt::Answered(headers, Ok(anime)) => {
                     self.contact.answered();
@@ -297,8 +344,20 @@ impl AniListClient {
                     }
                     return Err(self.down(error).await);
                 }
-                Attempt::TimedOut(error) => return Err(self.down(error).await),
+                Attempt::TimedOut(error) => {
+                    // A deep query may be what took too long: the same ids one level less
+                    // deep, at once, before anyone calls AniList down.
+                    if self.lower_walk(levels, &error) {
+                        continue;
+                    }
+                    return Err(self.down(error).await);
+                }
             };
+            // A deep query refused for its complexity or failing with a 5xx: the same ids one
+            // level less deep, at once; not a failure of AniList nor of these ids.
+            if self.lower_walk(levels, &error) {
+                continue;
+            }
             match &error {
                 UpstreamError::RateLimited { retry_after } => {
                     self.contact.answered();
@@ -388,9 +447,9 @@ impl AniListClient {
     }
 
     /// Exactly one HTTP request; never retries.
-    async fn send_once(&self, ids: &[AnimeId]) -> Attempt {
+    async fn send_once(&self, ids: &[AnimeId], levels: usize) -> Attempt {
         let body = json!({
-            "query": batch_query(self.config.walk_levels),
+            "query": batch_query(levels),
             "variables": { "ids": ids, "perPage": MAX_BATCH },
         });
         let response = match self

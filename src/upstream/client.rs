@@ -124,6 +124,33 @@ pub(crate) struct AniListClient {
     lowered: Arc<std::sync::Mutex<Option<(usize, Instant)>>>,
 }
 
+/// The most of one answer's body the client reads, after decompression: a 50-id page of one
+/// level is some 100 KB, of 4 levels of a dense franchise about 8 MB; past this the answer is
+/// a failed request (a broken proxy, a gzip bomb, an endless body), never an out-of-memory.
+pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads a body as it streams in (decompressed), giving up once it passes `cap` bytes:
+/// `Ok(None)` then, and the rest is never read.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > cap))
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 /// How long a walk depth lowered by a failing deep query holds before the configured depth
 /// is tried again.
 const LOWERED_FOR: Duration = Duration::from_secs(600);
@@ -188,7 +215,9 @@ impl AniListClient {
         let deep_failure = match error {
             UpstreamError::QueryRejected { message, .. } => message.contains("complexity"),
             UpstreamError::Transient { reason } => reason.starts_with("HTTP 5"),
-            UpstreamError::NoAnswer { .. } | UpstreamError::Failing { .. } => true,
+            UpstreamError::NoAnswer { .. }
+            | UpstreamError::Failing { .. }
+            | UpstreamError::TooLarge { .. } => true,
             _ => false,
         };
         if !deep_failure {
@@ -466,8 +495,16 @@ impl AniListClient {
         let status = response.status().as_u16();
         let headers =
             RateHeaders::read(|name| response.headers().get(name).and_then(|v| v.to_str().ok()));
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
+        let bytes = match read_capped(response, MAX_ANSWER_BYTES).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Attempt::Answered(
+                    headers,
+                    Err(UpstreamError::TooLarge {
+                        limit_bytes: MAX_ANSWER_BYTES,
+                    }),
+                );
+            }
             Err(e) => match self.transport_error(&e) {
                 Attempt::NotSent(error) | Attempt::Answered(_, Err(error)) => {
                     return Attempt::Answered(headers, Err(error));
@@ -587,7 +624,15 @@ impl AniListClient {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = response.bytes().await.map_err(|e| error_chain(&e))?;
+        let bytes = read_capped(response, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| error_chain(&e))?
+            .ok_or_else(|| {
+                UpstreamError::TooLarge {
+                    limit_bytes: MAX_ANSWER_BYTES,
+                }
+                .to_string()
+            })?;
         let round_trip = started.elapsed();
         // What came back tells every process about AniList, as the workers' requests do
         // (this request may have been the probe of a down AniList).

@@ -66,6 +66,15 @@ pub enum UpstreamError {
     /// cut-off body is usually a network fault; `excerpt` shows the start of what came.
     #[error("malformed AniList response: {reason} (body starts: {excerpt:?})")]
     Malformed { reason: String, excerpt: String },
+
+    /// The answer's body grew past the cap (counted after decompression) and was not read
+    /// further: a broken proxy, a hostile answer, or a walk asking too many levels at once.
+    /// Retried like a transient failure; a walk of several levels goes one shallower.
+    #[error(
+        "AniList's answer was larger than {limit_bytes} bytes (after decompression) and was \
+         not read to its end"
+    )]
+    TooLarge { limit_bytes: usize },
 }
 
 impl UpstreamError {
@@ -133,6 +142,7 @@ impl UpstreamError {
             Self::NotAnilist { .. } => "not_anilist",
             Self::Failing { .. } => "upstream_failing",
             Self::NoAnswer { .. } => "no_answer",
+            Self::TooLarge { .. } => "too_large",
         }
     }
 }

@@ -362,3 +362,94 @@ async fn only_answers_from_anilist_bring_it_back_and_a_refusal_of_the_query_is_o
     let (_, upstream) = same_budget.budget().states().await.unwrap();
     assert_eq!(upstream.state, UpstreamState::Ok, "{upstream:?}");
 }
+
+/// Serves every connection on a loopback port with `head` and then chunks of `chunk` bytes
+/// of JSON-looking filler until the client goes away. Returns the URL and the bytes sent.
+async fn endless_server(head: &'static str) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let filler = vec![b' '; 64 * 1024];
+                let chunk = format!("{:x}\r\n", filler.len());
+                loop {
+                    let wrote = async {
+                        socket.write_all(chunk.as_bytes()).await?;
+                        socket.write_all(&filler).await?;
+                        socket.write_all(b"\r\n").await
+                    };
+                    if wrote.await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(filler.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (url, sent)
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_a_failed_request_not_an_out_of_memory() {
+    use crate::upstream::client::MAX_ANSWER_BYTES;
+
+    let (url, sent) = endless_server(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await;
+    let client = AniListClient::new(
+        ClientConfig {
+            timeout: Duration::from_secs(30),
+            max_retries: 0,
+            ..config_for(url)
+        },
+        Arc::new(RateBudget::in_memory(
+            unlimited(),
+            Arc::new(crate::clock::SystemClock),
+        )),
+    )
+    .unwrap();
+    let err = client
+        .fetch_batch(&[AnimeId::new(1).unwrap()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "too_large", "{err}");
+    let read = sent.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    println!("endless body: gave up after the server wrote {read} bytes (cap {MAX_ANSWER_BYTES})");
+    assert!(
+        read < 4 * MAX_ANSWER_BYTES,
+        "the client stopped reading near the cap: {read} bytes sent"
+    );
+
+    // A Content-Length above the cap is refused before its body is read.
+    let (url, _) = endless_server(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 300000000\r\n\r\n",
+    )
+    .await;
+    let client = AniListClient::new(
+        ClientConfig {
+            max_retries: 0,
+            ..config_for(url)
+        },
+        Arc::new(RateBudget::in_memory(
+            unlimited(),
+            Arc::new(crate::clock::SystemClock),
+        )),
+    )
+    .unwrap();
+    let err = client
+        .fetch_batch(&[AnimeId::new(1).unwrap()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "too_large", "{err}");
+}

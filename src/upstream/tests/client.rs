@@ -453,3 +453,59 @@ async fn an_endless_answer_is_a_failed_request_not_an_out_of_memory() {
         .unwrap_err();
     assert_eq!(err.kind(), "too_large", "{err}");
 }
+
+#[tokio::test]
+async fn a_gzip_bomb_is_cut_at_the_cap_counted_after_decompression() {
+    use std::io::Write;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::upstream::client::MAX_ANSWER_BYTES;
+
+    // 256 MiB of spaces compress to a quarter of a megabyte.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let block = vec![b' '; 1024 * 1024];
+    for _ in 0..256 {
+        encoder.write_all(&block).unwrap();
+    }
+    let bomb = Arc::new(encoder.finish().unwrap());
+    assert!(
+        bomb.len() < MAX_ANSWER_BYTES / 16,
+        "{} bytes compressed",
+        bomb.len()
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let bomb = bomb.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                     Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                    bomb.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&bomb).await;
+            });
+        }
+    });
+    let client = AniListClient::new(
+        ClientConfig {
+            max_retries: 0,
+            ..config_for(url)
+        },
+        Arc::new(RateBudget::in_memory(
+            unlimited(),
+            Arc::new(crate::clock::SystemClock),
+        )),
+    )
+    .unwrap();
+    let err = client
+        .fetch_batch(&[AnimeId::new(1).unwrap()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "too_large", "{err}");
+}

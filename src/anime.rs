@@ -258,6 +258,15 @@ pub struct Anime {
     pub relations: Vec<RelationEdge>,
 }
 
+/// Every anime whose stored rows a write of `anime` changes: the anime themselves, and the far
+/// ends of their relations, whose derived inverse rows are rewritten with them. What a read
+/// cache must drop after such a write (in this process, or in another one told of it).
+pub(crate) fn rewritten_by(anime: &[Anime]) -> impl Iterator<Item = AnimeId> + '_ {
+    anime
+        .iter()
+        .flat_map(|a| std::iter::once(a.id).chain(a.relations.iter().map(|e| e.node.id)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,6 +329,28 @@ async fn overlapping_imports_of_one_franchise_ask_for_each_anime_about_once() {
     importer.close().await;
 }
 
+/// An importer on a fresh data dir, walking `levels` levels per request against `fake`, with
+/// an import of `root` run to its end.
+async fn import_walking(
+    fake: &fake_anilist::FakeAniList,
+    dir: &std::path::Path,
+    root: i32,
+    levels: i64,
+) -> (Importer, franchise::ImportProgress) {
+    let settings = common::run::builder(dir, fake)
+        .walk_levels(levels)
+        .build()
+        .unwrap();
+    let importer = Importer::open(settings).await.unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    let progress = wait_done(&importer, id, Duration::from_secs(60)).await;
+    (importer, progress)
+}
+
 /// One import of `root` with `levels` levels of relations per request, against a fake that
 /// serves nested relations: the anime and relation rows stored, the fake's stats, and the
 /// import's progress.
@@ -351,17 +373,7 @@ async fn walk_with_levels(
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let settings = common::run::builder(dir.path(), &fake)
-        .walk_levels(levels)
-        .build()
-        .unwrap();
-    let importer = Importer::open(settings).await.unwrap();
-    importer.start().await.unwrap();
-    let id = importer
-        .import(aid(root), &ImportOptions::default())
-        .await
-        .unwrap();
-    let progress = wait_done(&importer, id, Duration::from_secs(60)).await;
+    let (importer, progress) = import_walking(&fake, dir.path(), root, levels).await;
     // A forced refresh walks the same way: what a deeper answer brought is not asked again.
     let first_stats = fake.stats();
     let first = first_stats.requests;
@@ -474,17 +486,7 @@ async fn an_anilist_that_fails_deep_queries_teaches_the_walk_to_go_shallower() {
     // The fake's default: a 500 for any query nesting relations more than one hop.
     let fake = common::run::fake(world, degraded(), Latency::default(), Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let settings = common::run::builder(dir.path(), &fake)
-        .walk_levels(3)
-        .build()
-        .unwrap();
-    let importer = Importer::open(settings).await.unwrap();
-    importer.start().await.unwrap();
-    let id = importer
-        .import(aid(giant), &ImportOptions::default())
-        .await
-        .unwrap();
-    let progress = wait_done(&importer, id, Duration::from_secs(60)).await;
+    let (importer, progress) = import_walking(&fake, dir.path(), giant, 3).await;
     assert_eq!((progress.done, progress.failed), (300, 0));
     assert_eq!(anime_ids(&importer).await.len(), 300);
     let stats = fake.stats();

@@ -215,9 +215,7 @@ impl AniListClient {
         let deep_failure = match error {
             UpstreamError::QueryRejected { message, .. } => message.contains("complexity"),
             UpstreamError::Transient { reason } => reason.starts_with("HTTP 5"),
-            UpstreamError::NoAnswer { .. }
-            | UpstreamError::Failing { .. }
-            | UpstreamError::TooLarge { .. } => true,
+            UpstreamError::NoAnswer { .. } | UpstreamError::TooLarge { .. } => true,
             _ => false,
         };
         if !deep_failure {

@@ -284,7 +284,7 @@ struct RawDate {
     day: Option<u8>,
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize)]
 struct RawTitle {
     romaji: Option<String>,
     english: Option<String>,
@@ -363,25 +363,30 @@ fn convert_edges(
     // A null edge or a null node (a deleted media) carries nothing to store.
     for edge in edges.into_iter().flatten() {
         let Some(node) = edge.node else { continue };
-        let target = RelatedMedia {
-            id: checked_id(node.id, body)?,
-            kind: MediaKind::parse(node.kind.as_deref().unwrap_or("UNKNOWN")),
-            format: node.format.clone(),
-            status: node.status.clone(),
-            title: node
-                .title
-                .clone()
-                .map(RawTitle::into_title)
-                .unwrap_or_default(),
-        };
         // A node that came with its own relations (even none) is known whole; one without
         // (the walk's last level, or `relations: null`) is only a relation's far end.
-        if node.relations.is_some() && node.kind.is_some() {
+        let target = if node.relations.is_some() && node.kind.is_some() {
             let anime = node.into_anime(body, walked)?;
+            let target = RelatedMedia {
+                id: anime.id,
+                kind: anime.kind.clone(),
+                format: anime.format.clone(),
+                status: anime.status.clone(),
+                title: anime.title.clone(),
+            };
             if walked.seen.insert(anime.id) {
                 walked.anime.push(anime);
             }
-        }
+            target
+        } else {
+            RelatedMedia {
+                id: checked_id(node.id, body)?,
+                kind: MediaKind::parse(node.kind.as_deref().unwrap_or("UNKNOWN")),
+                format: node.format,
+                status: node.status,
+                title: node.title.map(RawTitle::into_title).unwrap_or_default(),
+            }
+        };
         relations.push(RelationEdge {
             edge_id: edge.id,
             relation: RelationType::parse(edge.relation_type.as_deref().unwrap_or("UNKNOWN")),

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::parts::PipelineParts;
 use super::release::release;
 use super::request::{FetchRequest, FlushWork, Notice, NoticeOutcome, Reply, Settlement};
-use crate::anime::AnimeId;
+use crate::anime::{AnimeId, rewritten_by};
 use crate::clock::fresh_since;
 use crate::events::Event;
 use crate::failpoint::FailAction;
@@ -313,11 +313,7 @@ impl Flusher {
         if !self.parts.cache.is_enabled() {
             return;
         }
-        let mut touched: HashSet<AnimeId> = HashSet::new();
-        for anime in &write.fetched {
-            touched.insert(anime.id);
-            touched.extend(anime.relations.iter().map(|edge| edge.node.id));
-        }
+        let touched: HashSet<AnimeId> = rewritten_by(&write.fetched).collect();
         self.parts.cache.invalidate(&touched);
     }
 

@@ -2,11 +2,13 @@
 //! statement is prepared once whatever its row count; booleans; the budget's row lock and the
 //! server's clock; and the flush's next jobs pushed into apalis in the same transaction.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgQueryResult};
 use sqlx::{PgConnection, Pool, Postgres, QueryBuilder, Row, Transaction};
 
-use crate::anime::{Anime, AnimeId};
+use crate::anime::{Anime, AnimeId, rewritten_by};
 use crate::failpoint::{FailAction, FailPoints};
 use crate::queue::{FetchJob, Lane, QueueError};
 use crate::store::sql::{Column, Dialect};
@@ -132,7 +134,12 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    async fn announce_rewrites(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    async fn announce_rewrites(conn: &mut PgConnection, anime: &[Anime]) -> Result<(), StoreError> {
+        let ids: Vec<i64> = rewritten_by(anime)
+            .map(i64::from)
+            .collect::<BTreeSet<i64>>()
+            .into_iter()
+            .collect();
         // A notification's payload must stay under 8,000 bytes: at most 11 bytes an id.
         for chunk in ids.chunks(IDS_PER_NOTIFICATION) {
             let payload = chunk

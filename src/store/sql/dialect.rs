@@ -94,10 +94,13 @@ pub(crate) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// Background housekeeping (SQLite: a passive WAL checkpoint).
     async fn maintain(pool: &Pool<Self>) -> Result<(), StoreError>;
 
-    /// Tells every process's read cache, when this transaction commits, which anime it
-    /// rewrote (PostgreSQL: NOTIFY, dropped with a rollback; SQLite: nothing, see
-    /// `StoreDriver::rewrite_feed`).
-    async fn announce_rewrites(conn: &mut Self::Connection, ids: &[i64]) -> Result<(), StoreError>;
+    /// Tells every process's read cache, when this transaction commits, which anime writing
+    /// `anime` rewrote ([`crate::anime::rewritten_by`]; PostgreSQL: NOTIFY, dropped with a
+    /// rollback; SQLite: nothing, see `StoreDriver::rewrite_feed`).
+    async fn announce_rewrites(
+        conn: &mut Self::Connection,
+        anime: &[Anime],
+    ) -> Result<(), StoreError>;
     /// A feed of the announced rewrites, or `None` where there is none.
     async fn rewrite_feed(pool: &Pool<Self>) -> Result<Option<Box<dyn RewriteFeed>>, StoreError>;
 }

@@ -1,7 +1,7 @@
 //! The write transaction, for either backend: imports and their items (with the counters
 //! progress reads), the look-ups the walk needs, cancel, retry and re-queue.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Transaction};
@@ -102,14 +102,7 @@ shared! {
 impl<DB> StoreTx for SqlTx<DB> {
     async fn upsert_anime(&mut self, anime: &[Anime], now_ms: i64) -> Result<(), StoreError> {
         DB::upsert_anime(&mut self.tx, anime, now_ms).await?;
-        // The anime, and the far ends whose derived relations they rewrote.
-        let touched: BTreeSet<i64> = anime
-            .iter()
-            .flat_map(|a| std::iter::once(a.id).chain(a.relations.iter().map(|e| e.node.id)))
-            .map(|id| i64::from(id.get()))
-            .collect();
-        let touched: Vec<i64> = touched.into_iter().collect();
-        DB::announce_rewrites(&mut self.tx, &touched).await
+        DB::announce_rewrites(&mut self.tx, anime).await
     }
 
     async fn record_missing(

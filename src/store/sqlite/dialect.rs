@@ -130,7 +130,7 @@ impl Dialect for Sqlite {
 
     async fn announce_rewrites(
         _conn: &mut SqliteConnection,
-        _ids: &[i64],
+        _anime: &[Anime],
     ) -> Result<(), StoreError> {
         Ok(())
     }

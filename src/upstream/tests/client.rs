@@ -37,8 +37,12 @@ fn config_for(url: String) -> ClientConfig {
 }
 
 fn client_for(fake: &FakeAniList, budget: BudgetConfig) -> AniListClient {
+    client_with(config_for(fake.url()), budget)
+}
+
+fn client_with(config: ClientConfig, budget: BudgetConfig) -> AniListClient {
     AniListClient::new(
-        config_for(fake.url()),
+        config,
         Arc::new(RateBudget::in_memory(
             budget,
             Arc::new(crate::clock::SystemClock),
@@ -363,40 +367,72 @@ async fn only_answers_from_anilist_bring_it_back_and_a_refusal_of_the_query_is_o
     assert_eq!(upstream.state, UpstreamState::Ok, "{upstream:?}");
 }
 
-/// Serves every connection on a loopback port with `head` and then chunks of `chunk` bytes
-/// of JSON-looking filler until the client goes away. Returns the URL and the bytes sent.
-async fn endless_server(head: &'static str) -> (String, Arc<std::sync::atomic::AtomicU64>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A loopback HTTP server: each connection's request is read, then `answer` writes the raw
+/// response.
+async fn raw_server<F, Fut>(answer: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = sent.clone();
+    let answer = Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let counter = counter.clone();
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut request = [0u8; 4096];
                 let _ = socket.read(&mut request).await;
-                if socket.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let filler = vec![b' '; 64 * 1024];
-                let chunk = format!("{:x}\r\n", filler.len());
-                loop {
-                    let wrote = async {
-                        socket.write_all(chunk.as_bytes()).await?;
-                        socket.write_all(&filler).await?;
-                        socket.write_all(b"\r\n").await
-                    };
-                    if wrote.await.is_err() {
-                        return;
-                    }
-                    counter.fetch_add(filler.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                }
+                answer(socket).await;
             });
         }
     });
+    url
+}
+
+/// Answers every request with `head` and then 64 KiB chunks of filler until the client goes
+/// away. Returns the URL and the filler bytes written.
+async fn endless_server(head: &'static str) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::AsyncWriteExt;
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let url = raw_server(move |mut socket| {
+        let counter = counter.clone();
+        async move {
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let filler = vec![b' '; 64 * 1024];
+            let chunk = format!("{:x}\r\n", filler.len());
+            loop {
+                let wrote = async {
+                    socket.write_all(chunk.as_bytes()).await?;
+                    socket.write_all(&filler).await?;
+                    socket.write_all(b"\r\n").await
+                };
+                if wrote.await.is_err() {
+                    return;
+                }
+                counter.fetch_add(filler.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    })
+    .await;
     (url, sent)
+}
+
+/// How one fetch of id 1 from `url` fails, without retries.
+async fn fetch_error(url: String) -> UpstreamError {
+    let config = ClientConfig {
+        timeout: Duration::from_secs(30),
+        max_retries: 0,
+        ..config_for(url)
+    };
+    client_with(config, unlimited())
+        .fetch_batch(&[AnimeId::new(1).unwrap()])
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -407,22 +443,7 @@ async fn an_endless_answer_is_a_failed_request_not_an_out_of_memory() {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
     .await;
-    let client = AniListClient::new(
-        ClientConfig {
-            timeout: Duration::from_secs(30),
-            max_retries: 0,
-            ..config_for(url)
-        },
-        Arc::new(RateBudget::in_memory(
-            unlimited(),
-            Arc::new(crate::clock::SystemClock),
-        )),
-    )
-    .unwrap();
-    let err = client
-        .fetch_batch(&[AnimeId::new(1).unwrap()])
-        .await
-        .unwrap_err();
+    let err = fetch_error(url).await;
     assert_eq!(err.kind(), "too_large", "{err}");
     let read = sent.load(std::sync::atomic::Ordering::Relaxed) as usize;
     println!("endless body: gave up after the server wrote {read} bytes (cap {MAX_ANSWER_BYTES})");
@@ -436,21 +457,7 @@ async fn an_endless_answer_is_a_failed_request_not_an_out_of_memory() {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 300000000\r\n\r\n",
     )
     .await;
-    let client = AniListClient::new(
-        ClientConfig {
-            max_retries: 0,
-            ..config_for(url)
-        },
-        Arc::new(RateBudget::in_memory(
-            unlimited(),
-            Arc::new(crate::clock::SystemClock),
-        )),
-    )
-    .unwrap();
-    let err = client
-        .fetch_batch(&[AnimeId::new(1).unwrap()])
-        .await
-        .unwrap_err();
+    let err = fetch_error(url).await;
     assert_eq!(err.kind(), "too_large", "{err}");
 }
 
@@ -458,7 +465,7 @@ async fn an_endless_answer_is_a_failed_request_not_an_out_of_memory() {
 async fn a_gzip_bomb_is_cut_at_the_cap_counted_after_decompression() {
     use std::io::Write;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     use crate::upstream::client::MAX_ANSWER_BYTES;
 
@@ -474,38 +481,19 @@ async fn a_gzip_bomb_is_cut_at_the_cap_counted_after_decompression() {
         "{} bytes compressed",
         bomb.len()
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let bomb = bomb.clone();
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = socket.read(&mut request).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                     Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-                    bomb.len()
-                );
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(&bomb).await;
-            });
+    let url = raw_server(move |mut socket| {
+        let bomb = bomb.clone();
+        async move {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                 Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                bomb.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&bomb).await;
         }
-    });
-    let client = AniListClient::new(
-        ClientConfig {
-            max_retries: 0,
-            ..config_for(url)
-        },
-        Arc::new(RateBudget::in_memory(
-            unlimited(),
-            Arc::new(crate::clock::SystemClock),
-        )),
-    )
-    .unwrap();
-    let err = client
-        .fetch_batch(&[AnimeId::new(1).unwrap()])
-        .await
-        .unwrap_err();
+    })
+    .await;
+    let err = fetch_error(url).await;
     assert_eq!(err.kind(), "too_large", "{err}");
 }

@@ -101,31 +101,24 @@ async fn a_commit_that_keeps_failing_halts_once_and_lets_its_jobs_go_to_a_new_ro
 async fn a_failed_request_retries_its_job_until_the_last_attempt_then_fails_the_item() {
     let rig = Rig::new().await;
     let (import_id, job) = rig.import(1).await;
-    let transient = || UpstreamError::Transient {
-        reason: "HTTP 502".into(),
+    // The request's answer was a 502.
+    let failed = |request| FlushWork::Fetched {
+        outcome: Err(UpstreamError::Transient {
+            reason: "HTTP 502".into(),
+        }),
+        requests: vec![request],
+        landed: None,
     };
     let mut flusher = flusher(&rig);
 
     let (r, answer) = request(job.clone(), Lane::Background);
-    flusher
-        .flush(vec![FlushWork::Fetched {
-            outcome: Err(transient()),
-            requests: vec![r],
-            landed: None,
-        }])
-        .await;
+    flusher.flush(vec![failed(r)]).await;
     assert!(matches!(answered(answer), Err(JobFailure::Retry(_))));
     assert_eq!(rig.item(import_id, 1).await.state, ItemState::Queued);
 
     let (mut r, answer) = request(job, Lane::Background);
     r.last_attempt = true;
-    flusher
-        .flush(vec![FlushWork::Fetched {
-            outcome: Err(transient()),
-            requests: vec![r],
-            landed: None,
-        }])
-        .await;
+    flusher.flush(vec![failed(r)]).await;
     let reply: Reply = answered(answer);
     assert!(
         matches!(reply, Err(JobFailure::Abort(ref reason)) if reason.contains("502")),

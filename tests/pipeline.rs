@@ -377,13 +377,25 @@ async fn walk_with_levels(
     // A forced refresh walks the same way: what a deeper answer brought is not asked again.
     let first_stats = fake.stats();
     let first = first_stats.requests;
+    // The jobs the queue has finished once it is quiet: an import is `done` when its last item
+    // settles in SQL, which can be a moment before the queue acknowledges that item's job.
     let jobs = || async {
-        let status = importer
-            .status(&franchise::ImportFilter::all())
-            .await
-            .unwrap();
-        let depth = status.queue.unwrap();
-        depth.background.done + depth.background.failed
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = importer
+                .status(&franchise::ImportFilter::all())
+                .await
+                .unwrap();
+            let lane = status.queue.unwrap().background;
+            if lane.pending + lane.running == 0 {
+                return lane.done + lane.failed;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue never went quiet: {lane:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     };
     let jobs_before = jobs().await;
     let forced = ImportOptions::default().with_force_refresh(true);

@@ -60,6 +60,10 @@ pub(crate) enum LedgerOp {
     /// The request granted at `sent_at_ms` never reached AniList (a refused connect, a DNS
     /// failure): it spends nothing.
     Unsent { sent_at_ms: i64 },
+    /// A query walking more than one level of relations failed as deep queries do (a 5xx, a
+    /// complexity refusal, no answer in time): every process walks at most `levels` levels
+    /// per request for `for_ms`.
+    LowerWalk { levels: u32, for_ms: i64 },
     /// Only read the state.
     Read,
 }
@@ -203,6 +207,16 @@ pub(crate) struct LedgerRow {
     pub rate_limited_seen: u64,
     pub outages_seen: u64,
     pub upstream: UpstreamView,
+    /// The most levels of relations a request may walk, taught by a failed deep query, and
+    /// until when.
+    pub walk_cap: Option<WalkCap>,
+}
+
+/// A lowered walk depth every process keeps to until `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WalkCap {
+    pub levels: u32,
+    pub until_ms: i64,
 }
 
 /// The sends of the current window, as the backend counted them (older ones already gone).
@@ -225,6 +239,8 @@ pub(crate) struct LedgerOutcome {
     pub parked: Option<(i64, ParkReason)>,
     pub snapshot: LedgerSnapshot,
     pub upstream: UpstreamView,
+    /// The lowered walk depth in force after this operation, if any.
+    pub walk_cap: Option<WalkCap>,
 }
 
 /// The state for a status view, as of one operation.
@@ -290,6 +306,9 @@ pub(crate) fn apply(
         .is_some_and(|until| until <= now_ms)
     {
         row.urgent_claim_until_ms = None;
+    }
+    if row.walk_cap.is_some_and(|cap| cap.until_ms <= now_ms) {
+        row.walk_cap = None;
     }
     let mut used = window.in_window;
     let mut granted = false;
@@ -406,6 +425,21 @@ pub(crate) fn apply(
                 row.parked_reason = None;
             }
         }
+        LedgerOp::LowerWalk { levels, for_ms } => {
+            // The lower of two caps, for the longer of their times: a depth that failed is
+            // not tried again sooner because a shallower one failed too.
+            let until_ms = now_ms.saturating_add(for_ms.max(0));
+            row.walk_cap = Some(match row.walk_cap {
+                Some(cap) => WalkCap {
+                    levels: cap.levels.min(levels.max(1)),
+                    until_ms: cap.until_ms.max(until_ms),
+                },
+                None => WalkCap {
+                    levels: levels.max(1),
+                    until_ms,
+                },
+            });
+        }
         LedgerOp::Read => {}
     }
     LedgerOutcome {
@@ -423,6 +457,7 @@ pub(crate) fn apply(
             server_remaining: row.server_remaining,
         },
         upstream: row.upstream.clone(),
+        walk_cap: row.walk_cap,
     }
 }
 
@@ -829,5 +864,51 @@ mod tests {
         let out = m.op(LedgerOp::Read, &r, 61_000);
         assert_eq!(out.upstream.state, UpstreamState::Ok);
         assert_eq!(out.upstream.since_ms, Some(61_000));
+    }
+
+    #[test]
+    fn a_lowered_walk_holds_for_everyone_until_it_runs_out_and_never_rises_early() {
+        let r = rules(30);
+        let mut m = Model::new();
+        assert_eq!(m.op(LedgerOp::Take, &r, 0).walk_cap, None);
+        let lowered = m.op(
+            LedgerOp::LowerWalk {
+                levels: 1,
+                for_ms: 600_000,
+            },
+            &r,
+            1_000,
+        );
+        let cap = WalkCap {
+            levels: 1,
+            until_ms: 601_000,
+        };
+        assert_eq!(lowered.walk_cap, Some(cap));
+        // Every later take (any process's) carries it, and it does not slow the budget.
+        let take = m.op(LedgerOp::Take, &r, 2_000);
+        assert!(take.granted);
+        assert_eq!(take.walk_cap, Some(cap));
+        // A later, higher cap neither raises the depth nor shortens the time.
+        let again = m.op(
+            LedgerOp::LowerWalk {
+                levels: 3,
+                for_ms: 10_000,
+            },
+            &r,
+            3_000,
+        );
+        assert_eq!(again.walk_cap, Some(cap));
+        assert_eq!(m.op(LedgerOp::Read, &r, 600_999).walk_cap, Some(cap));
+        assert_eq!(m.op(LedgerOp::Read, &r, 601_000).walk_cap, None);
+        // Zero levels is never asked for: one level always remains possible.
+        let floor = m.op(
+            LedgerOp::LowerWalk {
+                levels: 0,
+                for_ms: 1_000,
+            },
+            &r,
+            700_000,
+        );
+        assert_eq!(floor.walk_cap.map(|c| c.levels), Some(1));
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::api::{SseEvent, read, read_events, spawn_app};
+use common::api::{SseEvent, read, read_events, spawn_app, spawn_app_with};
 use common::process::{franchise, run, text};
 use common::run::{aid, fake};
 use fake_anilist::{Faults, Latency, RateModel, World};
@@ -290,9 +290,10 @@ async fn a_click_through_the_api_is_answered_while_an_import_runs() {
     let big = world.franchises()[0].root;
     let other = world.franchises()[1].root;
     let latency = Latency::new(Duration::from_millis(250), Duration::ZERO);
-    let app = spawn_app(
+    // One level per request, so the 13-level import outlasts the click by seconds.
+    let app = spawn_app_with(
         fake(world, RateModel::disabled(), latency, Faults::default()).await,
-        None,
+        |settings| settings.walk_levels(1),
     )
     .await;
     let (_, body) = app.post("/api/imports", Some(json!({ "root": big }))).await;

@@ -7,9 +7,10 @@
 //! How it runs:
 //! - The world: sets of three giants (200/150/100 anime, walks 10/8/6 deep) and a 60-anime
 //!   franchise (510 anime a set), clean (no dead or adult ids), with the default CHARACTER and
-//!   OTHER cross links and MANGA sources, so relations cross franchises too. One set per 10
-//!   kills asked for (2 sets, 8 imports, in CI): a killed run settles about 25 items, so the
-//!   imports outlast the kills with room to spare. The fake answers after 60 ± 30 ms, rate
+//!   OTHER cross links and MANGA sources, so relations cross franchises too. One set per 5
+//!   kills asked for (4 sets, 16 imports, in CI): the default walk takes several levels per
+//!   request, so a killed run settles whole levels at once (with 2 sets the imports finished
+//!   after 17 of 20 kills); twice the world lets the imports outlast the kills. The fake answers after 60 ± 30 ms, rate
 //!   limiting off. Both runs use `FRANCHISE_WORKERS=10`: a kill orphans at most 10 jobs, the
 //!   next run finds others to fetch, and the imports last long enough to be killed this often.
 //! - Reference: a fresh data dir, `franchise import R1 … --json`, then `franchise work
@@ -42,10 +43,12 @@
 //!   plus repeated natural keys. `franchise status --json` must show every import done and both
 //!   queue lanes with nothing pending, running or failed.
 //! - Refetches: the fake logs the ids of every request, answered or cut off. Refetched ids are
-//!   (ids asked in all) − (distinct ids asked). The uninterrupted run asks every id once
-//!   (checked), so an id is asked again only if a kill came between two asks while its item was
-//!   unsettled; the bound is Σ over kills of |ids asked so far whose items were neither done
-//!   nor failed right after the kill|, the jobs in flight at each kill.
+//!   (ids asked in all) − (distinct ids asked). The uninterrupted run asks no id twice
+//!   (checked; with the default walk of several levels per request most anime come whole in a
+//!   relation's answer and are never asked for), so an id is asked again only if a kill came
+//!   between two asks while its item was unsettled; the bound is Σ over kills of |ids asked so
+//!   far whose items were neither done nor failed right after the kill|, the jobs in flight at
+//!   each kill.
 
 mod common;
 
@@ -346,7 +349,7 @@ async fn sigkill_at_random_moments_loses_duplicates_and_strands_nothing() {
     let target_kills = env_u64("CHAOS_KILLS", 20);
     let seed = env_u64("CHAOS_SEED", 0xC4A05);
     let mut rng = StdRng::seed_from_u64(seed);
-    let sets = env_u64("CHAOS_SETS", target_kills.div_ceil(10)) as usize;
+    let sets = env_u64("CHAOS_SETS", target_kills.div_ceil(5)) as usize;
     let world = world(sets);
     let roots: Vec<i32> = world.franchises().iter().map(|f| f.root).collect();
     assert!(roots.len() >= 4, "{} franchises", roots.len());
@@ -402,9 +405,20 @@ async fn sigkill_at_random_moments_loses_duplicates_and_strands_nothing() {
     assert_eq!(
         asked_ref.len(),
         distinct_ref.len(),
-        "an uninterrupted run asks for every anime once"
+        "an uninterrupted run asks for no anime twice"
     );
-    assert_eq!(distinct_ref, distinct, "the reference fetched the walks");
+    // The default walk goes several levels per request: most anime come whole in their
+    // relation's answer and are never asked for themselves.
+    assert!(
+        distinct_ref.is_subset(&distinct),
+        "the reference asked only for anime of the walks"
+    );
+    println!(
+        "chaos: the reference asked for {} of the walks' {} anime; the rest came whole in their \
+         relations' answers",
+        distinct_ref.len(),
+        distinct.len()
+    );
     let reference = open_store(&dir_ref).await;
     for (i, walk) in walks.iter().enumerate() {
         let got: BTreeMap<i32, (usize, String)> = sqlx::query_as::<_, (i64, i64, String)>(
@@ -629,9 +643,11 @@ async fn sigkill_at_random_moments_loses_duplicates_and_strands_nothing() {
     // (e) Refetches: no more than the jobs in flight at the kills.
     let asked_chaos = asked(&fake);
     let distinct_chaos: BTreeSet<i32> = asked_chaos.iter().copied().collect();
-    assert_eq!(
-        distinct_chaos, distinct_ref,
-        "the same anime were asked for"
+    // Which anime are asked for depends on where the kills cut the walk (an answer cut off
+    // leaves its nested anime to be asked for themselves), never beyond the walks.
+    assert!(
+        distinct_chaos.is_subset(&distinct),
+        "only anime of the walks were asked for"
     );
     let refetched = asked_chaos.len() - distinct_chaos.len();
     let bound: usize = kills.iter().map(|k| k.unsettled_asked).sum();

@@ -28,7 +28,10 @@ async fn the_cli_of_another_terminal_talks_to_the_serving_process() {
     let data = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let cli = || franchise(data.path(), &fake.url());
-    let (mut server, url) = spawn_serve(cli(), logs.path(), "serve").await;
+    // One level per request, so the 23-level import outlasts the commands below.
+    let mut serve = cli();
+    serve.env("FRANCHISE_ANILIST__WALK_LEVELS", "1");
+    let (mut server, url) = spawn_serve(serve, logs.path(), "serve").await;
 
     // `import` is started by the server, not recorded behind its back.
     let out = run(

@@ -15,7 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 use crate::producer::ImportOptions;
 use crate::queue::RunOptions;
-use crate::upstream::{BudgetConfig, ClientConfig};
+use crate::upstream::{BudgetConfig, ClientConfig, WalkDepth};
 use raw::RawSettings;
 
 /// The documented defaults, compiled in so the binary runs from any directory.
@@ -51,7 +51,7 @@ pub struct Settings {
     pub(crate) min_spacing: Duration,
     pub(crate) max_retries: usize,
     /// Levels of relations one request walks.
-    pub(crate) walk_levels: usize,
+    pub(crate) walk_depth: WalkDepth,
     pub(crate) retry_min_delay: Duration,
     pub(crate) retry_max_delay: Duration,
     pub(crate) outage_pause_min: Duration,
@@ -204,7 +204,7 @@ impl Settings {
             referer_is_default: self.referer_is_default(),
             timeout: self.timeout,
             max_retries: self.max_retries,
-            walk_levels: self.walk_levels,
+            walk_depth: self.walk_depth,
             retry_min_delay: self.retry_min_delay,
             retry_max_delay: self.retry_max_delay,
             max_parks: 10,
@@ -286,9 +286,16 @@ impl SettingsBuilder {
             .set("anilist.outage_pause_max_secs", max)
     }
 
-    /// Levels of relations one request walks (`anilist.walk_levels`, 1 to 4).
+    /// Levels of relations one request walks (`anilist.walk_levels`, 1 to 4); without it,
+    /// the default `"auto"` picks the depth per request.
     pub fn walk_levels(self, levels: i64) -> Self {
         self.set("anilist.walk_levels", levels)
+    }
+
+    /// Each request walks the deepest its predicted answer allows (`anilist.walk_levels =
+    /// "auto"`, the default).
+    pub fn walk_levels_auto(self) -> Self {
+        self.set("anilist.walk_levels", "auto")
     }
 
     pub fn timeout_secs(self, secs: f64) -> Self {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Settings};
 use crate::store::redact_url;
+use crate::upstream::{MAX_WALK_LEVELS, WalkDepth};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,6 +163,28 @@ impl<T: std::fmt::Display> std::fmt::Display for Num<T> {
             Num::Value(v) => write!(f, "{v}"),
             Num::Text(text) => write!(f, "{text:?}"),
         }
+    }
+}
+
+/// `anilist.walk_levels`: `"auto"`, or a fixed number of levels of relations per request.
+fn walk_depth(value: &Num<i64>) -> Result<WalkDepth, ConfigError> {
+    if let Num::Text(text) = value
+        && text.trim().eq_ignore_ascii_case("auto")
+    {
+        return Ok(WalkDepth::Auto);
+    }
+    match value.get() {
+        Some(levels) if (1..=MAX_WALK_LEVELS as i64).contains(&levels) => {
+            Ok(WalkDepth::Fixed(levels as usize))
+        }
+        _ => Err(ConfigError::Invalid {
+            key: "anilist.walk_levels",
+            value: value.to_string(),
+            expected: format!(
+                "\"auto\" (the deepest walk whose answer is predicted under 1 MB) or levels of \
+                 relations per request from 1 to {MAX_WALK_LEVELS}"
+            ),
+        }),
     }
 }
 
@@ -343,13 +366,7 @@ impl RawSettings {
             budget_per_minute: budget(&a.budget_per_minute, url)?,
             min_spacing: millis("anilist.min_spacing_ms", &a.min_spacing_ms, 0, 60_000)?,
             max_retries: whole("anilist.max_retries", &a.max_retries, 0, 20, "retries")? as usize,
-            walk_levels: whole(
-                "anilist.walk_levels",
-                &a.walk_levels,
-                1,
-                crate::upstream::MAX_WALK_LEVELS as i64,
-                "levels of relations per request",
-            )? as usize,
+            walk_depth: walk_depth(&a.walk_levels)?,
             retry_min_delay: retry_min,
             retry_max_delay: retry_max,
             outage_pause_min: pause_min,

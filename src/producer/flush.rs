@@ -8,12 +8,16 @@ use crate::anime::{Anime, AnimeId};
 use crate::store::{ItemResult, QueuedItem, Store, StoreError};
 
 use super::plan::{Push, enqueue_with};
-use super::walk::expand;
+use super::walk::{Carried, expand};
 
 /// What the flusher writes in one transaction.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FlushBatch {
+    /// The anime the requests asked for, as AniList answered them.
     pub fetched: Vec<Anime>,
+    /// Anime the answers carried whole beyond the ids asked for (requests that walked several
+    /// levels): stored only where the walk reaches them.
+    pub carried: Vec<Anime>,
     /// Ids AniList left out of an answer: remembered as missing until their TTL passes.
     pub not_found: Vec<AnimeId>,
     pub items: Vec<ItemResult>,
@@ -29,6 +33,8 @@ pub(crate) struct FlushCommitted {
     pub to_push: Vec<QueuedItem>,
     /// Imports whose items this flush settled or added.
     pub touched: BTreeSet<i64>,
+    /// Anime carried beyond the ids asked for that the walk reached and stored.
+    pub carried_stored: Vec<AnimeId>,
 }
 
 /// Writes `batch` and walks on from every item it completed.
@@ -66,6 +72,7 @@ pub(crate) async fn commit_flush(
             .or_default()
             .push((item.anime_id, item.depth));
     }
+    let mut carried = Carried::new(&fetched, &batch.carried);
     let mut to_fetch = Vec::new();
     for (import_id, done) in by_import {
         let Some(rules) = tx.import_rules(import_id).await? else {
@@ -78,7 +85,7 @@ pub(crate) async fn commit_flush(
                 &rules,
                 done,
                 fresh_since_ms,
-                &just_fetched,
+                &mut carried,
                 now_ms,
             )
             .await?,
@@ -89,11 +96,18 @@ pub(crate) async fn commit_flush(
         tx.finish_if_complete(*import_id, now_ms).await?;
     }
     let discovered = to_fetch.len();
+    let carried_stored: Vec<AnimeId> = carried
+        .stored()
+        .iter()
+        .filter(|id| !just_fetched.contains(id))
+        .copied()
+        .collect();
     let to_push = enqueue_with(&mut *tx, to_fetch, Push::Caller).await?;
     tx.commit().await?;
     Ok(FlushCommitted {
         discovered,
         to_push,
         touched,
+        carried_stored,
     })
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::walk::{FRESH, NOT_FOUND, expand};
+use super::walk::{Carried, FRESH, NOT_FOUND, expand};
 use crate::anime::{Anime, AnimeId, RelationType};
 use crate::queue::FetchJob;
 use crate::store::driver::NewItem;
@@ -192,13 +192,12 @@ impl MemoryTx {
 
 async fn walk(tx: &mut MemoryTx, rules: &ImportRules, from: Vec<(i64, u32)>) -> Vec<(u32, u32)> {
     let from = from.into_iter().map(|(a, d)| (id(a), d)).collect();
-    let mut queued: Vec<(u32, u32)> =
-        expand(tx, 1, rules, from, 0, &std::collections::HashSet::new(), 0)
-            .await
-            .unwrap()
-            .iter()
-            .map(|q| (q.anime_id.get(), q.depth))
-            .collect();
+    let mut queued: Vec<(u32, u32)> = expand(tx, 1, rules, from, 0, &mut Carried::default(), 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| (q.anime_id.get(), q.depth))
+        .collect();
     queued.sort();
     queued
 }

@@ -74,7 +74,7 @@ pub(crate) async fn create_import(
                 rules,
                 vec![(root, 0)],
                 fresh_since_ms,
-                &std::collections::HashSet::new(),
+                &mut super::walk::Carried::default(),
                 now_ms,
             )
             .await?

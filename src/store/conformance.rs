@@ -304,6 +304,7 @@ pub(crate) async fn failed_items_carry_their_reason_and_a_redelivered_job_change
     let failed = FlushBatch {
         not_found: vec![id(5)],
         fetched: vec![],
+        carried: vec![],
         items: vec![ItemResult {
             import_id,
             anime_id: id(5),
@@ -651,7 +652,9 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
     assert_eq!(op(LedgerOp::Read).await.snapshot.requests_made, 3);
 }
 
-pub(crate) async fn the_upstream_state_is_shared_and_unsent_requests_cost_nothing(store: Store) {
+pub(crate) async fn the_upstream_state_and_walk_cap_are_shared_and_unsent_requests_cost_nothing(
+    store: Store,
+) {
     use crate::ledger::UpstreamState;
     let r = LedgerRules {
         requests: 100,
@@ -698,6 +701,22 @@ pub(crate) async fn the_upstream_state_is_shared_and_unsent_requests_cost_nothin
     assert_eq!(up.upstream.state, UpstreamState::Ok);
     assert_eq!(up.parked, None);
     assert!(op(LedgerOp::Take).await.granted);
+    // A deep query's failure lowers the walk for everyone, in the store, until its time (a
+    // short one: PostgreSQL decides on its own clock).
+    let lowered = op(LedgerOp::LowerWalk {
+        levels: 1,
+        for_ms: 400,
+    })
+    .await;
+    let cap = lowered.walk_cap.expect("a walk cap");
+    assert_eq!(cap.levels, 1);
+    assert_eq!(cap.until_ms, lowered.now_ms + 400);
+    let take = op(LedgerOp::Take).await;
+    assert!(take.granted);
+    assert_eq!(take.walk_cap, Some(cap), "every take carries it");
+    let left = (cap.until_ms - take.now_ms).max(0) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(left + 50)).await;
+    assert_eq!(op(LedgerOp::Read).await.walk_cap, None, "it runs out");
 }
 
 pub(crate) async fn live_processes_are_listed_and_stale_ones_are_not(store: Store) {
@@ -811,7 +830,7 @@ macro_rules! conformance_suite {
             imports_filter_by_state_newest_first,
             the_budget_ledger_keeps_the_window_the_spacing_and_the_park,
             a_click_claims_the_next_slot_ahead_of_every_background_take,
-            the_upstream_state_is_shared_and_unsent_requests_cost_nothing,
+            the_upstream_state_and_walk_cap_are_shared_and_unsent_requests_cost_nothing,
             live_processes_are_listed_and_stale_ones_are_not,
             overlapping_imports_share_items_nothing_across_imports,
             rewrites_are_announced_when_committed_and_never_when_rolled_back

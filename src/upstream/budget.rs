@@ -91,6 +91,12 @@ pub struct BudgetState {
     pub parked_reason: Option<ParkReason>,
     pub server_limit: Option<u32>,
     pub server_remaining: Option<u32>,
+    /// The most levels of relations a request walks until `walk_cap_until_ms`, lowered by a
+    /// deep query AniList failed; `None` while the configured depth holds.
+    #[serde(default)]
+    pub walk_cap: Option<u32>,
+    #[serde(default)]
+    pub walk_cap_until_ms: Option<i64>,
 }
 
 /// A change every caller of the budget cares about.
@@ -143,6 +149,9 @@ impl BudgetLedger for StoreLedger {
 pub(crate) struct Slot {
     /// When the ledger counted it (its clock), so a request that never left can be uncounted.
     taken_at_ms: i64,
+    /// The most levels of relations this request may walk, if a failed deep query lowered it
+    /// for every process.
+    walk_cap: Option<usize>,
 }
 
 /// The budget of one upstream. Clone the `Arc` into every worker.
@@ -281,6 +290,9 @@ impl RateBudget {
             if outcome.granted {
                 return Ok(Slot {
                     taken_at_ms: outcome.now_ms,
+                    walk_cap: outcome
+                        .walk_cap
+                        .map(|cap| usize::try_from(cap.levels).unwrap_or(1)),
                 });
             }
             // Measured on the clock the decision was made on (the database server's, for a
@@ -322,6 +334,21 @@ impl RateBudget {
     ) -> Result<Duration, StoreError> {
         let outcome = self.op(LedgerOp::Down { state, message }).await?;
         Ok(self.left(outcome))
+    }
+
+    /// A query walking more than one level failed as deep queries do: every process walks at
+    /// most `levels` levels per request for `lasting`.
+    pub(crate) async fn lower_walk(
+        &self,
+        levels: usize,
+        lasting: Duration,
+    ) -> Result<(), StoreError> {
+        self.op(LedgerOp::LowerWalk {
+            levels: u32::try_from(levels).unwrap_or(1),
+            for_ms: i64::try_from(lasting.as_millis()).unwrap_or(i64::MAX),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// The request of this slot never reached AniList (a refused connect, DNS): it is not
@@ -378,6 +405,8 @@ impl RateBudget {
             parked_reason: parked.map(|(_, reason)| reason),
             server_limit: s.server_limit,
             server_remaining: s.server_remaining,
+            walk_cap: outcome.walk_cap.map(|cap| cap.levels),
+            walk_cap_until_ms: outcome.walk_cap.map(|cap| cap.until_ms),
         }
     }
 }
@@ -390,6 +419,11 @@ pub(crate) struct SlotTime(i64);
 impl Slot {
     pub(crate) fn time(&self) -> SlotTime {
         SlotTime(self.taken_at_ms)
+    }
+
+    /// The most levels this request may walk, if every process was told to walk fewer.
+    pub(crate) fn walk_cap(&self) -> Option<usize> {
+        self.walk_cap
     }
 }
 

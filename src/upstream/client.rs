@@ -12,6 +12,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::json;
 
 use super::budget::{BudgetState, RateBudget, RateHeaders, Slot};
+use super::depth::{DepthGauge, WalkDepth};
 use super::error::UpstreamError;
 use super::query::{MAX_BATCH, batch_query};
 use super::response::{PageAnswer, parse_page};
@@ -80,7 +81,7 @@ pub(crate) struct ClientConfig {
     /// Retries of transient failures (5xx, timeouts, cut-off bodies) after the first try.
     pub max_retries: usize,
     /// Levels of relations one batch request walks (1: the ids' own relations).
-    pub walk_levels: usize,
+    pub walk_depth: WalkDepth,
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
     /// How many 429s or 403s in a row one call sits out before it gives up.
@@ -119,9 +120,8 @@ pub(crate) struct AniListClient {
     contact: Arc<Contact>,
     /// Smoothed round trip of answered requests, in microseconds (0: none yet).
     rtt_us: Arc<AtomicU64>,
-    /// A walk depth below the configured one that a deep query's failure taught, and until
-    /// when it holds.
-    lowered: Arc<std::sync::Mutex<Option<(usize, Instant)>>>,
+    /// Picks each request's depth, learning from the answers' sizes.
+    gauge: Arc<DepthGauge>,
 }
 
 /// The most of one answer's body the client reads, after decompression: a 50-id page of one
@@ -151,8 +151,8 @@ async fn read_capped(
     Ok(Some(body))
 }
 
-/// How long a walk depth lowered by a failing deep query holds before the configured depth
-/// is tried again.
+/// How long a walk lowered by a failing deep query keeps to one level, in every process,
+/// before the configured depth is tried again.
 const LOWERED_FOR: Duration = Duration::from_secs(600);
 
 impl AniListClient {
@@ -183,34 +183,31 @@ impl AniListClient {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             http,
-            config: Arc::new(config),
             budget,
             contact: Arc::new(Contact::default()),
             rtt_us: Arc::new(AtomicU64::new(0)),
-            lowered: Arc::new(std::sync::Mutex::new(None)),
+            gauge: Arc::new(DepthGauge::new(config.walk_depth)),
+            config: Arc::new(config),
         })
     }
 
-    /// Levels of relations each batch request walks now: the configured depth, or a lower one
-    /// a failing deep query taught within the last `LOWERED_FOR`.
-    pub(crate) fn walk_levels(&self) -> usize {
-        let mut lowered = self.lowered.lock().unwrap_or_else(|p| p.into_inner());
-        match *lowered {
-            Some((levels, until)) if Instant::now() < until => levels.min(self.config.walk_levels),
-            Some(_) => {
-                *lowered = None;
-                self.config.walk_levels
-            }
-            None => self.config.walk_levels,
-        }
+    /// The deepest walk this client's setting asks for (what `franchise doctor` tries).
+    pub(crate) fn deepest_walk(&self) -> usize {
+        self.gauge.setting().deepest()
     }
 
     /// A query walking `levels` deep failed in a way a shallower one may not (a complexity
-    /// refusal, a 5xx, no answer in time): walk one level less for a while. One level is
-    /// always allowed, so this never lowers below it.
-    fn lower_walk(&self, levels: usize, error: &UpstreamError) -> bool {
+    /// refusal, a 5xx, no answer in time, an answer over the cap). Every process sharing the
+    /// budget walks ONE level for `LOWERED_FOR`, and these ids are asked again at once. Straight
+    /// to one level, not one less: each guess costs a round trip, and one level is the walk
+    /// that always works. `Ok(false)`: not a deep query's failure.
+    async fn lower_walk(
+        &self,
+        levels: usize,
+        error: &UpstreamError,
+    ) -> Result<bool, UpstreamError> {
         if levels <= 1 {
-            return false;
+            return Ok(false);
         }
         let deep_failure = match error {
             UpstreamError::QueryRejected { message, .. } => message.contains("complexity"),
@@ -219,19 +216,20 @@ impl AniListClient {
             _ => false,
         };
         if !deep_failure {
-            return false;
+            return Ok(false);
         }
-        let lower = levels - 1;
-        *self.lowered.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((lower, Instant::now() + LOWERED_FOR));
+        self.budget
+            .lower_walk(1, LOWERED_FOR)
+            .await
+            .map_err(budget_error)?;
         tracing::warn!(
             from = levels,
-            to = lower,
             %error,
-            "AniList failed a query walking {levels} levels; walking {lower} for the next {} min",
+            "AniList failed a query walking {levels} levels; every process walks one level per \
+             request for the next {} min",
             LOWERED_FOR.as_secs() / 60
         );
-        true
+        Ok(true)
     }
 
     pub(crate) fn budget(&self) -> &Arc<RateBudget> {
@@ -351,14 +349,15 @@ impl AniListClient {
             };
             let sent_at = slot.time();
             let started = Instant::now();
-            let levels = self.walk_levels();
+            let levels = self.gauge.levels_for(ids.len(), slot.walk_cap());
             let attempt = self.send_once(ids, levels).await;
             let (headers, error) = match attempt {
-                Attempt::Answered(headers, Ok(anime)) => {
+                Attempt::Answered(headers, Ok(page)) => {
                     self.contact.answered();
                     self.record_round_trip(started.elapsed());
+                    self.gauge.observe(&page.shape);
                     self.budget.observe(&headers).await.map_err(budget_error)?;
-                    return Ok(anime);
+                    return Ok(page);
                 }
                 Attempt::Answered(headers, Err(error)) => (headers, error),
                 Attempt::NotSent(error) => {
@@ -374,7 +373,7 @@ impl AniListClient {
                 Attempt::TimedOut(error) => {
                     // A deep query may be what took too long: the same ids one level less
                     // deep, at once, before anyone calls AniList down.
-                    if self.lower_walk(levels, &error) {
+                    if self.lower_walk(levels, &error).await? {
                         continue;
                     }
                     return Err(self.down(error).await);
@@ -382,7 +381,7 @@ impl AniListClient {
             };
             // A deep query refused for its complexity or failing with a 5xx: the same ids one
             // level less deep, at once; not a failure of AniList nor of these ids.
-            if self.lower_walk(levels, &error) {
+            if self.lower_walk(levels, &error).await? {
                 continue;
             }
             match &error {

@@ -67,7 +67,7 @@ pub(crate) async fn checkup(client: &AniListClient) -> Checkup {
 
     let answer = if reachable {
         // The query imports send, at the configured walk depth.
-        let query = batch_query(client.walk_levels());
+        let query = batch_query(client.deepest_walk());
         let body = json!({"query": query, "variables": {"ids": [1], "perPage": 1}});
         Some(client.send_raw(&body).await)
     } else {

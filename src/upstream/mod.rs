@@ -4,6 +4,7 @@
 
 pub(crate) mod budget;
 mod client;
+mod depth;
 mod doctor;
 mod error;
 mod query;
@@ -14,6 +15,7 @@ pub use budget::BudgetState;
 pub(crate) use budget::{BudgetChange, BudgetConfig, RateBudget, Slot, StoreLedger};
 pub use client::FirstContact;
 pub(crate) use client::{AniListClient, BatchAnswer, ClientConfig};
+pub(crate) use depth::WalkDepth;
 pub(crate) use doctor::checkup;
 pub use doctor::{Check, Checkup, Verdict};
 pub use error::UpstreamError;

@@ -23,6 +23,22 @@ pub(crate) struct PageAnswer {
     /// more than one level), in the order met, each once. May include MANGA and other kinds,
     /// and the page's own media again; the caller picks what it walks.
     pub walked: Vec<Anime>,
+    /// The answer's size and shape, which teach the walk how deep to go.
+    pub shape: AnswerShape,
+}
+
+/// How big an answer was and how it branched: enough to predict the next one's size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AnswerShape {
+    /// The body as read (decompressed).
+    pub bytes: usize,
+    /// Media records in it: the page's, and every edge's node (the same anime met again
+    /// counts again: the answer carries it again).
+    pub records: usize,
+    /// Records that came with their own relations, and those relations' edges: their ratio is
+    /// the franchise's fan-out.
+    pub whole: usize,
+    pub whole_edges: usize,
 }
 
 /// The answer to a `Page(media(id_in: …))` request: the anime that came back, and the
@@ -47,9 +63,13 @@ pub(crate) fn parse_page(
         .flatten()
         .map(|raw| raw.into_anime(body, &mut walked))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut shape = walked.shape;
+    shape.bytes = body.len();
+    shape.records += media.len();
     Ok(PageAnswer {
         media,
         walked: walked.anime,
+        shape,
     })
 }
 
@@ -59,6 +79,7 @@ pub(crate) fn parse_page(
 struct Walked {
     anime: Vec<Anime>,
     seen: std::collections::HashSet<AnimeId>,
+    shape: AnswerShape,
 }
 
 #[cfg(test)]
@@ -358,11 +379,16 @@ fn convert_edges(
     body: &[u8],
     walked: &mut Walked,
 ) -> Result<Vec<RelationEdge>, UpstreamError> {
-    let edges = connection.and_then(|c| c.edges).unwrap_or_default();
+    let Some(edges) = connection.map(|c| c.edges.unwrap_or_default()) else {
+        return Ok(Vec::new());
+    };
+    walked.shape.whole += 1;
+    walked.shape.whole_edges += edges.len();
     let mut relations = Vec::with_capacity(edges.len());
     // A null edge or a null node (a deleted media) carries nothing to store.
     for edge in edges.into_iter().flatten() {
         let Some(node) = edge.node else { continue };
+        walked.shape.records += 1;
         // A node that came with its own relations (even none) is known whole; one without
         // (the walk's last level, or `relations: null`) is only a relation's far end.
         let target = if node.relations.is_some() && node.kind.is_some() {

@@ -119,7 +119,11 @@ impl Flusher {
         self.invalidate_cache(&f.write);
         self.push_discovered(committed.to_push.clone()).await;
         self.publish(&f, &committed).await;
-        for notice in f.notices {
+        let carried = committed.carried_stored.iter().map(|id| Notice {
+            anime_id: *id,
+            outcome: NoticeOutcome::Stored,
+        });
+        for notice in f.notices.into_iter().chain(carried) {
             let _ = self.parts.notices.send(notice);
         }
         for (request, reply) in f.replies {
@@ -140,19 +144,18 @@ impl Flusher {
         let missing: HashSet<AnimeId> = answer.not_found.iter().copied().collect();
         let malformed: std::collections::HashMap<AnimeId, String> =
             answer.malformed.iter().cloned().collect();
-        // Anime the answer carried whole beyond the ids asked for are stored too (and a click
-        // waiting on one hears it).
-        f.notices
-            .extend(answer.found.iter().chain(&answer.walked).map(|a| Notice {
-                anime_id: a.id,
-                outcome: NoticeOutcome::Stored,
-            }));
+        // Anime the answer carried whole beyond the ids asked for are stored where the walk
+        // reaches them; a click waiting on one hears it once they are (see `publish`).
+        f.notices.extend(answer.found.iter().map(|a| Notice {
+            anime_id: a.id,
+            outcome: NoticeOutcome::Stored,
+        }));
         f.notices.extend(answer.not_found.iter().map(|id| Notice {
             anime_id: *id,
             outcome: NoticeOutcome::NotFound,
         }));
         f.write.fetched.extend(answer.found);
-        f.write.fetched.extend(answer.walked);
+        f.write.carried.extend(answer.walked);
         f.write.not_found.extend(answer.not_found);
         for request in requests {
             let id = request.job.anime_id;
@@ -313,7 +316,11 @@ impl Flusher {
         if !self.parts.cache.is_enabled() {
             return;
         }
-        let touched: HashSet<AnimeId> = rewritten_by(&write.fetched).collect();
+        // Carried anime the walk did not reach were not written; dropping them too costs a
+        // re-read at most.
+        let touched: HashSet<AnimeId> = rewritten_by(&write.fetched)
+            .chain(rewritten_by(&write.carried))
+            .collect();
         self.parts.cache.invalidate(&touched);
     }
 
@@ -323,7 +330,13 @@ impl Flusher {
         if !events.has_subscribers() {
             return;
         }
-        let stored: Vec<AnimeId> = f.write.fetched.iter().map(|a| a.id).collect();
+        let stored: Vec<AnimeId> = f
+            .write
+            .fetched
+            .iter()
+            .map(|a| a.id)
+            .chain(committed.carried_stored.iter().copied())
+            .collect();
         if !stored.is_empty() {
             events.publish(Event::Stored { anime: stored });
         }

@@ -24,11 +24,22 @@ pub struct TestApp {
 
 /// Serves an importer over `fake`, its workers running, with `token` if given.
 pub async fn spawn_app(fake: FakeAniList, token: Option<&str>) -> TestApp {
+    let token = token.map(str::to_string);
+    spawn_app_with(fake, move |settings| match token {
+        Some(token) => settings.token(token),
+        None => settings,
+    })
+    .await
+}
+
+/// `spawn_app` with settings changed by `configure`.
+#[allow(dead_code)]
+pub async fn spawn_app_with(
+    fake: FakeAniList,
+    configure: impl FnOnce(franchise::SettingsBuilder) -> franchise::SettingsBuilder,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = builder(dir.path(), &fake);
-    if let Some(token) = token {
-        settings = settings.token(token);
-    }
+    let settings = configure(builder(dir.path(), &fake));
     let importer = Importer::open(settings.build().unwrap()).await.unwrap();
     importer.start().await.unwrap();
     let server = ApiServer::bind(importer.clone(), "127.0.0.1:0".parse().unwrap())

@@ -392,6 +392,17 @@ fn budget(budget: Option<&BudgetState>, now_ms: i64) -> String {
         limited = b.rate_limited_seen,
         outages = b.outages_seen,
     ));
+    if let (Some(levels), Some(until)) = (
+        b.walk_cap,
+        b.walk_cap_until_ms.filter(|until| *until > now_ms),
+    ) {
+        out.push_str(&format!(
+            "<p class=\"muted\" id=\"walk-cap\">AniList failed a deep query: every request \
+             walks {levels} level{s} of relations until <time data-ms=\"{until}\">{}</time>.</p>",
+            clock_utc(until),
+            s = if levels == 1 { "" } else { "s" },
+        ));
+    }
     out.push_str("</section>");
     out
 }
@@ -614,8 +625,11 @@ mod tests {
             parked_reason: Some(crate::upstream::ParkReason::RateLimited),
             server_limit: None,
             server_remaining: None,
+            walk_cap: Some(1),
+            walk_cap_until_ms: Some(3_723_000 + 600_000),
         };
         let html = budget(Some(&b), 3_723_000);
+        assert!(html.contains("walks 1 level of relations until"), "{html}");
         assert!(html.contains("30/90 in the last 1 min"), "{html}");
         assert!(html.contains("for 30 s more"));
         assert!(html.contains("01:02:33 UTC"));

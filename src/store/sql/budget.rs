@@ -7,7 +7,7 @@ use sqlx::{Pool, Row};
 use super::{Sql, shared, to_u32};
 use crate::ledger::{
     LedgerOp, LedgerOutcome, LedgerRow, LedgerRules, ParkReason, UpstreamState, UpstreamView,
-    WindowView, apply, window_start,
+    WalkCap, WindowView, apply, window_start,
 };
 use crate::store::StoreError;
 
@@ -95,7 +95,7 @@ impl<DB> Sql<DB> {
             "SELECT parked_until, parked_reason, consecutive_outages, server_limit, \
              server_remaining, server_at, server_sent_since, last_sent_at, requests_made, \
              rate_limited_seen, outages_seen, urgent_claim_until, upstream_state, upstream_since, \
-             upstream_message FROM budget_state WHERE id = 1",
+             upstream_message, walk_cap_levels, walk_cap_until FROM budget_state WHERE id = 1",
         )
         .fetch_optional(&mut *conn)
         .await?;
@@ -122,6 +122,13 @@ impl<DB> Sql<DB> {
                 since_ms: row.try_get(13)?,
                 message: row.try_get(14)?,
             },
+            walk_cap: match (row.try_get::<Option<i64>, _>(15)?, row.try_get(16)?) {
+                (Some(levels), Some(until_ms)) => Some(WalkCap {
+                    levels: to_u32(levels).max(1),
+                    until_ms,
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -131,8 +138,9 @@ impl<DB> Sql<DB> {
             "INSERT INTO budget_state (id, parked_until, parked_reason, consecutive_outages, \
              server_limit, server_remaining, server_at, server_sent_since, last_sent_at, \
              requests_made, rate_limited_seen, outages_seen, urgent_claim_until, upstream_state, \
-             upstream_since, upstream_message) \
-             VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             upstream_since, upstream_message, walk_cap_levels, walk_cap_until) \
+             VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17) \
              ON CONFLICT (id) DO UPDATE SET parked_until = excluded.parked_until, \
              parked_reason = excluded.parked_reason, \
              consecutive_outages = excluded.consecutive_outages, \
@@ -142,7 +150,8 @@ impl<DB> Sql<DB> {
              rate_limited_seen = excluded.rate_limited_seen, outages_seen = excluded.outages_seen, \
              urgent_claim_until = excluded.urgent_claim_until, \
              upstream_state = excluded.upstream_state, upstream_since = excluded.upstream_since, \
-             upstream_message = excluded.upstream_message",
+             upstream_message = excluded.upstream_message, \
+             walk_cap_levels = excluded.walk_cap_levels, walk_cap_until = excluded.walk_cap_until",
         )
         .bind(row.parked_until_ms)
         .bind(row.parked_reason.map(ParkReason::as_str))
@@ -159,6 +168,8 @@ impl<DB> Sql<DB> {
         .bind(row.upstream.state.as_str())
         .bind(row.upstream.since_ms)
         .bind(row.upstream.message.as_deref())
+        .bind(row.walk_cap.map(|cap| i64::from(cap.levels)))
+        .bind(row.walk_cap.map(|cap| cap.until_ms))
         .execute(&mut *conn)
         .await?;
         Ok(())

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::anime::AnimeId;
-use crate::upstream::{AniListClient, BudgetConfig, ClientConfig, RateBudget, UpstreamError};
+use crate::upstream::{
+    AniListClient, BudgetConfig, ClientConfig, RateBudget, UpstreamError, WalkDepth,
+};
 use fake_anilist::{FakeAniList, FakeConfig, Faults, RateModel, World, WorldSpec};
 
 /// A budget of `requests` per `window`, with the pace and margins scaled like the window.
@@ -29,7 +31,7 @@ fn config_for(url: String) -> ClientConfig {
         referer_is_default: false,
         timeout: Duration::from_millis(500),
         max_retries: 2,
-        walk_levels: 1,
+        walk_depth: WalkDepth::Fixed(1),
         retry_min_delay: Duration::from_millis(10),
         retry_max_delay: Duration::from_millis(40),
         max_parks: 2,

@@ -47,6 +47,7 @@ async fn triage_answers_settles_or_holds_each_job_and_only_the_rest_cost_a_reque
         &rig,
         FlushBatch {
             fetched: vec![anime(1, &[]), anime(3, &[])],
+            carried: vec![],
             not_found: vec![id(4)],
             items: vec![ItemResult {
                 import_id: settled,

@@ -13,6 +13,7 @@ mod report;
 mod scale_out;
 mod scenario;
 mod throughput;
+mod walk;
 
 use std::path::PathBuf;
 
@@ -39,7 +40,9 @@ enum Mode {
     Throughput,
     /// open(id) latency during a 300-anime realistic import.
     Click,
-    /// All three.
+    /// 1, 2, 3 and adaptive levels of relations per request, against the level limit.
+    Walk,
+    /// All four.
     All,
 }
 
@@ -85,6 +88,10 @@ struct Args {
     /// Jobs pushed into a fresh queue to time enqueueing (0 skips it).
     #[arg(long, default_value_t = 100_000)]
     enqueue: usize,
+    /// Franchise shapes for walk mode, as ANIME:LEVELS (the 478 in 11 levels, 46 in
+    /// 7, 35 in 5).
+    #[arg(long, value_delimiter = ',', value_parser = parse_shape, default_value = "478:11,46:7,35:5")]
+    walk_shapes: Vec<(usize, usize)>,
     /// Clicks per run in click mode.
     #[arg(long, default_value_t = 6)]
     clicks: usize,
@@ -95,6 +102,17 @@ struct Args {
     /// the fake runs in this process and the peak RSS includes it.
     #[arg(long, value_name = "PATH")]
     fake_bin: Option<PathBuf>,
+}
+
+fn parse_shape(raw: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{raw:?}: expected ANIME:LEVELS such as 478:11");
+    let (anime, levels) = raw.split_once(':').ok_or_else(bad)?;
+    let anime: usize = anime.trim().parse().map_err(|_| bad())?;
+    let levels: usize = levels.trim().parse().map_err(|_| bad())?;
+    if anime == 0 || levels == 0 || levels > anime {
+        return Err(bad());
+    }
+    Ok((anime, levels))
 }
 
 fn fake_bin(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -189,6 +207,16 @@ async fn main() -> anyhow::Result<()> {
             seed: args.seed,
         };
         click::run(&opts, &mut report).await.context("click mode")?;
+    }
+    if modes(Mode::Walk) {
+        let opts = walk::Options {
+            shapes: args.walk_shapes.clone(),
+            runs,
+            scale,
+            seed: args.seed,
+            fake_bin: fake_bin(args.fake_bin.clone()),
+        };
+        walk::run(&opts, &mut report).await.context("walk mode")?;
     }
     if modes(Mode::Throughput) {
         let opts = throughput::Options {

@@ -76,7 +76,14 @@ impl Fake {
 pub async fn start_fake(opts: &Options, size: usize) -> anyhow::Result<(Fake, i32)> {
     let depth = depth_for(size);
     if let Some(bin) = &opts.fake_bin {
-        return spawn_child(bin, opts.seed, size, depth).await;
+        return spawn_child(
+            bin,
+            opts.seed,
+            size,
+            depth,
+            &["--no-rate-limit".to_string()],
+        )
+        .await;
     }
     let world = WorldSpec::default()
         .seed(opts.seed)
@@ -100,11 +107,13 @@ pub async fn start_fake(opts: &Options, size: usize) -> anyhow::Result<(Fake, i3
     Ok((Fake::InProcess(fake), root))
 }
 
-async fn spawn_child(
+/// The fake-anilist binary serving one clean giant, with `extra` flags (rate, latency).
+pub async fn spawn_child(
     bin: &Path,
     seed: u64,
     size: usize,
     depth: usize,
+    extra: &[String],
 ) -> anyhow::Result<(Fake, i32)> {
     let mut child = tokio::process::Command::new(bin)
         .args([
@@ -115,7 +124,8 @@ async fn spawn_child(
             "--franchises",
             "0",
         ])
-        .args(["--giant", &format!("{size}:{depth}"), "--no-rate-limit"])
+        .args(["--giant", &format!("{size}:{depth}")])
+        .args(extra)
         .args([
             "--dead-rate",
             "0",

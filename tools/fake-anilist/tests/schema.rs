@@ -190,7 +190,12 @@ async fn hidden_fields_vanish_from_introspection_only() {
 #[tokio::test]
 async fn relations_nested_deeper_than_allowed_get_anilists_500() {
     let world = || World::single_franchise(6, 3);
-    let fake = fake_with(FakeConfig::default()).await;
+    // An AniList failing every query that nests relations.
+    let fake = fake_with(FakeConfig {
+        max_relation_hops: 1,
+        ..FakeConfig::default()
+    })
+    .await;
     let root = fake.world().franchises()[0].root;
     let one = "query($ids: [Int]) { Page { media(id_in: $ids) { id relations { edges { node { id } } } } } }";
     let ok = post(&fake.url(), one, json!({"ids": [root]}), false).await;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Object, SimpleObject};
+use async_graphql::{Context, Object, SimpleObject};
 
 use super::enums::{MediaFormat, MediaRelation, MediaSeason, MediaStatus, MediaType};
 use crate::world::{Entry, Relation, World, relation};
@@ -105,8 +105,14 @@ impl Media {
     async fn is_adult(&self) -> Option<bool> {
         Some(self.entry()?.is_adult)
     }
+    /// `null` for a record the top level would not serve this caller (a dead id; an adult one
+    /// for an anonymous caller), met nested in another's relations. No public report says how
+    /// AniList shows such a record nested; the fake shows its stub but none of its connections,
+    /// so a client cannot take it as known whole and must ask for it (and hear "not found"),
+    /// exactly as a walk of one level per request does.
     #[graphql(visible = "super::hidden::media_relations")]
-    async fn relations(&self) -> Option<MediaConnection> {
+    async fn relations(&self, ctx: &Context<'_>) -> Option<MediaConnection> {
+        self.world.visible(self.id, super::query::anonymous(ctx))?;
         Some(MediaConnection {
             world: self.world.clone(),
             edges: self.entry()?.relations.clone(),

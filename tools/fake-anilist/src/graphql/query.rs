@@ -25,7 +25,7 @@ fn world(ctx: &Context<'_>) -> Arc<World> {
     ctx.data_opt::<Arc<World>>().cloned().unwrap_or_default()
 }
 
-fn anonymous(ctx: &Context<'_>) -> bool {
+pub(super) fn anonymous(ctx: &Context<'_>) -> bool {
     ctx.data_opt::<Viewer>().is_none_or(|v| v.anonymous)
 }
 

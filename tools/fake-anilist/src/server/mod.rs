@@ -43,8 +43,9 @@ pub struct FakeConfig {
     /// client that forgets the header fails against the fake as it would where it applies.
     pub referer_gate: bool,
     /// A query nesting `relations` deeper than this (one hop = one `relations` field on a
-    /// path) gets AniList's 500. Default `DEFAULT_MAX_RELATION_HOPS` (1, what franchise's
-    /// query uses); `usize::MAX` turns the check off.
+    /// path) gets AniList's 500. Default `DEFAULT_MAX_RELATION_HOPS` (4, the deepest a
+    /// public client is known to send); 1 models an AniList that fails every deep query;
+    /// `usize::MAX` turns the check off.
     pub max_relation_hops: usize,
     /// `"Type.field"` or `"Type.field(argument)"` entries left out of introspection answers
     /// only (queries using them still run), so a test can show a schema check an AniList

@@ -191,6 +191,12 @@ impl AniListClient {
         })
     }
 
+    /// How many of `pending` ids the next request should carry (see
+    /// [`DepthGauge::batch_size`]), under the walk cap the request's slot carries.
+    pub(crate) fn batch_size(&self, pending: usize, cap: Option<usize>) -> usize {
+        self.gauge.batch_size(pending, cap)
+    }
+
     /// The deepest walk this client's setting asks for (what `franchise doctor` tries).
     pub(crate) fn deepest_walk(&self) -> usize {
         self.gauge.setting().deepest()

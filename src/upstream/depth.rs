@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 
-use super::query::MAX_WALK_LEVELS;
+use super::query::{MAX_BATCH, MAX_WALK_LEVELS};
 use super::response::AnswerShape;
 
 /// How deep each request walks (`anilist.walk_levels`).
@@ -35,6 +35,15 @@ impl WalkDepth {
 /// since the ids of one frontier differ in fan-out (a 1.5 MB aim overshot to 2.02 MB on a
 /// 478-anime franchise).
 pub(crate) const TARGET_ANSWER_BYTES: f64 = 1_000_000.0;
+
+/// `pending` ids shared evenly over the pages they need: all of them up to a page, and
+/// beyond it no more requests than pages (52 → 26, 101 → 34).
+fn even_share(pending: usize) -> usize {
+    if pending <= MAX_BATCH {
+        return pending.max(1);
+    }
+    pending.div_ceil(pending.div_ceil(MAX_BATCH))
+}
 
 /// Before any answer: the bytes of one media record in an answer (its fields and the edge
 /// around it), and a pessimistic fan-out (a real hub has 65 edges, a typical anime a handful),
@@ -104,6 +113,19 @@ impl DepthGauge {
                 .rev()
                 .find(|&levels| self.predicted_bytes(ids, levels) <= TARGET_ANSWER_BYTES)
                 .unwrap_or(1),
+        }
+    }
+
+    /// How many of `pending` ids the next request carries: a page, unless sharing them evenly
+    /// over the pages they need anyway lets each request walk a level deeper (52 ids as
+    /// 26 + 26 at 3 levels rather than 50 + 2 at 2: the same requests, a round trip saved).
+    pub(crate) fn batch_size(&self, pending: usize, cap: Option<usize>) -> usize {
+        let page = pending.clamp(1, MAX_BATCH);
+        let share = even_share(pending);
+        if share < page && self.levels_for(share, cap) > self.levels_for(page, cap) {
+            share
+        } else {
+            page
         }
     }
 
@@ -204,5 +226,31 @@ mod tests {
         // Nothing is learnt from an answer without records.
         gauge.observe(&shape(5, 0, 0, 0));
         assert_eq!(gauge.learnt().fan_out, 6.0);
+    }
+
+    #[test]
+    fn ids_beyond_a_page_are_shared_evenly_only_when_that_walks_deeper() {
+        assert_eq!(even_share(0), 1);
+        assert_eq!(even_share(50), 50);
+        assert_eq!(even_share(52), 26);
+        assert_eq!(even_share(101), 34);
+        for pending in 1..=500 {
+            let share = even_share(pending);
+            assert!(share <= MAX_BATCH);
+            assert_eq!(
+                pending.div_ceil(share),
+                pending.div_ceil(MAX_BATCH),
+                "{pending} ids: no more requests than pages"
+            );
+        }
+        // 300 B records, 4 edges each: 50 ids reach 2 levels (1.6 MB at 3), 26 reach 3.
+        let gauge = DepthGauge::new(WalkDepth::Auto);
+        gauge.observe(&shape(30_000, 100, 25, 100));
+        assert_eq!(gauge.levels_for(50, None), 2);
+        assert_eq!(gauge.batch_size(52, None), 26);
+        assert_eq!(gauge.batch_size(30, None), 30, "one page: never split");
+        assert_eq!(gauge.batch_size(52, Some(1)), 50, "no deeper walk to win");
+        let fixed = DepthGauge::new(WalkDepth::Fixed(1));
+        assert_eq!(fixed.batch_size(52, None), 50);
     }
 }

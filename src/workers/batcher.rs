@@ -230,7 +230,11 @@ impl Batcher {
             if self.parts.failpoints.check("batcher.panic").is_some() {
                 panic!("failure point batcher.panic fired");
             }
-            let (ids, requests) = self.pending.take(MAX_BATCH);
+            let size = self
+                .parts
+                .client
+                .batch_size(self.pending.ids(), slot.walk_cap());
+            let (ids, requests) = self.pending.take(size);
             if ids.is_empty() {
                 // Everything turned out settled: the slot goes unused, which only costs pace.
                 continue;

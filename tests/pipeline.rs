@@ -332,18 +332,21 @@ async fn overlapping_imports_of_one_franchise_ask_for_each_anime_about_once() {
     importer.close().await;
 }
 
-/// An importer on a fresh data dir, walking `levels` levels per request against `fake`, with
-/// an import of `root` run to its end.
+/// An importer on a fresh data dir, walking `levels` levels per request (`None`: the adaptive
+/// default) against `fake`, with an import of `root` run to its end.
 async fn import_walking(
     fake: &fake_anilist::FakeAniList,
     dir: &std::path::Path,
     root: i32,
-    levels: i64,
+    levels: Option<i64>,
 ) -> (Importer, franchise::ImportProgress) {
-    let settings = common::run::builder(dir, fake)
-        .walk_levels(levels)
-        .build()
-        .unwrap();
+    let builder = common::run::builder(dir, fake);
+    let settings = match levels {
+        Some(levels) => builder.walk_levels(levels),
+        None => builder,
+    }
+    .build()
+    .unwrap();
     let importer = Importer::open(settings).await.unwrap();
     importer.start().await.unwrap();
     let id = importer
@@ -376,7 +379,7 @@ async fn walk_with_levels(
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (importer, progress) = import_walking(&fake, dir.path(), root, levels).await;
+    let (importer, progress) = import_walking(&fake, dir.path(), root, Some(levels)).await;
     // A forced refresh walks the same way: what a deeper answer brought is not asked again.
     let first_stats = fake.stats();
     let first = first_stats.requests;
@@ -508,7 +511,7 @@ async fn an_anilist_that_fails_deep_queries_teaches_the_walk_to_go_shallower() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (importer, progress) = import_walking(&fake, dir.path(), giant, 3).await;
+    let (importer, progress) = import_walking(&fake, dir.path(), giant, Some(3)).await;
     assert_eq!((progress.done, progress.failed), (300, 0));
     assert_eq!(anime_ids(&importer).await.len(), 300);
     let stats = fake.stats();
@@ -584,13 +587,7 @@ async fn adaptive_walk_of(size: usize, levels: usize) -> String {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let importer = Importer::open(settings(dir.path(), &fake)).await.unwrap();
-    importer.start().await.unwrap();
-    let id = importer
-        .import(aid(root), &ImportOptions::default())
-        .await
-        .unwrap();
-    let progress = wait_done(&importer, id, Duration::from_secs(60)).await;
+    let (importer, progress) = import_walking(&fake, dir.path(), root, None).await;
     assert_eq!((progress.done, progress.failed), (size as u64, 0));
     assert_eq!(anime_ids(&importer).await, reach, "{size}: the same anime");
     assert_eq!(

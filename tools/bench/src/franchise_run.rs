@@ -90,22 +90,27 @@ pub async fn run(fake: &FakeAniList, root: i32, scale: TimeScale) -> anyhow::Res
     let settings = default_settings(dir.path(), fake.url(), scale)?;
     let importer = Importer::open(settings).await?;
     importer.start().await?;
+    let (wall, stored) = timed_import(&importer, root, Duration::from_secs(3600)).await?;
+    Ok(Measured::from_fake(wall, stored, fake))
+}
+
+/// Imports `root` on a started importer and waits until its last item is committed: the wall
+/// time from the import call, and the anime rows stored then. Stops the importer.
+pub async fn timed_import(
+    importer: &Importer,
+    root: i32,
+    limit: Duration,
+) -> anyhow::Result<(Duration, usize)> {
     let started = Instant::now();
     let import_id = importer
         .import(anime_id(root)?, &ImportOptions::default())
         .await?;
-    let pool = store_pool(&importer).await?;
-    let finished = wait_finished(
-        &pool,
-        import_id,
-        Duration::from_millis(5),
-        Duration::from_secs(3600),
-    )
-    .await;
+    let pool = store_pool(importer).await?;
+    let finished = wait_finished(&pool, import_id, Duration::from_millis(5), limit).await;
     let wall = started.elapsed();
     let stored = count_anime(&pool).await;
     pool.close().await;
     importer.stop().await;
     finished?;
-    Ok(Measured::from_fake(wall, stored?, fake))
+    Ok((wall, stored?))
 }

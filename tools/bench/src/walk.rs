@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use fake_anilist::WorldSpec;
-use franchise::{ImportOptions, Importer};
+use franchise::Importer;
 
-use crate::franchise_run::{anime_id, count_anime, default_builder, store_pool, wait_finished};
+use crate::franchise_run::{default_builder, timed_import};
 use crate::report::{Report, median, ratio, secs};
 use crate::scenario::{PAGE, TimeScale};
 use crate::throughput::Fake;
@@ -385,26 +385,11 @@ async fn measure(
     let importer = Importer::open(builder.build().context("franchise settings")?).await?;
     importer.start().await?;
     let cpu_before = cpu_time().context("reading /proc/self/stat")?;
-    let started = Instant::now();
-    let import_id = importer
-        .import(anime_id(root)?, &ImportOptions::default())
-        .await?;
-    let pool = store_pool(&importer).await?;
-    let finished = wait_finished(
-        &pool,
-        import_id,
-        Duration::from_millis(5),
-        Duration::from_secs(600),
-    )
-    .await;
-    let wall = started.elapsed();
+    let timed = timed_import(&importer, root, Duration::from_secs(600)).await;
     let cpu = cpu_time()
         .context("reading /proc/self/stat")?
         .saturating_sub(cpu_before);
-    let anime = count_anime(&pool).await;
-    pool.close().await;
-    importer.stop().await;
-    finished?;
+    let (wall, anime) = timed?;
     let stats = served(fake).await?;
     let status = |range: std::ops::Range<u16>| -> u64 {
         stats
@@ -416,7 +401,7 @@ async fn measure(
     };
     Ok(WalkRun {
         wall,
-        anime: anime?,
+        anime,
         requests: stats.requests,
         bytes: stats.bytes_out,
         largest_answer: stats.largest_answer,

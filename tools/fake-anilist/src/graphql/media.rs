@@ -112,7 +112,7 @@ impl Media {
     /// exactly as a walk of one level per request does.
     #[graphql(visible = "super::hidden::media_relations")]
     async fn relations(&self, ctx: &Context<'_>) -> Option<MediaConnection> {
-        self.world.visible(self.id, super::query::anonymous(ctx))?;
+        self.world.visible(self.id, super::viewer::anonymous(ctx))?;
         Some(MediaConnection {
             world: self.world.clone(),
             edges: self.entry()?.relations.clone(),

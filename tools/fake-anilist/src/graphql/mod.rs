@@ -10,6 +10,7 @@ pub mod ids;
 mod limits;
 mod media;
 mod query;
+mod viewer;
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 pub use complexity::{MAX_COMPLEXITY, webonyx_complexity, webonyx_complexity_with};
 pub use hidden::{HIDEABLE, Hidden, UnknownSchemaField};
 pub use hops::{DEFAULT_MAX_RELATION_HOPS, relation_hops};
-pub use query::{MAX_PER_PAGE, Query, Viewer};
+pub use query::{MAX_PER_PAGE, Query};
+pub use viewer::Viewer;
 
 use crate::world::World;
 

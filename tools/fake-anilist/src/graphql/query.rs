@@ -8,25 +8,16 @@ use async_graphql::{Context, Error, ErrorExtensions, Object, SimpleObject, Value
 
 use super::enums::MediaType;
 use super::media::Media;
+use super::viewer::anonymous;
 use crate::world::World;
 
 /// AniList's cap on `perPage`; larger values are clamped, not rejected.
 pub const MAX_PER_PAGE: i32 = 50;
 
-/// Whether the request carried an `Authorization` header; adult media are hidden without one.
-#[derive(Clone, Copy, Debug)]
-pub struct Viewer {
-    pub anonymous: bool,
-}
-
 pub struct Query;
 
 fn world(ctx: &Context<'_>) -> Arc<World> {
     ctx.data_opt::<Arc<World>>().cloned().unwrap_or_default()
-}
-
-pub(super) fn anonymous(ctx: &Context<'_>) -> bool {
-    ctx.data_opt::<Viewer>().is_none_or(|v| v.anonymous)
 }
 
 fn not_found() -> Error {

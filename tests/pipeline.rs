@@ -370,14 +370,14 @@ async fn walk_with_levels(
     fake_anilist::Stats,
     franchise::ImportProgress,
 ) {
-    let fake = fake_anilist::FakeAniList::start(fake_anilist::FakeConfig {
-        world: world.clone(),
-        rate: degraded(),
-        max_relation_hops: 4,
-        ..fake_anilist::FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    // The fake serves relations nested 4 levels deep by default.
+    let fake = common::run::fake(
+        world.clone(),
+        degraded(),
+        Latency::default(),
+        Faults::default(),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let (importer, progress) = import_walking(&fake, dir.path(), root, Some(levels)).await;
     // A forced refresh walks the same way: what a deeper answer brought is not asked again.

@@ -32,6 +32,26 @@ pub enum Error {
     NotFound(AnimeId),
     #[error("there is no import {0}; `franchise status` lists the imports")]
     UnknownImport(i64),
+    /// A cancel of an import that has already finished: nothing of it is queued any more.
+    #[error(
+        "import {import_id} already finished ({state}): there is nothing to cancel; retry it to \
+         fetch its failed or cancelled anime again"
+    )]
+    AlreadyFinished {
+        import_id: i64,
+        state: crate::store::ImportState,
+    },
+    /// A retry of an import with no failed or cancelled anime: there is nothing to queue again.
+    #[error(
+        "import {import_id} has no failed or cancelled anime to retry ({state}, {done} done, \
+         {queued} queued); a new import with a forced refresh fetches the franchise again"
+    )]
+    NothingToRetry {
+        import_id: i64,
+        state: crate::store::ImportState,
+        done: u64,
+        queued: u64,
+    },
     #[error("fetching anime {id} failed: {reason}")]
     FetchFailed { id: AnimeId, reason: String },
     #[error("the workers are not running in this process; call start() first")]
@@ -84,9 +104,10 @@ fn not_owner_text(pid: Option<u32>) -> String {
         format!("another franchise process (pid {pid})")
     });
     format!(
-        "the job queue is owned by {who}, which runs the workers: imports recorded here run \
-         there, but this needs the workers in this process. Wait for it to finish, or stop it \
-         (Ctrl-C or SIGTERM); `franchise status` works meanwhile"
+        "the job queue is owned by {who}, which runs the workers but serves no local API to \
+         ask: imports recorded here run there, but this needs the workers. `franchise serve`, \
+         `work`, `import --wait` and `retry --wait` answer other terminals; an app that embeds \
+         the library serves them with `ApiServer::bind_local`. `franchise status` works meanwhile"
     )
 }
 

@@ -572,6 +572,16 @@ async fn show_json_lists_the_franchise_and_every_edge_out_of_it() {
         .collect();
     assert_eq!(dot.matches(" -> ").count(), pairs.len(), "{dot}");
     assert!(dot.contains("fillcolor=gold"), "the root stands out: {dot}");
+    // Outside the franchise, a node says its format (MANGA, NOVEL, …), not just its kind.
+    let source = relations
+        .iter()
+        .find(|r| r["from"] == root && r["type"] == "SOURCE")
+        .expect("the root's SOURCE edge");
+    let format = source["to_format"].as_str().expect("the source's format");
+    assert!(
+        dot.contains(&format!("#{} {format}\"", source["to"])),
+        "{format}: {dot}"
+    );
 
     let out = run(
         franchise(dir.path(), &url),
@@ -645,7 +655,7 @@ async fn import_json_prints_one_id_per_root_and_work_completes_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_process_records_its_import_for_the_queue_owner() {
+async fn a_second_terminal_imports_and_clicks_through_the_queue_owner() {
     let world = World::single_franchise(20, 8);
     let root = world.franchises()[0].root;
     let fake = start_fake(world.clone(), Duration::from_millis(20)).await;
@@ -694,26 +704,24 @@ async fn a_second_process_records_its_import_for_the_queue_owner() {
     assert_success("import while another process owns the queue", &out);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("recorded") && stdout.contains(&format!("pid {pid}")),
-        "{}",
+        stdout
+            .contains("started by the franchise process that owns the queue, at http://127.0.0.1:"),
+        "the import goes to the owner's local API: {}",
         describe(&out)
     );
 
+    // A click from this terminal is answered by the owner's workers, not refused.
     let out = run(
         franchise(&data, &url),
-        &["open", &root.to_string()],
+        &["open", &root.to_string(), "--json"],
         Duration::from_secs(30),
     )
     .await;
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "{}", describe(&out));
-    assert!(
-        stderr.contains("owned by another franchise process") && stderr.contains(&pid.to_string()),
-        "{}",
-        describe(&out)
-    );
+    assert_success("open while `work` owns the queue", &out);
+    let clicked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(clicked["id"], root, "{}", describe(&out));
 
-    // The owner picks the recorded import up and finishes it.
+    // The owner finishes the import it was given.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, _, finished) = progress(&pool, 1).await;
@@ -748,6 +756,13 @@ async fn a_second_process_records_its_import_for_the_queue_owner() {
     let workers = status["workers"].as_array().expect("workers is an array");
     assert_eq!(workers.len(), 1, "{status:#}");
     assert_eq!(workers[0]["pid"], pid, "{status:#}");
+    assert_eq!(workers[0]["role"], "worker", "{status:#}");
+    assert!(
+        workers[0]["api_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
+        "`work` advertises its local API: {status:#}"
+    );
     assert!(workers[0]["heartbeat_at_ms"].is_i64(), "{status:#}");
     assert!(workers[0]["host"].is_string(), "{status:#}");
     assert!(
@@ -953,4 +968,142 @@ async fn completions_are_printed_for_each_shell_without_any_settings() {
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("tcsh"));
+}
+
+/// Polls `worker_process` until a live owner advertises its local API.
+async fn advertised_api(pool: &SqlitePool, child: &mut Child, logs: &Path, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url: Option<Option<String>> =
+            sqlx::query_scalar("SELECT api_url FROM worker_process LIMIT 1")
+                .fetch_optional(pool)
+                .await
+                .unwrap_or(None);
+        if let Some(Some(url)) = url {
+            return url;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{name} exited: {status:?}\n{}", child_log(logs, name));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never advertised its API\n{}",
+            child_log(logs, name)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_beside_import_wait_is_answered_and_the_cli_says_what_is_so() {
+    // A 12-level giant walked one level per request at 300 ms a call: several seconds of
+    // import, beside which another terminal clicks the root of a second franchise.
+    let world = WorldSpec::default()
+        .seed(5)
+        .franchises(0)
+        .giant(150, 12)
+        .sized(3)
+        .cross_link_rate(0.0)
+        .clean()
+        .build();
+    let giant = world.franchises()[0].root;
+    let other = world.franchises()[1].root;
+    let fake = start_fake(world.clone(), Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = fake.url();
+    let mut slow = franchise(&data, &url);
+    slow.env("FRANCHISE_ANILIST__WALK_LEVELS", "1");
+    let mut importing = spawn(
+        slow,
+        &["-v", "import", &giant.to_string(), "--wait"],
+        dir.path(),
+        "import",
+    );
+    let pool = open_store_when_created(&data, Duration::from_secs(30)).await;
+    let api = advertised_api(&pool, &mut importing, dir.path(), "import").await;
+    assert!(api.starts_with("http://127.0.0.1:"), "{api}");
+
+    let out = run(
+        franchise(&data, &url),
+        &["open", &other.to_string(), "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_success("open beside `import --wait`", &out);
+    let clicked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(clicked["id"], other, "{}", describe(&out));
+    let (_, _, finished) = progress(&pool, 1).await;
+    assert!(!finished, "the click came while the import still ran");
+
+    // `status` beside it names the owner, its API and its heartbeat's age.
+    let out = run(franchise(&data, &url), &["status"], Duration::from_secs(30)).await;
+    assert_success("status beside `import --wait`", &out);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("heartbeat") && stdout.contains(&format!("API at {api}")),
+        "{}",
+        describe(&out)
+    );
+
+    let exit = wait_child(&mut importing, Duration::from_secs(120), "import --wait").await;
+    let log = child_log(dir.path(), "import");
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(
+        log.contains("INFO") && !log.contains('\u{1b}'),
+        "`-v` logs to a file are plain text:\n{log}"
+    );
+
+    // A finished import cannot be cancelled, nor retried when nothing failed: exit 1, and
+    // the message says the import's state, as the API's 409 does.
+    let out = run(
+        franchise(&data, &url),
+        &["cancel", "1"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("import 1 already finished (done)"),
+        "{}",
+        describe(&out)
+    );
+    let out = run(
+        franchise(&data, &url),
+        &["retry", "1"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("import 1 has no failed or cancelled anime to retry (done"),
+        "{}",
+        describe(&out)
+    );
+
+    // An import nobody works on: `status` says so instead of an estimate.
+    let out = run(
+        franchise(&data, &url),
+        &["import", &other.to_string(), "--force-refresh"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_success("import without workers", &out);
+    let out = run(franchise(&data, &url), &["status"], Duration::from_secs(30)).await;
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("no worker runs it") && !stdout.contains("ETA"),
+        "{}",
+        describe(&out)
+    );
+    let out = run(
+        franchise(&data, &url),
+        &["status", "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["imports"][0]["state"], "running", "{status:#}");
+    assert!(status["imports"][0]["eta_secs"].is_null(), "{status:#}");
+    pool.close().await;
 }

@@ -194,7 +194,17 @@ async fn a_cancelled_import_fetches_nothing_more_and_says_cancelled() {
     let p = importer.progress(id).await.unwrap();
     assert_eq!(p.state, ImportState::Cancelled);
     assert_eq!(p.queued, 0);
-    assert!(importer.cancel(404).await.is_err());
+    assert!(matches!(
+        importer.cancel(404).await,
+        Err(franchise::Error::UnknownImport(404))
+    ));
+    // Cancelled is finished: a second cancel says so instead of pretending.
+    match importer.cancel(id).await {
+        Err(franchise::Error::AlreadyFinished { import_id, state }) => {
+            assert_eq!((import_id, state), (id, ImportState::Cancelled));
+        }
+        other => panic!("a second cancel: {other:?}"),
+    }
     importer.close().await;
 }
 

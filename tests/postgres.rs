@@ -523,13 +523,27 @@ async fn every_command_works_from_any_process_while_workers_run() {
         vec!["open", root.as_str()],
         vec!["show", root.as_str()],
         vec!["status"],
-        vec!["cancel", "1"],
-        vec!["retry", "1"],
     ] {
         let out = run(franchise_pg(&db.url, &url), &args, Duration::from_secs(60)).await;
         assert!(out.status.success(), "{args:?}: {}", describe(&out));
         assert!(
             !text(&out.stderr).contains("owned by"),
+            "{args:?}: {}",
+            describe(&out)
+        );
+    }
+    // The import is done: cancel and retry are refused for its state, not for the owner.
+    for (args, says) in [
+        (vec!["cancel", "1"], "import 1 already finished (done)"),
+        (
+            vec!["retry", "1"],
+            "import 1 has no failed or cancelled anime to retry",
+        ),
+    ] {
+        let out = run(franchise_pg(&db.url, &url), &args, Duration::from_secs(60)).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", describe(&out));
+        assert!(
+            text(&out.stderr).contains(says),
             "{args:?}: {}",
             describe(&out)
         );

@@ -42,7 +42,9 @@ async fn the_cli_of_another_terminal_talks_to_the_serving_process() {
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains(&format!("started by the franchise serve process at {url}")),
+        text(&out.stdout).contains(&format!(
+            "started by the franchise process that owns the queue, at {url}"
+        )),
         "{}",
         text(&out.stdout)
     );

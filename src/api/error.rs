@@ -31,10 +31,6 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
-    }
-
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -64,7 +60,10 @@ impl From<Error> for ApiError {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
             Error::NotFound(_) | Error::UnknownImport(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Error::NotOwner { .. } | Error::ReadOnly => (StatusCode::CONFLICT, "conflict"),
+            Error::NotOwner { .. }
+            | Error::ReadOnly
+            | Error::AlreadyFinished { .. }
+            | Error::NothingToRetry { .. } => (StatusCode::CONFLICT, "conflict"),
             Error::Upstream(_) | Error::FetchFailed { .. } => {
                 (StatusCode::BAD_GATEWAY, "upstream_failed")
             }

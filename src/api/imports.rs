@@ -93,14 +93,6 @@ pub(crate) async fn cancel(
     Path(raw): Path<String>,
 ) -> Result<Json<ImportProgress>, ApiError> {
     let import_id = input::import_id(&raw)?;
-    let before = state.importer.progress(import_id).await?;
-    if before.is_finished() {
-        return Err(ApiError::conflict(format!(
-            "import {import_id} already finished ({}): there is nothing to cancel; retry it \
-             to fetch its failed or cancelled anime again",
-            before.state
-        )));
-    }
     Ok(Json(state.importer.cancel(import_id).await?))
 }
 
@@ -110,13 +102,5 @@ pub(crate) async fn retry(
     Path(raw): Path<String>,
 ) -> Result<Json<ImportProgress>, ApiError> {
     let import_id = input::import_id(&raw)?;
-    let before = state.importer.progress(import_id).await?;
-    if before.failed == 0 && before.cancelled == 0 {
-        return Err(ApiError::conflict(format!(
-            "import {import_id} has no failed or cancelled anime to retry ({}, {} done, {} \
-             queued)",
-            before.state, before.done, before.queued
-        )));
-    }
     Ok(Json(state.importer.retry(import_id).await?))
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::importer::Importer;
+use crate::store::ProcessRole;
 
 /// Largest request body accepted (an import request is a few dozen bytes).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -35,6 +36,8 @@ pub(crate) struct ApiState {
     token: Option<String>,
     /// Cancelled when the server stops: open event streams end then.
     shutdown: CancellationToken,
+    /// The status and franchise pages too (`franchise serve`), or the JSON API alone.
+    pages: bool,
 }
 
 /// The routes, for the server and for tests that call it without a socket.
@@ -51,14 +54,18 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/events", get(status::events))
         .fallback(page::api_not_found)
         .method_not_allowed_fallback(page::method_not_allowed);
-    Router::new()
-        .route("/", get(page::status_page))
-        .route("/franchise/{root}", get(page::franchise_page))
-        .route("/fragments/status", get(page::status_fragment))
-        .route("/fragments/franchise/{root}", get(page::franchise_fragment))
-        .route("/assets/{file}", get(page::asset))
-        .nest("/api", api)
-        .fallback(page::not_found)
+    let site = if state.pages {
+        Router::new()
+            .route("/", get(page::status_page))
+            .route("/franchise/{root}", get(page::franchise_page))
+            .route("/fragments/status", get(page::status_fragment))
+            .route("/fragments/franchise/{root}", get(page::franchise_fragment))
+            .route("/assets/{file}", get(page::asset))
+            .fallback(page::not_found)
+    } else {
+        Router::new().fallback(page::no_pages)
+    };
+    site.nest("/api", api)
         .method_not_allowed_fallback(page::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -91,6 +98,18 @@ impl ApiServer {
     /// store at once, so the CLI of another terminal talks to this process (connections wait
     /// in the socket's backlog until [`ApiServer::run`]); `run` withdraws it when it ends.
     pub async fn bind(importer: Importer, addr: SocketAddr) -> Result<Self, Error> {
+        Self::bind_with(importer, addr, true).await
+    }
+
+    /// Binds the JSON API alone (no pages) on a free loopback port: what `franchise work` and
+    /// `import --wait` serve, so that a click from another terminal (or a second app window)
+    /// is answered by the process that owns the embedded queue instead of being refused.
+    /// Advertised like [`ApiServer::bind`] when the workers run.
+    pub async fn bind_local(importer: Importer) -> Result<Self, Error> {
+        Self::bind_with(importer, SocketAddr::from(([127, 0, 0, 1], 0)), false).await
+    }
+
+    async fn bind_with(importer: Importer, addr: SocketAddr, pages: bool) -> Result<Self, Error> {
         let token = importer.settings().token().map(str::to_string);
         if !addr.ip().is_loopback() && token.is_none() {
             return Err(Error::NeedsToken { addr });
@@ -104,10 +123,16 @@ impl ApiServer {
                 importer,
                 token,
                 shutdown: CancellationToken::new(),
+                pages,
             },
         };
+        let role = if pages {
+            ProcessRole::Server
+        } else {
+            ProcessRole::Worker
+        };
         let url = server.url()?;
-        if let Err(e) = server.state.importer.advertise_api(Some(url)).await {
+        if let Err(e) = server.state.importer.advertise_api(Some((url, role))).await {
             tracing::debug!(error = %e, "the API address is not advertised to other processes");
         }
         Ok(server)

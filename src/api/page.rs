@@ -209,6 +209,15 @@ pub(crate) async fn not_found(OriginalUri(uri): OriginalUri, headers: HeaderMap)
     }
 }
 
+/// Anything but `/api` on the API-only server of `franchise work` and `import --wait`.
+pub(crate) async fn no_pages(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::not_found(format!(
+        "there is no page {:?} here: this process (`franchise work` or `import --wait`) serves \
+         only the JSON API under /api, for other terminals; `franchise serve` serves the pages",
+        uri.path()
+    ))
+}
+
 pub(crate) async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::not_found(format!(
         "there is no endpoint {:?}; the README lists the API",

@@ -1,6 +1,6 @@
-//! The CLI as a client of `franchise serve`: when a serve process owns the embedded data
-//! dir, `import`, `open`, `cancel`, `retry` and `status` ask its local API instead of
-//! recording behind its back or refusing.
+//! The CLI as a client of the process that owns the embedded data dir (`serve`, `work`,
+//! `import --wait` or `retry --wait`): `import`, `open`, `cancel`, `retry` and `status` ask
+//! its local API instead of recording behind its back or refusing.
 
 use std::time::Duration;
 
@@ -10,9 +10,26 @@ use franchise::{
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+/// Whether something accepts connections at `base`'s host and port (a loopback address).
+async fn listening(base: &reqwest::Url) -> bool {
+    let Some(host) = base.host_str() else {
+        return false;
+    };
+    let port = base.port_or_known_default().unwrap_or(80);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect((host, port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
 /// An answer the API refused, with its status and message.
 #[derive(Debug, thiserror::Error)]
-#[error("{message} (from the franchise serve process at {base})")]
+#[error("{message} (from the franchise process that owns this data dir, at {base})")]
 pub struct ApiRefused {
     pub status: StatusCode,
     pub code: String,
@@ -39,6 +56,12 @@ impl ApiClient {
             }
         };
         let base = reqwest::Url::parse(&url).ok()?;
+        // A process killed with kill -9 leaves its address behind until its heartbeat goes
+        // stale: nothing listens there any more, and this process may own the queue now.
+        if !listening(&base).await {
+            tracing::debug!(%url, "the advertised API does not answer; going on without it");
+            return None;
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // No proxy for a loopback API.
@@ -120,7 +143,7 @@ impl ApiClient {
         }
         let response = request.send().await.map_err(|e| {
             anyhow::anyhow!(
-                "the franchise serve process that owns this data dir does not answer at {} \
+                "the franchise process that owns this data dir does not answer at {} \
                  ({e}); if it was stopped, run the command again",
                 self.base
             )

@@ -56,7 +56,8 @@ async fn record_and_wait(
     options: &franchise::ImportOptions,
 ) -> anyhow::Result<ExitCode> {
     let owner = importer.queue_owner();
-    // A `franchise serve` process owns the data dir: ask it.
+    // Another process owns the data dir and serves a local API (serve, work, import --wait):
+    // ask it.
     let api = ApiClient::of(importer).await;
     let mut imports = Vec::new();
     for root in &args.ids {
@@ -66,7 +67,8 @@ async fn record_and_wait(
         };
         match &api {
             Some(api) if !args.json => out!(
-                "import {import_id} of anime {root} started by the franchise serve process at {}",
+                "import {import_id} of anime {root} started by the franchise process that owns \
+                 the queue, at {}",
                 api.base()
             ),
             _ => report(args.json, import_id, *root, owner)?,

@@ -2,7 +2,7 @@
 //! level from `-v`/`-q`. Log lines go to stderr through the progress bars, which step aside
 //! while a line prints, so a warning never lands inside "Importing 82/102…".
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
 use indicatif::MultiProgress;
@@ -27,8 +27,15 @@ pub fn init(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_on_stderr())
         .with_writer(AboveBars)
         .init();
+}
+
+/// Colour only where a person reads it: stderr is a terminal and `NO_COLOR` is unset or
+/// empty (no-color.org). A log redirected to a file or a pipe stays plain text.
+pub fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Writes each log line above the progress bars.

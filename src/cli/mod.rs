@@ -6,6 +6,7 @@ mod client;
 mod doctor;
 mod fetch;
 mod import;
+mod local_api;
 mod log;
 mod open;
 mod serve;

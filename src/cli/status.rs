@@ -53,13 +53,16 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
     }
     for i in &status.imports {
         let p = &i.progress;
-        let eta = i
-            .eta_secs
-            .map(|s| {
+        let eta = match i.eta_secs {
+            Some(s) => {
                 let bound = if i.eta_lower_bound { "at least " } else { "" };
                 format!(", ETA {bound}{}", human(s))
-            })
-            .unwrap_or_default();
+            }
+            None if !p.is_finished() && status.workers.is_empty() => {
+                ", no worker runs it (`franchise work` does)".to_string()
+            }
+            None => String::new(),
+        };
         out!(
             "import {:<4} root {:<8} {:<18} {}/{} done, {} failed, {} queued{eta}",
             p.import_id,
@@ -148,12 +151,16 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
     if status.workers.is_empty() {
         out!("workers none running: `franchise work` runs the queue");
     }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     for w in &status.workers {
         out!(
-            "worker  {} pid {} on {}{}",
+            "worker  {} pid {} on {}, heartbeat {} ago{}",
             w.id,
             w.pid,
             w.host,
+            human(now_ms.saturating_sub(w.heartbeat_at_ms).max(0) as f64 / 1000.0),
             w.api_url
                 .as_deref()
                 .map(|u| format!(", API at {u}"))

@@ -14,7 +14,8 @@ use franchise::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::log::bars;
+use super::local_api::LocalApi;
+use super::log::{bars, colour_on_stderr};
 use super::signal::stop_signal;
 use super::{EXIT_INTERRUPTED, EXIT_PARTIAL};
 use crate::out;
@@ -25,10 +26,27 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Waits until every import in `ids` has finished; prints a summary (JSON lines with
 /// `json`). Exit 3 if any item failed, 130 if interrupted.
+///
+/// While this process runs the workers it also serves the JSON API on a loopback port, so a
+/// click from another terminal is answered here.
 pub async fn wait_for_imports(
     importer: &Importer,
     ids: &[i64],
     json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut api = LocalApi::start(importer).await;
+    let outcome = wait_loop(importer, ids, json, &mut api).await;
+    if let Some(api) = api {
+        api.stop().await;
+    }
+    outcome
+}
+
+async fn wait_loop(
+    importer: &Importer,
+    ids: &[i64],
+    json: bool,
+    api: &mut Option<LocalApi>,
 ) -> anyhow::Result<ExitCode> {
     let mut events = importer.subscribe();
     let mut display = Display::new(json);
@@ -58,7 +76,7 @@ pub async fn wait_for_imports(
             () = &mut stop => {
                 display.finish();
                 if !json {
-                    eprintln!("interrupted: the imports go on at the next `franchise work`");
+                    eprintln!("interrupted: {}", who_goes_on(importer).await);
                 }
                 return Ok(ExitCode::from(EXIT_INTERRUPTED));
             }
@@ -88,7 +106,9 @@ pub async fn wait_for_imports(
             },
             _ = tick.tick() => {
                 read_store = true;
-                take_over_if_free(importer, &display).await?;
+                if take_over_if_free(importer, &display).await? {
+                    *api = LocalApi::start(importer).await;
+                }
             }
         }
     }
@@ -194,17 +214,55 @@ async fn read_one(
 }
 
 /// A process recording for another owner runs the workers itself once that owner is gone.
-async fn take_over_if_free(importer: &Importer, display: &Display) -> anyhow::Result<()> {
+/// True when it took them over.
+async fn take_over_if_free(importer: &Importer, display: &Display) -> anyhow::Result<bool> {
     if !matches!(importer.queue_owner(), QueueOwner::OtherProcess { .. }) {
-        return Ok(());
+        return Ok(false);
     }
     match importer.start().await {
         Ok(()) => {
             display.note("the process that owned the queue is gone: running the workers here");
-            Ok(())
+            Ok(true)
         }
-        Err(Error::NotOwner { .. }) => Ok(()),
+        Err(Error::NotOwner { .. }) => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Who runs the imports once this process stops waiting: the owner of the embedded queue,
+/// other live workers (PostgreSQL), or nobody until the next `work`.
+async fn who_goes_on(importer: &Importer) -> String {
+    if let QueueOwner::OtherProcess { pid } = importer.queue_owner() {
+        return match pid {
+            Some(pid) => format!(
+                "the imports go on in the franchise process that owns the queue (pid {pid})"
+            ),
+            None => "the imports go on in the franchise process that owns the queue".to_string(),
+        };
+    }
+    let me = std::process::id();
+    let others: Vec<String> = match importer
+        .status(&ImportFilter::in_state(ImportState::Running))
+        .await
+    {
+        Ok(status) => status
+            .workers
+            .iter()
+            .filter(|w| w.pid != me)
+            .map(|w| format!("pid {} on {}", w.pid, w.host))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if others.is_empty() {
+        "the imports stay recorded and go on at the next `franchise work`, `serve` or \
+         `import --wait`"
+            .to_string()
+    } else {
+        format!(
+            "the imports go on in the other franchise worker process{} running ({})",
+            if others.len() == 1 { "" } else { "es" },
+            others.join(", ")
+        )
     }
 }
 
@@ -215,13 +273,22 @@ struct Display {
     last: String,
 }
 
+/// Columns the bar itself takes; its message gets the rest of the line (`wide_msg`), so bar
+/// and message fit an 80-column terminal on one line and are cleared whole on exit.
+const BAR_COLUMNS: usize = 12;
+
 impl Display {
     fn new(json: bool) -> Self {
         let tty = std::io::stderr().is_terminal();
         let bar = (tty && !json).then(|| {
             let bar = bars().add(ProgressBar::new(1));
+            let template = if colour_on_stderr() {
+                format!("{{bar:{BAR_COLUMNS}.cyan/blue}} {{wide_msg}}")
+            } else {
+                format!("{{bar:{BAR_COLUMNS}}} {{wide_msg}}")
+            };
             bar.set_style(
-                ProgressStyle::with_template("{bar:30.cyan/blue} {msg}")
+                ProgressStyle::with_template(&template)
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("█▉▊▋▌▍▎▏ "),
             );
@@ -244,43 +311,23 @@ impl Display {
         let discovered: u64 = latest.values().map(|p| p.discovered).sum();
         let settled: u64 = latest.values().map(ImportProgress::settled).sum();
         let failed: u64 = latest.values().map(|p| p.failed).sum();
-        let mut line = format!("Importing {settled}/{discovered} related anime…");
-        if failed > 0 {
-            line.push_str(&format!(" ({failed} failed)"));
-        }
         let now = franchise_now_ms();
-        match parked.filter(|(until, _)| *until > now) {
-            Some((until, reason)) => {
-                let what = match reason {
-                    ParkReason::Outage => "AniList refuses requests (403); next try",
-                    ParkReason::Unreachable => "AniList cannot be reached; next try",
-                    ParkReason::NotAnilist => "what answers is not AniList; next try",
-                    _ => "waiting for AniList's rate limit, resuming",
-                };
-                line.push_str(&format!(
-                    " {what} in {}",
-                    human((until - now) as f64 / 1000.0)
-                ));
-            }
-            None => {
-                // The walk may still grow, so the estimate is a lower bound, and says so.
-                let eta = latest
-                    .values()
-                    .filter(|p| !p.is_finished())
-                    .filter_map(|p| etas.get(&p.import_id))
-                    .fold(None, |max: Option<f64>, e| {
-                        Some(max.map_or(*e, |m| m.max(*e)))
-                    });
-                if let Some(secs) = eta.filter(|s| *s >= 1.0) {
-                    line.push_str(&format!(", at least {} left", human(secs)));
-                }
-            }
-        }
+        let eta = latest
+            .values()
+            .filter(|p| !p.is_finished())
+            .filter_map(|p| etas.get(&p.import_id))
+            .fold(None, |max: Option<f64>, e| {
+                Some(max.map_or(*e, |m| m.max(*e)))
+            });
+        let state = state_text(failed, parked.filter(|(until, _)| *until > now), now, eta);
         if let Some(bar) = &self.bar {
             bar.set_length(discovered.max(1));
             bar.set_position(settled);
-            bar.set_message(line.clone());
-        } else if self.plain && line != self.last {
+            // The bar says "importing"; its message keeps to what changes.
+            bar.set_message(format!("{settled}/{discovered}{state}"));
+        }
+        let line = format!("Importing {settled}/{discovered} related anime…{state}");
+        if self.bar.is_none() && self.plain && line != self.last {
             eprintln!("{line}");
         }
         self.last = line;
@@ -299,6 +346,41 @@ impl Display {
             bar.finish_and_clear();
         }
     }
+}
+
+/// What follows the counts: a wait for AniList, or the failures and what is left. (During a
+/// wait the failures are left out, so the line fits; the summary lists them.)
+fn state_text(
+    failed: u64,
+    parked: Option<(i64, ParkReason)>,
+    now_ms: i64,
+    eta: Option<f64>,
+) -> String {
+    let mut text = String::new();
+    if failed > 0 && parked.is_none() {
+        text.push_str(&format!(" ({failed} failed)"));
+    }
+    match parked {
+        Some((until, reason)) => {
+            let what = match reason {
+                ParkReason::Outage => "AniList refuses requests (403); next try",
+                ParkReason::Unreachable => "AniList cannot be reached; next try",
+                ParkReason::NotAnilist => "what answers is not AniList; next try",
+                _ => "waiting for AniList's rate limit, resuming",
+            };
+            text.push_str(&format!(
+                " {what} in {}",
+                human((until - now_ms) as f64 / 1000.0)
+            ));
+        }
+        None => {
+            // The walk may still grow, so the estimate is a lower bound, and says so.
+            if let Some(secs) = eta.filter(|s| *s >= 1.0) {
+                text.push_str(&format!(", at least {} left", human(secs)));
+            }
+        }
+    }
+    text
 }
 
 fn franchise_now_ms() -> i64 {
@@ -362,4 +444,37 @@ fn summary(all: &BTreeMap<i64, ImportProgress>, json: bool) -> anyhow::Result<Ex
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bar, a space and the longest message of a big import fit 80 columns.
+    #[test]
+    fn the_longest_bar_line_fits_eighty_columns() {
+        let now = 1_000_000;
+        let parked = [
+            ParkReason::Outage,
+            ParkReason::Unreachable,
+            ParkReason::NotAnilist,
+            ParkReason::RateLimited,
+        ];
+        for reason in parked {
+            let state = state_text(99_999, Some((now + 3_599_000, reason)), now, None);
+            let line = format!("{} 999999/999999{state}", "█".repeat(BAR_COLUMNS));
+            assert!(
+                line.chars().count() <= 80,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        let state = state_text(99_999, None, now, Some(3_599.0));
+        let line = format!("{} 999999/999999{state}", "█".repeat(BAR_COLUMNS));
+        assert!(line.chars().count() <= 80, "{line}");
+        assert!(
+            line.contains("(99999 failed), at least 59m59s left"),
+            "{line}"
+        );
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use franchise::{Error, ImportFilter, ImportState, Importer, Settings};
 
+use super::local_api::LocalApi;
 use super::signal::stop_signal;
 
 #[derive(Debug, Args)]
@@ -32,8 +33,12 @@ pub async fn run(settings: Settings, args: WorkArgs) -> anyhow::Result<ExitCode>
         "franchise work: pid {}, {workers} jobs at a time; Ctrl-C stops gracefully",
         std::process::id()
     );
+    let api = LocalApi::start(&importer).await;
     let outcome = work(&importer, &args).await;
     eprintln!("stopping: letting in-flight jobs finish…");
+    if let Some(api) = api {
+        api.stop().await;
+    }
     importer.close().await;
     outcome
 }

@@ -267,9 +267,17 @@ impl Importer {
 
     /// Cancels an import: its queued items become `cancelled` and are never fetched; jobs
     /// already in flight finish. Honoured by the process running the workers within a second,
-    /// whichever process asks.
+    /// whichever process asks. [`Error::AlreadyFinished`] if it had finished (nothing is
+    /// queued to cancel); [`Error::UnknownImport`] if there is no such import.
     pub async fn cancel(&self, import_id: i64) -> Result<ImportProgress, Error> {
         self.writable()?;
+        let before = self.progress(import_id).await?;
+        if before.is_finished() {
+            return Err(Error::AlreadyFinished {
+                import_id,
+                state: before.state,
+            });
+        }
         cancel_import(&self.inner.store, import_id, self.now())
             .await?
             .ok_or(Error::UnknownImport(import_id))?;
@@ -277,8 +285,19 @@ impl Importer {
     }
 
     /// Queues an import's failed (and cancelled) items again, under the same import id.
+    /// [`Error::NothingToRetry`] if it has none; [`Error::UnknownImport`] if there is no such
+    /// import.
     pub async fn retry(&self, import_id: i64) -> Result<ImportProgress, Error> {
         self.writable()?;
+        let before = self.progress(import_id).await?;
+        if before.failed == 0 && before.cancelled == 0 {
+            return Err(Error::NothingToRetry {
+                import_id,
+                state: before.state,
+                done: before.done,
+                queued: before.queued,
+            });
+        }
         let queue = self.queue();
         let push = if queue.is_some() {
             Push::Caller

@@ -22,7 +22,9 @@ const PRESENCE_CHUNK: usize = 1_000;
 pub(super) struct ProcessCard {
     pub id: String,
     started_at_ms: i64,
-    api_url: Mutex<Option<String>>,
+    /// Where its local API listens, and whether that is `franchise serve` (API and pages)
+    /// rather than the API alone that `work` and `import --wait` answer other terminals on.
+    api: Mutex<Option<(String, ProcessRole)>>,
 }
 
 impl ProcessCard {
@@ -35,29 +37,24 @@ impl ProcessCard {
                 rand::random::<u32>()
             ),
             started_at_ms: now_ms,
-            api_url: Mutex::new(None),
+            api: Mutex::new(None),
         }
     }
 
-    pub(super) fn set_api_url(&self, url: Option<String>) {
-        *self.api_url.lock().unwrap_or_else(|p| p.into_inner()) = url;
+    pub(super) fn set_api(&self, api: Option<(String, ProcessRole)>) {
+        *self.api.lock().unwrap_or_else(|p| p.into_inner()) = api;
     }
 
     pub(super) fn info(&self, now_ms: i64, queue: Option<crate::queue::QueueDepth>) -> ProcessInfo {
-        let api_url = self
-            .api_url
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let (api_url, role) = match self.api.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some((url, role)) => (Some(url), role),
+            None => (None, ProcessRole::Worker),
+        };
         ProcessInfo {
             id: self.id.clone(),
             host: host_name(),
             pid: std::process::id(),
-            role: if api_url.is_some() {
-                ProcessRole::Server
-            } else {
-                ProcessRole::Worker
-            },
+            role,
             started_at_ms: self.started_at_ms,
             heartbeat_at_ms: now_ms,
             api_url,

@@ -223,13 +223,17 @@ impl Importer {
 
     /// Tells other processes where this one's local API listens, at once: the CLI of another
     /// terminal reads it to talk to this process instead of the data dir. `None` withdraws
-    /// it. Needs the workers running. [`crate::ApiServer`] calls it.
-    pub(crate) async fn advertise_api(&self, url: Option<String>) -> Result<(), Error> {
+    /// it. Needs the workers running. [`crate::ApiServer`] calls it, with the role its pages
+    /// give it.
+    pub(crate) async fn advertise_api(
+        &self,
+        api: Option<(String, crate::store::ProcessRole)>,
+    ) -> Result<(), Error> {
         let running = self.inner.running.lock().await;
         let Some(running) = running.as_ref() else {
             return Err(Error::NotRunning);
         };
-        running.card.set_api_url(url);
+        running.card.set_api(api);
         let depth = match self.queue() {
             Some(queue) => queue.depth().await.ok(),
             None => None,
@@ -242,7 +246,8 @@ impl Importer {
     }
 
     /// The local API of the process that runs the workers over this embedded data dir, if
-    /// it serves one (`franchise serve`), for a CLI in another terminal to talk to.
+    /// it serves one (`franchise serve`, `work`, `import --wait`, or an app through
+    /// [`crate::ApiServer::bind_local`]), for a CLI in another terminal to talk to.
     pub(crate) async fn owner_api(&self) -> Result<Option<String>, Error> {
         if !matches!(self.queue_owner(), QueueOwner::OtherProcess { .. }) {
             return Ok(None);

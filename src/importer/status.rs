@@ -35,7 +35,7 @@ pub struct ImportStatus {
     #[serde(flatten)]
     pub progress: ImportProgress,
     /// Seconds left, from the ids still to fetch, the levels they span, the budget's pace
-    /// and the round trip; `None` once finished.
+    /// and the round trip; `None` once finished, or while no live process runs the workers.
     pub eta_secs: Option<f64>,
     /// The walk may still grow, so the ETA can only be longer.
     pub eta_lower_bound: bool,
@@ -64,6 +64,8 @@ impl Importer {
             Err(_) => (None, None),
         };
         let rtt = self.inner.client.round_trip();
+        // Nobody runs the workers: nothing will happen until somebody does, so no estimate.
+        let worked = !workers.is_empty() || self.is_running().await;
         let imports = self
             .inner
             .store
@@ -71,7 +73,7 @@ impl Importer {
             .await?
             .into_iter()
             .map(|progress| {
-                let eta = estimate(&progress, budget.as_ref(), rtt);
+                let eta = estimate(&progress, budget.as_ref(), rtt).filter(|_| worked);
                 ImportStatus {
                     eta_secs: eta.map(|e| e.secs),
                     eta_lower_bound: eta.is_some_and(|e| e.lower_bound),

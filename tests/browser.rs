@@ -28,6 +28,8 @@ const MISSING: i32 = 2_000_000;
 /// The browser's window: a laptop screen.
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 900;
+/// A phone, or an app's side panel.
+const NARROW: u32 = 400;
 
 /// A child process, in a process group of its own, that is killed with its group (and
 /// reaped) when dropped, failing test or not. On a failing test it prints what it wrote.
@@ -469,6 +471,65 @@ async fn the_status_page_updates_live_starts_and_cancels_imports() {
     assert_eq!(api_state(&http, &base, import_b).await, "cancelled");
     not_reloaded().await;
     step(&format!("cancelled import {import_b} with its button"));
+
+    // The form's "Import #N started." goes by itself; no failure text speaks of CLI flags.
+    until(
+        "the form's message to clear",
+        Duration::from_secs(15),
+        || async {
+            js(b, "return document.getElementById('form-msg').hidden;")
+                .await
+                .as_bool()
+                .filter(|hidden| *hidden)
+        },
+    )
+    .await;
+    let page_text = js(b, "return document.body.textContent;").await;
+    assert!(
+        !page_text.as_str().unwrap_or("").contains("--force-refresh"),
+        "the page speaks of a CLI flag: {page_text}"
+    );
+
+    // 400 px wide (a phone, an app's side panel): nothing scrolls sideways, and each import
+    // is still there with its figure and its button.
+    b.set_window_size(NARROW + frame_w, HEIGHT + frame_h)
+        .await
+        .expect("window size");
+    let fits = until(
+        "the page to lay out at 400 px",
+        Duration::from_secs(10),
+        || async {
+            let sizes = js(
+                b,
+                "return [window.innerWidth, document.documentElement.scrollWidth, \
+             document.querySelector('table.imports').getBoundingClientRect().right];",
+            )
+            .await;
+            let inner = sizes[0].as_f64()?;
+            (inner <= f64::from(NARROW) + 1.0).then_some(sizes)
+        },
+    )
+    .await;
+    let (inner, scroll, table_right) = (
+        fits[0].as_f64().unwrap_or(0.0),
+        fits[1].as_f64().unwrap_or(f64::MAX),
+        fits[2].as_f64().unwrap_or(f64::MAX),
+    );
+    assert!(
+        scroll <= inner && table_right <= inner,
+        "at {inner} px the page is {scroll} px wide and the imports table ends at {table_right}"
+    );
+    let rows = js(
+        b,
+        "return document.querySelectorAll('tr.import .figure').length;",
+    )
+    .await;
+    assert!(rows.as_u64().is_some_and(|n| n >= 3), "{rows}");
+    screenshot(b, &shots.join("status-400px.png")).await;
+    b.set_window_size(WIDTH + frame_w, HEIGHT + frame_h)
+        .await
+        .expect("window size");
+    step("the page fits 400 px");
 
     // The first import ends; its row says so without a reload, and its franchise page
     // lists every member.

@@ -103,9 +103,25 @@ pub fn anime_json(a: &Anime) -> serde_json::Value {
         "season_year": a.season_year,
         "relations": a.relations.iter().map(|e| json!({
             "from": a.id, "to": e.node.id, "type": e.relation.as_str(), "derived": false,
-            "to_kind": e.node.kind.as_str(), "to_title": e.node.title.display(),
+            "to_kind": e.node.kind.as_str(), "to_format": e.node.format,
+            "to_title": e.node.title.display(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `title` in at most `max` characters. What tells the members of a franchise apart is
+/// mostly at the end ("… Season 3 Part 2", "… Movie 2: …"), so a long title keeps its
+/// first words and its end, with "…" between.
+fn short_label(title: &str, max: usize) -> String {
+    let chars: Vec<char> = title.chars().collect();
+    if chars.len() <= max || max < 8 {
+        return title.to_string();
+    }
+    let head = max / 3;
+    let tail = max - head - 1;
+    let head: String = chars[..head].iter().collect();
+    let tail: String = chars[chars.len() - tail..].iter().collect();
+    format!("{}…{}", head.trim_end(), tail.trim_start())
 }
 
 /// One edge per related pair (the observed direction if there is one), the root
@@ -116,14 +132,7 @@ pub fn to_dot(f: &Franchise) -> String {
     let members: HashMap<AnimeId, &AnimeSummary> = f.anime.iter().map(|a| (a.id, a)).collect();
     // A label per node: long franchises keep labels short so the graph stays readable.
     let max_label = if f.anime.len() > 100 { 24 } else { 48 };
-    let short = |s: &str| {
-        if s.chars().count() > max_label {
-            let cut: String = s.chars().take(max_label - 1).collect();
-            format!("{cut}…")
-        } else {
-            s.to_string()
-        }
-    };
+    let short = |s: &str| short_label(s, max_label);
     let mut out = String::from(
         "digraph franchise {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontsize=10];\n  \
          edge [fontsize=8];\n",
@@ -175,7 +184,8 @@ pub fn to_dot(f: &Franchise) -> String {
         out.push_str(&format!(
             "  a{id} [label=\"{}\\n#{id} {}\", style=\"dashed\", color=gray, fontcolor=gray];\n",
             quote(&short(r.to_title.as_deref().unwrap_or("(untitled)"))),
-            quote(&r.to_kind)
+            // A manga, a novel or a one-shot says which; an anime outside says its format.
+            quote(r.to_format.as_deref().unwrap_or(&r.to_kind))
         ));
     }
     // One edge per pair: the observed row wins; a pair seen both ways keeps the lower id's.
@@ -209,4 +219,34 @@ pub fn to_dot(f: &Franchise) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_label;
+
+    #[test]
+    fn a_short_label_keeps_the_end_that_tells_anime_apart() {
+        let titles = [
+            "Shingeki no Kyojin: The Final Season - Kanketsu-hen Part 1",
+            "Shingeki no Kyojin: The Final Season - Kanketsu-hen Part 2",
+            "Shingeki no Kyojin: The Final Season",
+        ];
+        let labels: Vec<String> = titles.iter().map(|t| short_label(t, 24)).collect();
+        for (title, label) in titles.iter().zip(&labels) {
+            assert!(label.chars().count() <= 24, "{label}");
+            assert!(label.starts_with("Shingeki"), "{label}");
+            assert!(label.contains('…'), "{label}");
+            assert!(
+                title.ends_with(label.rsplit('…').next().unwrap_or("")),
+                "{label}"
+            );
+        }
+        assert!(
+            labels[0].ends_with("Part 1") && labels[1].ends_with("Part 2"),
+            "{labels:?}"
+        );
+        assert_ne!(labels[0], labels[1]);
+        assert_eq!(short_label("Attack on Titan", 24), "Attack on Titan");
+    }
 }

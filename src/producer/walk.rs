@@ -16,7 +16,7 @@ pub(crate) const WALKED: &str = "fetched with its relation's request";
 
 /// Why an item failed when AniList left its id out of an `id_in` answer.
 pub(crate) const NOT_FOUND: &str = "not found on AniList (unknown, deleted or adult id); \
-     remembered for the freshness TTL, `--force-refresh` asks again";
+     remembered for the freshness TTL; a forced refresh asks again";
 
 /// The anime one flush brought whole: the ids its requests asked for (stored before the walk)
 /// and those an answer carried beyond them (a request that walked several levels). A carried

@@ -222,11 +222,14 @@
       if (fields.force_refresh.checked) body.force_refresh = true;
       var button = form.querySelector('button[type="submit"]');
       button.disabled = true;
+      clearTimeout(form.msgTimer);
       post('/api/imports', body).then(function (r) {
         msg.textContent = 'Import #' + r.import_id + ' started.';
         msg.className = 'form-msg ok';
         fields.root.value = '';
         refresh(0);
+        // The row in Imports says the rest; the note goes after a few seconds.
+        form.msgTimer = setTimeout(function () { msg.hidden = true; }, 6000);
       }, function (err) {
         msg.textContent = err.message;
         msg.className = 'form-msg bad';
@@ -234,6 +237,14 @@
         msg.hidden = false;
         button.disabled = false;
       });
+    });
+  }
+
+  // A message about the last submit goes once the user types the next id.
+  if (form) {
+    form.elements.root.addEventListener('input', function () {
+      var msg = document.getElementById('form-msg');
+      if (msg) msg.hidden = true;
     });
   }
 

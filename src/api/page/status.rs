@@ -279,7 +279,7 @@ fn import_row(import: &ImportStatus, now_ms: i64) -> String {
          <td class=\"wide\"><progress max=\"{max}\" value=\"{settled}\"></progress>\
          <span class=\"figure\">{figure}</span></td>\
          <td class=\"eta\">{eta}</td>\
-         <td><span class=\"state state-{state}\">{state_label}</span>{notes}</td>\
+         <td class=\"st\"><span class=\"state state-{state}\">{state_label}</span>{notes}</td>\
          <td class=\"muted\">{started}</td><td class=\"actions\">{actions}</td></tr>",
         state = p.state.as_str(),
         cancelled = p.cancelled,

@@ -23,9 +23,14 @@ const CAPACITY: usize = 4096;
 /// An estimate of the time left.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Eta {
+    /// Seconds left, the waits below included.
     pub secs: f64,
     /// The walk may still find more anime, so the true figure can only be larger.
     pub lower_bound: bool,
+    /// The next request waits this long for AniList's rate limit (the budget's window or
+    /// spacing, or a park), when that is long enough to say ("waiting for AniList's rate
+    /// limit, resuming in N s").
+    pub waiting_secs: Option<f64>,
 }
 
 /// Something that happened, in the order the store committed it.

@@ -235,6 +235,9 @@ pub(crate) struct LedgerOutcome {
     pub granted: bool,
     /// When a refused `Take` is worth trying again.
     pub retry_at_ms: Option<i64>,
+    /// When the next request may go, as of after this operation (`None`: now). What a
+    /// status view waits for: the window, the spacing, a park.
+    pub next_slot_ms: Option<i64>,
     /// The park in force after this operation, if any.
     pub parked: Option<(i64, ParkReason)>,
     pub snapshot: LedgerSnapshot,
@@ -442,10 +445,15 @@ pub(crate) fn apply(
         }
         LedgerOp::Read => {}
     }
+    let after = WindowView {
+        in_window: used,
+        oldest_ms: window.oldest_ms.or(granted.then_some(now_ms)),
+    };
     LedgerOutcome {
         now_ms,
         granted,
         retry_at_ms,
+        next_slot_ms: next_slot(rules, now_ms, row, after),
         parked: row.parked_until_ms.zip(row.parked_reason),
         snapshot: LedgerSnapshot {
             limit: rules.limit(row),

@@ -1107,3 +1107,72 @@ async fn a_click_beside_import_wait_is_answered_and_the_cli_says_what_is_so() {
     assert!(status["imports"][0]["eta_secs"].is_null(), "{status:#}");
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_requests_a_minute_the_eta_counts_the_wait_for_the_next_slot() {
+    // Five levels walked one per request under a budget of 2 a minute: the first two go at
+    // once, the third waits for the window to roll, about a minute later.
+    let world = WorldSpec::default()
+        .seed(9)
+        .franchises(0)
+        .giant(30, 5)
+        .cross_link_rate(0.0)
+        .clean()
+        .build();
+    let root = world.franchises()[0].root;
+    let fake = start_fake(world, Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = fake.url();
+    let mut slow = franchise(&data, &url);
+    slow.env("FRANCHISE_ANILIST__WALK_LEVELS", "1");
+    let mut importing = spawn(
+        slow,
+        &["--budget", "2", "import", &root.to_string(), "--wait"],
+        dir.path(),
+        "import",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let out = run(
+            franchise(&data, &url),
+            &["status", "--json"],
+            Duration::from_secs(30),
+        )
+        .await;
+        if let Ok(status) = serde_json::from_slice::<Value>(&out.stdout)
+            && status["budget"]["used_in_window"] == 2
+            && status["imports"][0]["state"] == "running"
+            && status["imports"][0]["eta_secs"].is_f64()
+        {
+            break status;
+        }
+        if let Some(exit) = importing.try_wait().unwrap() {
+            panic!(
+                "import exited: {exit:?}\n{}",
+                child_log(dir.path(), "import")
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the budget never filled: {}",
+            describe(&out)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let import = &status["imports"][0];
+    let eta = import["eta_secs"].as_f64().unwrap_or(0.0);
+    assert!(eta >= 20.0, "eta {eta}: {status:#}");
+    let waiting = import["eta_waiting_secs"].as_f64().unwrap_or(0.0);
+    assert!(
+        waiting >= 20.0 && waiting <= eta,
+        "waiting {waiting}: {status:#}"
+    );
+    let out = run(franchise(&data, &url), &["status"], Duration::from_secs(30)).await;
+    assert!(
+        text(&out.stdout).contains("waiting for AniList's rate limit, resuming in"),
+        "{}",
+        describe(&out)
+    );
+    let _ = importing.kill().await;
+}

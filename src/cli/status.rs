@@ -56,7 +56,16 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
         let eta = match i.eta_secs {
             Some(s) => {
                 let bound = if i.eta_lower_bound { "at least " } else { "" };
-                format!(", ETA {bound}{}", human(s))
+                let waiting = i
+                    .eta_waiting_secs
+                    .map(|w| {
+                        format!(
+                            " (waiting for AniList's rate limit, resuming in {})",
+                            human(w)
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(", ETA {bound}{}{waiting}", human(s))
             }
             None if !p.is_finished() && status.workers.is_empty() => {
                 ", no worker runs it (`franchise work` does)".to_string()

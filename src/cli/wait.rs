@@ -51,7 +51,7 @@ async fn wait_loop(
     let mut events = importer.subscribe();
     let mut display = Display::new(json);
     let mut latest: BTreeMap<i64, ImportProgress> = BTreeMap::new();
-    let mut etas: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut etas: BTreeMap<i64, Estimate> = BTreeMap::new();
     let mut parked: Option<(i64, ParkReason)> = None;
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -88,7 +88,7 @@ async fn wait_loop(
                 Some(Event::Progress { import_id, eta, .. }) if latest.contains_key(&import_id) => {
                     let _ = importer.progress(import_id).await.map(|p| latest.insert(import_id, p));
                     match eta {
-                        Some(eta) => etas.insert(import_id, eta.secs),
+                        Some(eta) => etas.insert(import_id, Estimate::new(eta.secs, eta.waiting_secs)),
                         None => etas.remove(&import_id),
                     };
                 }
@@ -192,18 +192,35 @@ fn park_reason(state: UpstreamState) -> ParkReason {
     }
 }
 
+/// An import's estimate as last heard, and until when its next request waits for the rate
+/// limit (Unix ms), if that was worth saying.
+#[derive(Debug, Clone, Copy)]
+struct Estimate {
+    secs: f64,
+    paced_until_ms: Option<i64>,
+}
+
+impl Estimate {
+    fn new(secs: f64, waiting_secs: Option<f64>) -> Self {
+        Self {
+            secs,
+            paced_until_ms: waiting_secs.map(|w| franchise_now_ms() + (w * 1000.0) as i64),
+        }
+    }
+}
+
 /// Reads one import's progress and estimate from the store.
 async fn read_one(
     importer: &Importer,
     latest: &mut BTreeMap<i64, ImportProgress>,
-    etas: &mut BTreeMap<i64, f64>,
+    etas: &mut BTreeMap<i64, Estimate>,
     import_id: i64,
 ) -> anyhow::Result<()> {
     let status = importer.status(&ImportFilter::one(import_id)).await?;
     match status.imports.into_iter().next() {
         Some(found) => {
             match found.eta_secs {
-                Some(secs) => etas.insert(import_id, secs),
+                Some(secs) => etas.insert(import_id, Estimate::new(secs, found.eta_waiting_secs)),
                 None => etas.remove(&import_id),
             };
             latest.insert(import_id, found.progress);
@@ -305,21 +322,32 @@ impl Display {
     fn show(
         &mut self,
         latest: &BTreeMap<i64, ImportProgress>,
-        etas: &BTreeMap<i64, f64>,
+        etas: &BTreeMap<i64, Estimate>,
         parked: Option<(i64, ParkReason)>,
     ) {
         let discovered: u64 = latest.values().map(|p| p.discovered).sum();
         let settled: u64 = latest.values().map(ImportProgress::settled).sum();
         let failed: u64 = latest.values().map(|p| p.failed).sum();
         let now = franchise_now_ms();
-        let eta = latest
+        let running: Vec<&Estimate> = latest
             .values()
             .filter(|p| !p.is_finished())
             .filter_map(|p| etas.get(&p.import_id))
+            .collect();
+        let eta = running
+            .iter()
+            .map(|e| e.secs)
             .fold(None, |max: Option<f64>, e| {
-                Some(max.map_or(*e, |m| m.max(*e)))
+                Some(max.map_or(e, |m| m.max(e)))
             });
-        let state = state_text(failed, parked.filter(|(until, _)| *until > now), now, eta);
+        // The budget's pace holds the next request back: say so, as for a 429's park.
+        let paced = running
+            .iter()
+            .filter_map(|e| e.paced_until_ms)
+            .min()
+            .map(|until| (until, ParkReason::RateLimited));
+        let waiting = parked.or(paced).filter(|(until, _)| *until > now);
+        let state = state_text(failed, waiting, now, eta);
         if let Some(bar) = &self.bar {
             bar.set_length(discovered.max(1));
             bar.set_position(settled);

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::queue::QueueDepth;
 use crate::store::{ImportFilter, ImportProgress, ProcessInfo};
 use crate::upstream::{BudgetState, Checkup, FirstContact, UpstreamStatus};
-use crate::workers::estimate;
+use crate::workers::{EtaInputs, estimate};
 
 /// A heartbeat older than this means its process is gone.
 pub(crate) const STALE_AFTER_MS: i64 = 5_000;
@@ -39,6 +39,10 @@ pub struct ImportStatus {
     pub eta_secs: Option<f64>,
     /// The walk may still grow, so the ETA can only be longer.
     pub eta_lower_bound: bool,
+    /// Of `eta_secs`, the wait for AniList's rate limit before the next request, when it is
+    /// long enough to say.
+    #[serde(default)]
+    pub eta_waiting_secs: Option<f64>,
 }
 
 impl Importer {
@@ -64,6 +68,8 @@ impl Importer {
             Err(_) => (None, None),
         };
         let rtt = self.inner.client.round_trip();
+        let cap = budget.as_ref().and_then(|b| b.walk_cap);
+        let levels = |ids: usize| self.inner.client.levels_for(ids, cap);
         // Nobody runs the workers: nothing will happen until somebody does, so no estimate.
         let worked = !workers.is_empty() || self.is_running().await;
         let imports = self
@@ -73,10 +79,16 @@ impl Importer {
             .await?
             .into_iter()
             .map(|progress| {
-                let eta = estimate(&progress, budget.as_ref(), rtt).filter(|_| worked);
+                let inputs = EtaInputs {
+                    budget: budget.as_ref(),
+                    round_trip: rtt,
+                    levels_per_request: &levels,
+                };
+                let eta = estimate(&progress, &inputs).filter(|_| worked);
                 ImportStatus {
                     eta_secs: eta.map(|e| e.secs),
                     eta_lower_bound: eta.is_some_and(|e| e.lower_bound),
+                    eta_waiting_secs: eta.and_then(|e| e.waiting_secs),
                     progress,
                 }
             })

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Importer, Inner};
 use crate::store::{ImportFilter, ImportState};
-use crate::workers::estimate;
+use crate::workers::{EtaInputs, estimate};
 
 /// How often the store is read for other processes' progress.
 const EVERY: Duration = Duration::from_millis(250);
@@ -92,7 +92,16 @@ async fn watch(inner: Weak<Inner>) {
             let Some(progress) = found.pop() else {
                 continue;
             };
-            let eta = estimate(&progress, budget.as_ref(), rtt);
+            let cap = budget.as_ref().and_then(|b| b.walk_cap);
+            let levels = |ids: usize| inner.client.levels_for(ids, cap);
+            let eta = estimate(
+                &progress,
+                &EtaInputs {
+                    budget: budget.as_ref(),
+                    round_trip: rtt,
+                    levels_per_request: &levels,
+                },
+            );
             inner.events.publish_progress(&progress, eta);
         }
     }

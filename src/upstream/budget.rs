@@ -86,6 +86,10 @@ pub struct BudgetState {
     /// parked).
     pub pace_per_minute: f64,
     pub parked_for_ms: Option<u64>,
+    /// How long until the next request may go under the window and the spacing (or the
+    /// park); `None` when one may go now.
+    #[serde(default)]
+    pub next_slot_in_ms: Option<u64>,
     /// When the park ends (Unix ms).
     pub parked_until_ms: Option<i64>,
     pub parked_reason: Option<ParkReason>,
@@ -401,6 +405,10 @@ impl RateBudget {
                 per_minute_window.min(per_minute_pace)
             },
             parked_for_ms: parked.map(|(until, _)| u64::try_from(until - now).unwrap_or(0)),
+            next_slot_in_ms: outcome
+                .next_slot_ms
+                .filter(|at| *at > now)
+                .map(|at| u64::try_from(at - now).unwrap_or(0)),
             parked_until_ms: parked.map(|(until, _)| until),
             parked_reason: parked.map(|(_, reason)| reason),
             server_limit: s.server_limit,

@@ -197,6 +197,13 @@ impl AniListClient {
         self.gauge.batch_size(pending, cap)
     }
 
+    /// The levels a request for `ids` ids would walk now, under `cap` (the budget's lowered
+    /// walk, if any): what an estimate divides the levels still to walk by.
+    pub(crate) fn levels_for(&self, ids: usize, cap: Option<u32>) -> usize {
+        self.gauge
+            .levels_for(ids, cap.map(|c| usize::try_from(c).unwrap_or(1)))
+    }
+
     /// The deepest walk this client's setting asks for (what `franchise doctor` tries).
     pub(crate) fn deepest_walk(&self) -> usize {
         self.gauge.setting().deepest()

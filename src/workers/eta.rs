@@ -1,57 +1,198 @@
-//! How long an import has left, from what the walk knows: the ids discovered but not yet
-//! fetched, the levels they span, the budget's pace and the measured round trip. While the
-//! walk can still grow, the figure is a lower bound, and says so.
+//! How long an import has left, from what is known: the ids still to fetch and the levels
+//! they span, the levels one request walks, the rate budget (the wait for its next slot, its
+//! spacing and its window), parks, and the measured round trip. While the walk can still
+//! grow, the figure is a lower bound, and says so.
 
 use std::time::Duration;
 
 use crate::events::Eta;
+use crate::ledger::ParkReason;
 use crate::store::ImportProgress;
 use crate::upstream::{BudgetState, MAX_BATCH};
 
+/// Below this, a wait for the budget is part of the pace, not worth a "waiting" line.
+const WAIT_WORTH_SAYING_SECS: f64 = 2.0;
+
+/// What an estimate is built from besides the import's own progress.
+pub(crate) struct EtaInputs<'a> {
+    /// The shared budget as last read; `None` if it could not be read.
+    pub budget: Option<&'a BudgetState>,
+    /// The smoothed round trip; a second (AniList's usual) until one was measured.
+    pub round_trip: Option<Duration>,
+    /// The levels of relations a request for this many ids walks now (the walk-depth
+    /// setting, the learnt answer size, a lowered cap).
+    pub levels_per_request: &'a dyn Fn(usize) -> usize,
+}
+
 /// The estimate for `progress`, or `None` if it is finished.
-pub(crate) fn estimate(
-    progress: &ImportProgress,
-    budget: Option<&BudgetState>,
-    round_trip: Option<Duration>,
-) -> Option<Eta> {
+pub(crate) fn estimate(progress: &ImportProgress, inputs: &EtaInputs<'_>) -> Option<Eta> {
     if progress.is_finished() || progress.queued == 0 {
         return None;
     }
-    let requests = progress.queued.div_ceil(MAX_BATCH as u64).max(1) as f64;
-    let levels = f64::from(progress.queued_levels.max(1));
-    // Without a measurement, assume a second: AniList's usual answer time.
-    let rtt = round_trip.unwrap_or(Duration::from_secs(1)).as_secs_f64();
-    let (pace_per_sec, parked) = match budget {
-        Some(b) => {
-            let per_minute = if b.pace_per_minute > 0.0 {
-                b.pace_per_minute
-            } else {
-                f64::from(b.limit_per_window) * 60.0 / b.window_secs.max(1.0)
-            };
-            (
-                per_minute / 60.0,
-                b.parked_for_ms.unwrap_or(0) as f64 / 1000.0,
-            )
-        }
-        None => (0.5, 0.0),
+    let rtt = inputs
+        .round_trip
+        .unwrap_or(Duration::from_secs(1))
+        .as_secs_f64();
+    let batch = progress.queued.clamp(1, MAX_BATCH as u64) as usize;
+    let per_request = (inputs.levels_per_request)(batch).max(1) as u64;
+    // Each round of requests learns `per_request` levels; the next round needs its answers.
+    let rounds = u64::from(progress.queued_levels.max(1)).div_ceil(per_request);
+    let requests = progress.queued.div_ceil(MAX_BATCH as u64).max(rounds);
+    let (wait, spacing, rate_time) = match inputs.budget {
+        Some(b) => budget_time(b, requests),
+        None => (0.0, 0.0, 0.0),
     };
-    // Requests beyond what is left in the window wait for the window to roll.
-    let rate_time = match budget {
-        Some(b) => {
-            let left_in_window = f64::from(b.limit_per_window.saturating_sub(b.used_in_window));
-            if requests <= left_in_window {
-                (requests - 1.0).max(0.0) * b.min_spacing_ms as f64 / 1000.0
-            } else {
-                (requests - left_in_window) / pace_per_sec.max(1e-9)
-            }
-        }
-        None => requests / pace_per_sec,
-    };
-    // Each level needs at least one round trip after the one before it.
-    let walk_time = levels * rtt;
+    // An outage's pause is waited too, but it is no rate limit: the status says it apart.
+    let rate_limited = inputs
+        .budget
+        .is_none_or(|b| b.parked_reason.is_none_or(|r| r == ParkReason::RateLimited));
+    // Rounds follow one another: each after the last one's answer and at least a slot apart.
+    let walk_time = rtt + (rounds - 1) as f64 * rtt.max(spacing);
+    let send_time = rtt + rate_time;
     Some(Eta {
-        secs: parked + rate_time.max(walk_time),
-        // Every queued item may still add relatives, unless the size cap is reached.
+        secs: wait + walk_time.max(send_time),
+        // Every queued item may still add relatives.
         lower_bound: true,
+        waiting_secs: (rate_limited && wait >= WAIT_WORTH_SAYING_SECS).then_some(wait),
     })
+}
+
+/// (wait for the first slot, spacing between requests, time from the first request to the
+/// last) under the budget. Requests that fit what is left of the window go at the spacing;
+/// the rest at the window's pace.
+fn budget_time(b: &BudgetState, requests: u64) -> (f64, f64, f64) {
+    let wait = b.parked_for_ms.or(b.next_slot_in_ms).unwrap_or(0) as f64 / 1000.0;
+    let spacing = b.min_spacing_ms as f64 / 1000.0;
+    let window_pace = f64::from(b.limit_per_window.max(1)) / b.window_secs.max(1e-3);
+    let after_first = requests.saturating_sub(1) as f64;
+    let left = f64::from(b.limit_per_window.saturating_sub(b.used_in_window + 1));
+    let rate_time = if after_first <= left {
+        after_first * spacing
+    } else {
+        left * spacing + (after_first - left) / window_pace.max(1e-9)
+    };
+    (wait, spacing, rate_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ImportState;
+
+    fn progress(queued: u64, queued_levels: u32) -> ImportProgress {
+        ImportProgress {
+            import_id: 1,
+            root: crate::test_support::id(1),
+            state: ImportState::Running,
+            discovered: queued + 5,
+            done: 5,
+            failed: 0,
+            cancelled: 0,
+            queued,
+            unwalked_edges: 0,
+            queued_levels,
+            created_at_ms: 0,
+            finished_at_ms: None,
+            failures: Vec::new(),
+        }
+    }
+
+    fn budget(
+        limit: u32,
+        window_secs: f64,
+        used: u32,
+        next_slot_in_ms: Option<u64>,
+    ) -> BudgetState {
+        BudgetState {
+            requests_made: u64::from(used),
+            rate_limited_seen: 0,
+            outages_seen: 0,
+            limit_per_window: limit,
+            window_secs,
+            used_in_window: used,
+            min_spacing_ms: 500,
+            pace_per_minute: f64::from(limit) * 60.0 / window_secs,
+            parked_for_ms: None,
+            next_slot_in_ms,
+            parked_until_ms: None,
+            parked_reason: None,
+            server_limit: None,
+            server_remaining: None,
+            walk_cap: None,
+            walk_cap_until_ms: None,
+        }
+    }
+
+    fn eta(p: &ImportProgress, b: Option<&BudgetState>, levels: usize) -> Eta {
+        let per_request = move |_: usize| levels;
+        estimate(
+            p,
+            &EtaInputs {
+                budget: b,
+                round_trip: Some(Duration::from_secs(1)),
+                levels_per_request: &per_request,
+            },
+        )
+        .unwrap_or_else(|| panic!("no estimate for {p:?}"))
+    }
+
+    #[test]
+    fn two_requests_a_minute_count_the_wait_for_the_next_slot() {
+        // Both of the window's requests went; the next slot is 25 s away.
+        let b = budget(2, 60.0, 2, Some(25_000));
+        let e = eta(&progress(3, 1), Some(&b), 1);
+        assert!(e.secs >= 26.0, "{e:?}");
+        assert_eq!(e.waiting_secs, Some(25.0));
+        // Three levels still to learn one per request: two more slots of 30 s after it.
+        let e = eta(&progress(3, 3), Some(&b), 1);
+        assert!(e.secs >= 25.0 + 1.0 + 2.0 * 30.0 - 0.01, "{e:?}");
+    }
+
+    #[test]
+    fn levels_per_request_divide_the_round_trips() {
+        let b = budget(90, 60.0, 0, None);
+        let one = eta(&progress(40, 6), Some(&b), 1);
+        let three = eta(&progress(40, 6), Some(&b), 3);
+        assert!((one.secs - 6.0).abs() < 0.01, "{one:?}");
+        assert!((three.secs - 2.0).abs() < 0.01, "{three:?}");
+        assert_eq!(one.waiting_secs, None);
+    }
+
+    #[test]
+    fn requests_beyond_the_window_go_at_its_pace() {
+        // 30 a minute, 29 used: 10 pages of ids need 9 more requests after the first slot,
+        // all at the window's pace of one per 2 s.
+        let b = budget(30, 60.0, 29, None);
+        let e = eta(&progress(500, 1), Some(&b), 1);
+        assert!((e.secs - (1.0 + 9.0 * 2.0)).abs() < 0.01, "{e:?}");
+    }
+
+    #[test]
+    fn a_park_is_waited_and_said() {
+        let mut b = budget(30, 60.0, 0, Some(40_000));
+        b.parked_for_ms = Some(40_000);
+        b.parked_reason = Some(ParkReason::RateLimited);
+        let e = eta(&progress(10, 1), Some(&b), 1);
+        assert!((e.secs - 41.0).abs() < 0.01, "{e:?}");
+        assert_eq!(e.waiting_secs, Some(40.0));
+        // An outage's pause is counted, but it is not AniList's rate limit.
+        b.parked_reason = Some(ParkReason::Outage);
+        let e = eta(&progress(10, 1), Some(&b), 1);
+        assert!((e.secs - 41.0).abs() < 0.01, "{e:?}");
+        assert_eq!(e.waiting_secs, None);
+    }
+
+    #[test]
+    fn nothing_queued_or_finished_has_no_estimate() {
+        let per_request = |_: usize| 1;
+        let inputs = EtaInputs {
+            budget: None,
+            round_trip: None,
+            levels_per_request: &per_request,
+        };
+        assert!(estimate(&progress(0, 0), &inputs).is_none());
+        let mut done = progress(3, 1);
+        done.state = ImportState::Done;
+        assert!(estimate(&done, &inputs).is_none());
+    }
 }

@@ -357,7 +357,17 @@ impl Flusher {
                     continue;
                 }
             };
-            let eta = super::estimate(&progress, budget.as_ref(), rtt);
+            let client = &self.parts.client;
+            let cap = budget.as_ref().and_then(|b| b.walk_cap);
+            let levels = |ids: usize| client.levels_for(ids, cap);
+            let eta = super::estimate(
+                &progress,
+                &super::EtaInputs {
+                    budget: budget.as_ref(),
+                    round_trip: rtt,
+                    levels_per_request: &levels,
+                },
+            );
             events.publish_progress(&progress, eta);
         }
     }

@@ -69,6 +69,7 @@ pub(super) async fn gather(state: &ApiState) -> Result<StatusView, ApiError> {
                 progress,
                 eta_secs: None,
                 eta_lower_bound: false,
+                eta_waiting_secs: None,
             });
         }
     }
@@ -237,7 +238,14 @@ fn import_row(import: &ImportStatus, now_ms: i64) -> String {
         }
     } else {
         match import.eta_secs {
-            Some(secs) => eta_text(secs, import.eta_lower_bound),
+            Some(secs) => match import.eta_waiting_secs {
+                Some(wait) => format!(
+                    "waiting for AniList's rate limit, resuming in {}; {} left",
+                    human_secs(wait),
+                    eta_text(secs, import.eta_lower_bound)
+                ),
+                None => eta_text(secs, import.eta_lower_bound),
+            },
             None => "estimating…".to_string(),
         }
     };
@@ -536,6 +544,7 @@ mod tests {
             },
             eta_secs: running.then_some(12.4),
             eta_lower_bound: true,
+            eta_waiting_secs: None,
         }
     }
 
@@ -589,6 +598,20 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_for_the_rate_limit_is_said_with_the_estimate() {
+        let mut paced = import(5, ImportState::Running, 2, 9);
+        paced.eta_secs = Some(56.0);
+        paced.eta_waiting_secs = Some(25.0);
+        let html = render(&view(vec![paced]));
+        assert!(
+            html.contains(
+                "waiting for AniList&#39;s rate limit, resuming in 25 s; at least 56 s left"
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn failure_reasons_are_escaped_and_missing_parts_are_said() {
         let mut failed = import(7, ImportState::DoneWithFailures, 3, 5);
         failed.progress.failed = 2;
@@ -621,6 +644,7 @@ mod tests {
             min_spacing_ms: 20,
             pace_per_minute: 0.0,
             parked_for_ms: Some(30_000),
+            next_slot_in_ms: Some(30_000),
             parked_until_ms: Some(3_723_000 + 30_000),
             parked_reason: Some(crate::upstream::ParkReason::RateLimited),
             server_limit: None,

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use fake_anilist::FakeAniList;
-use franchise::{AnimeId, ImportOptions, Importer, Settings, SettingsBuilder};
+use franchise::{AnimeId, ImportFilter, ImportOptions, Importer, Settings, SettingsBuilder};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use crate::report::Measured;
+use crate::report::{EtaSample, Measured};
 use crate::scenario::TimeScale;
 
 /// Default settings (budget 30/min, 500 ms spacing, 100 workers) on `dir`, talking to `url`.
@@ -90,8 +90,36 @@ pub async fn run(fake: &FakeAniList, root: i32, scale: TimeScale) -> anyhow::Res
     let settings = default_settings(dir.path(), fake.url(), scale)?;
     let importer = Importer::open(settings).await?;
     importer.start().await?;
-    let (wall, stored) = timed_import(&importer, root, Duration::from_secs(3600)).await?;
-    Ok(Measured::from_fake(wall, stored, fake))
+    // What `status` estimates, every 100 ms, beside the import.
+    let sampling = importer.clone();
+    let started = Instant::now();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        loop {
+            if let Ok(status) = sampling.status(&ImportFilter::all()).await
+                && let Some(import) = status.imports.first()
+                && let Some(eta_secs) = import.eta_secs
+            {
+                samples.push(EtaSample {
+                    at: started.elapsed(),
+                    eta_secs,
+                    lower_bound: import.eta_lower_bound,
+                });
+            }
+            tokio::select! {
+                _ = &mut stopped => return samples,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    });
+    let timed = timed_import(&importer, root, Duration::from_secs(3600)).await;
+    let _ = stop.send(());
+    let samples = sampler.await.unwrap_or_default();
+    let (wall, stored) = timed?;
+    let mut measured = Measured::from_fake(wall, stored, fake);
+    measured.eta = samples;
+    Ok(measured)
 }
 
 /// Imports `root` on a started importer and waits until its last item is committed: the wall

@@ -5,6 +5,7 @@
 mod baseline_buffered;
 mod baseline_sequential;
 mod click;
+mod click_cli;
 mod franchise_run;
 mod machine;
 mod naive;
@@ -40,9 +41,11 @@ enum Mode {
     Throughput,
     /// open(id) latency during a 300-anime realistic import.
     Click,
+    /// `franchise open ID` from a second terminal beside `work` and `import --wait`.
+    ClickCli,
     /// 1, 2, 3 and adaptive levels of relations per request, against the level limit.
     Walk,
-    /// All four.
+    /// All five.
     All,
 }
 
@@ -207,6 +210,18 @@ async fn main() -> anyhow::Result<()> {
             seed: args.seed,
         };
         click::run(&opts, &mut report).await.context("click mode")?;
+    }
+    if modes(Mode::ClickCli) {
+        let opts = click_cli::Options {
+            runs,
+            clicks: args.clicks,
+            seed: args.seed,
+            fake_bin: fake_bin(args.fake_bin.clone()),
+            franchise_bin: scale_out::franchise_bin(args.franchise_bin.clone()),
+        };
+        click_cli::run(&opts, &mut report)
+            .await
+            .context("click-cli mode")?;
     }
     if modes(Mode::Walk) {
         let opts = walk::Options {

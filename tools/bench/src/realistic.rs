@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::report::{Measured, Report, Runs, ratio, secs};
+use crate::report::{Measured, Report, Runs, eta_at, ratio, secs};
 use crate::scenario::{self, Bound, TimeScale};
 use crate::{baseline_buffered, baseline_sequential, franchise_run};
 
@@ -198,6 +198,7 @@ fn render(opts: &Options, results: &BTreeMap<usize, SizeResult>) -> String {
             );
         }
     }
+    eta_table(&mut out, results);
     let _ = writeln!(
         out,
         "\nT_min = max(R·RTT, rate bound), R = Σ⌈level/50⌉ over the walk's levels, RTT = {rtt}; \
@@ -206,6 +207,45 @@ fn render(opts: &Options, results: &BTreeMap<usize, SizeResult>) -> String {
          opens, and takes one RTT)."
     );
     out
+}
+
+/// The estimate's error at 25 %, 50 % and 75 % of each franchise run: what `status` said was
+/// left (the last sample before that moment) against what was left.
+fn eta_table(out: &mut String, results: &BTreeMap<usize, SizeResult>) {
+    let _ = writeln!(
+        out,
+        "\n### The ETA against the time really left (franchise, every run)\n\n\
+         `importer.status()` sampled every 100 ms during the import; at each fraction of the \
+         run, the last estimate before it against the time that was left. Negative: the \
+         estimate was short (it is a lower bound while the walk may grow).\n\n\
+         | anime | run | wall | at 25 % | at 50 % | at 75 % |\n|---:|---:|---:|---|---|---|"
+    );
+    for result in results.values() {
+        let Some(Some(runs)) = result.runs.get(&Variant::Franchise) else {
+            continue;
+        };
+        for (i, m) in runs.ok.iter().enumerate() {
+            let cell = |fraction: f64| match eta_at(&m.eta, m.wall, fraction) {
+                Some((said, left)) => format!(
+                    "said {}{:.1} s, left {left:.1} s ({:+.1} s)",
+                    if said.lower_bound { "≥ " } else { "" },
+                    said.eta_secs,
+                    said.eta_secs - left
+                ),
+                None => "no estimate yet".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                result.bound.anime,
+                i + 1,
+                secs(m.wall),
+                cell(0.25),
+                cell(0.50),
+                cell(0.75)
+            );
+        }
+    }
 }
 
 fn targets(report: &mut Report, results: &BTreeMap<usize, SizeResult>) {

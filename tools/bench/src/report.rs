@@ -15,6 +15,28 @@ pub struct Measured {
     pub requests: u64,
     /// 429s the fake served.
     pub rate_limited: u64,
+    /// The import's estimate as `status` gave it during the run (franchise only).
+    pub eta: Vec<EtaSample>,
+}
+
+/// What the estimate said at one moment of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct EtaSample {
+    /// Since the import call.
+    pub at: Duration,
+    pub eta_secs: f64,
+    pub lower_bound: bool,
+}
+
+/// The estimate nearest before `fraction` of the run, against the time the run really had
+/// left then: (the sample, the seconds really left).
+pub fn eta_at(samples: &[EtaSample], wall: Duration, fraction: f64) -> Option<(EtaSample, f64)> {
+    let at = wall.as_secs_f64() * fraction;
+    samples
+        .iter()
+        .rev()
+        .find(|s| s.at.as_secs_f64() <= at)
+        .map(|s| (*s, wall.as_secs_f64() - s.at.as_secs_f64()))
 }
 
 impl Measured {
@@ -25,6 +47,7 @@ impl Measured {
             anime,
             requests: stats.requests,
             rate_limited: stats.rate_limited,
+            eta: Vec::new(),
         }
     }
 }

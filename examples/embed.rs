@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use fake_anilist::{FakeAniList, FakeConfig, Latency, RateModel, WorldSpec};
-use franchise::{AnimeId, Event, ImportOptions, Importer, Settings};
+use franchise::{AnimeId, Event, ImportOptions, Importer, Order, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -101,6 +101,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             franchise.anime.len(),
             franchise.relations.len()
         );
+        // The order to watch it in: the main story as it aired, the rest after what it follows.
+        let watch = franchise.in_order(Order::Watch);
+        let main = watch.iter().filter(|w| w.main).count();
+        println!("watch order: {} entries, {main} of them main story", watch.len());
     }
 
     // A second import, cancelled at once: its queued anime are never fetched.
@@ -110,8 +114,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &ImportOptions::default().with_force_refresh(true),
         )
         .await?;
-    let cancelled = importer.cancel(second).await?;
-    println!("import {second} {}", cancelled.state);
+    match importer.cancel(second).await {
+        Ok(cancelled) => println!("import {second} {}", cancelled.state),
+        // It could have finished already: a cancel then says so instead of pretending.
+        Err(franchise::Error::AlreadyFinished { state, .. }) => {
+            println!("import {second} had already finished ({state})");
+        }
+        Err(e) => return Err(e.into()),
+    }
 
     let stats = importer.cache_stats();
     println!(

@@ -329,6 +329,9 @@ mod tests {
             title: Some(format!("Anime {raw}")),
             format: None,
             status: None,
+            season: None,
+            season_year: None,
+            start_date: crate::anime::FuzzyDate::default(),
         }
     }
 

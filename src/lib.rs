@@ -52,6 +52,7 @@ mod fs_lock;
 mod halt;
 mod importer;
 mod ledger;
+mod order;
 mod producer;
 mod queue;
 mod store;
@@ -73,6 +74,7 @@ pub use events::{Eta, Event, EventStream};
 pub use failpoint::FailPointSpecError;
 pub use halt::{Halt, HaltKind};
 pub use importer::{Fetched, ImportStatus, Importer, ImporterBuilder, QueueOwner, Status};
+pub use order::{Order, OrderedAnime, aired};
 pub use producer::ImportOptions;
 pub use queue::{Lane, LaneDepth, QueueDepth, QueueError};
 pub use store::{

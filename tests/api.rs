@@ -153,6 +153,19 @@ async fn anime_franchise_and_status_read_what_the_cli_reads() {
     assert!(shown.status.success(), "{}", text(&shown.stderr));
     let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(members, shown);
+    // And in watch order, the same as `show --json --order watch`.
+    let (status, watch) = app.get(&format!("/api/franchise/{root}?order=watch")).await;
+    assert_eq!(status, 200, "{watch}");
+    assert_eq!(watch["order"], "watch");
+    let shown = run(
+        franchise(app.dir.path(), &app.fake.url()),
+        &["show", &root.to_string(), "--json", "--order", "watch"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(watch, shown);
+    assert_eq!(watch["anime"].as_array().map(Vec::len), Some(12));
 
     // The status is `status --json`'s shape, with this server among the workers.
     let (status, s) = app.get("/api/status").await;
@@ -176,6 +189,8 @@ async fn anime_franchise_and_status_read_what_the_cli_reads() {
         ("POST", "/api/anime/2147483648/open".to_string(), 400),
         ("POST", "/api/anime/7/open?timeout_secs=0".to_string(), 400),
         ("GET", "/api/franchise/one".to_string(), 400),
+        ("GET", format!("/api/franchise/{root}?order=airing"), 400),
+        ("GET", format!("/api/franchise/{root}?sort=watch"), 400),
         ("GET", "/api/nothing".to_string(), 404),
         ("DELETE", "/api/status".to_string(), 405),
         ("PUT", "/api/imports/1".to_string(), 405),

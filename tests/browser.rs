@@ -566,6 +566,40 @@ async fn the_status_page_updates_live_starts_and_cancels_imports() {
         chain.as_u64().is_some_and(|n| n > 1),
         "a main story of {chain}"
     );
+    // The watch order: every member, as the API orders them, the main story first.
+    let watch_ids = js(
+        b,
+        "return Array.from(document.querySelectorAll('ol.watch-order li')) \
+         .map(function (li) { return Number(li.dataset.animeId); });",
+    )
+    .await;
+    let api_watch: Value = http
+        .get(format!("{base}api/franchise/{}?order=watch", first.root))
+        .send()
+        .await
+        .expect("GET the watch order")
+        .json()
+        .await
+        .expect("JSON");
+    let api_ids: Vec<Value> = api_watch["anime"]
+        .as_array()
+        .expect("anime")
+        .iter()
+        .map(|a| a["id"].clone())
+        .collect();
+    assert_eq!(
+        watch_ids,
+        json!(api_ids),
+        "the page's watch order is the API's"
+    );
+    assert_eq!(api_ids.len(), first.members.len());
+    let first_is_main = js(
+        b,
+        "var li = document.querySelector('ol.watch-order li'); \
+         return li !== null && li.classList.contains('main');",
+    )
+    .await;
+    assert_eq!(first_is_main, json!(true));
     let root_js = "var r = document.querySelector('.member.is-root'); \
                    return r ? r.dataset.animeId : null;";
     assert_eq!(js(b, root_js).await, json!(first.root.to_string()));

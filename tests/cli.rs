@@ -15,7 +15,7 @@ use common::process::{
 };
 use fake_anilist::world::WorldSpec;
 use fake_anilist::{FakeAniList, World};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::sqlite::SqlitePool;
 use tokio::process::{Child, Command};
 
@@ -466,14 +466,26 @@ async fn show_json_lists_the_franchise_and_every_edge_out_of_it() {
     assert_success("show --json", &out);
     let shown: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("show --json is not JSON ({e}): {}", describe(&out)));
-    assert_eq!(keys(&shown), key_set(&["root", "anime", "relations"]));
+    assert_eq!(
+        keys(&shown),
+        key_set(&["root", "order", "anime", "relations"])
+    );
     assert_eq!(shown["root"], root);
+    assert_eq!(shown["order"], "id");
 
     let anime = shown["anime"].as_array().expect("anime is an array");
     for a in anime {
         assert_eq!(
             keys(a),
-            key_set(&["id", "title", "format", "status"]),
+            key_set(&[
+                "id",
+                "title",
+                "format",
+                "status",
+                "season",
+                "season_year",
+                "start_date"
+            ]),
             "{a}"
         );
     }
@@ -494,6 +506,54 @@ async fn show_json_lists_the_franchise_and_every_edge_out_of_it() {
     let shown_root = anime.iter().find(|a| a["id"] == root).unwrap();
     assert_eq!(shown_root["format"], entry.format.clone().unwrap());
     assert_eq!(shown_root["status"], entry.status.clone().unwrap());
+    assert_eq!(
+        shown_root["start_date"]["year"],
+        json!(entry.start_date.year)
+    );
+
+    // The watch order: every member once, main story flagged, and as text one numbered line
+    // per member with the rest indented after what it follows.
+    let out = run(
+        franchise(dir.path(), &url),
+        &["show", &root.to_string(), "--json", "--order", "watch"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_success("show --json --order watch", &out);
+    let watched: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(watched["order"], "watch");
+    let in_order = watched["anime"].as_array().expect("anime");
+    assert_eq!(in_order.len(), anime.len());
+    assert!(in_order.iter().any(|a| a["main"] == true), "{watched:#}");
+    assert!(
+        in_order.iter().all(|a| a.get("follows").is_some()),
+        "{watched:#}"
+    );
+    let out = run(
+        franchise(dir.path(), &url),
+        &["show", &root.to_string(), "--order", "watch"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_success("show --order watch", &out);
+    let listed = text(&out.stdout);
+    assert!(listed.contains("  1. "), "{listed}");
+    assert!(
+        listed.contains(&format!("{} anime, in watch order", anime.len())),
+        "{listed}"
+    );
+    let out = run(
+        franchise(dir.path(), &url),
+        &["show", &root.to_string(), "--order", "chronological"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("expected one of id, release, watch"),
+        "{}",
+        describe(&out)
+    );
 
     let relations = shown["relations"]
         .as_array()
@@ -1056,30 +1116,21 @@ async fn a_click_beside_import_wait_is_answered_and_the_cli_says_what_is_so() {
 
     // A finished import cannot be cancelled, nor retried when nothing failed: exit 1, and
     // the message says the import's state, as the API's 409 does.
-    let out = run(
-        franchise(&data, &url),
-        &["cancel", "1"],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        text(&out.stderr).contains("import 1 already finished (done)"),
-        "{}",
-        describe(&out)
-    );
-    let out = run(
-        franchise(&data, &url),
-        &["retry", "1"],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        text(&out.stderr).contains("import 1 has no failed or cancelled anime to retry (done"),
-        "{}",
-        describe(&out)
-    );
+    for (args, says) in [
+        (["cancel", "1"], "import 1 already finished (done)"),
+        (
+            ["retry", "1"],
+            "import 1 has no failed or cancelled anime to retry (done",
+        ),
+    ] {
+        let out = run(franchise(&data, &url), &args, Duration::from_secs(30)).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", describe(&out));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            describe(&out)
+        );
+    }
 
     // An import nobody works on: `status` says so instead of an estimate.
     let out = run(

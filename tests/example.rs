@@ -27,6 +27,7 @@ fn the_embedding_example_runs_end_to_end() {
         "clicked ",
         "import 1 finished: done, 120 anime",
         "franchise of ",
+        "watch order: 120 entries, ",
         "import 2 cancelled",
         "cache: ",
     ] {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::run::{aid, builder, fake, wait_done};
 use fake_anilist::{Faults, Latency, RateModel, World};
-use franchise::{Event, ImportFilter, ImportOptions, ImportState, Importer, QueueOwner};
+use franchise::{Event, ImportFilter, ImportOptions, ImportState, Importer, Order, QueueOwner};
 
 #[tokio::test]
 async fn the_events_of_a_sixty_anime_import_come_in_order_and_end_in_finished() {
@@ -316,4 +316,79 @@ async fn a_clone_closing_leaves_the_others_working_and_the_last_close_ends_it() 
     );
     assert_eq!(reopened.progress(id).await.unwrap().done, members);
     reopened.close().await;
+}
+
+/// The watch order of imported, generated franchises (a giant with a 12-level sequel line,
+/// two ordinary ones): every member once, the main story as it aired, and everything else
+/// after the entry it follows; the release order by date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_franchises_in_watch_and_release_order() {
+    let world = fake_anilist::WorldSpec::default()
+        .seed(23)
+        .franchises(0)
+        .giant(120, 12)
+        .sized(40)
+        .sized(25)
+        .cross_link_rate(0.0)
+        .clean()
+        .build();
+    let fake = fake(
+        world.clone(),
+        RateModel::disabled(),
+        Latency::new(Duration::from_millis(5), Duration::ZERO),
+        Faults::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(builder(dir.path(), &fake).build().unwrap())
+        .await
+        .unwrap();
+    importer.start().await.unwrap();
+    for f in world.franchises() {
+        let id = importer
+            .import(aid(f.root), &ImportOptions::default())
+            .await
+            .unwrap();
+        wait_done(&importer, id, Duration::from_secs(60)).await;
+        let franchise = importer
+            .franchise(aid(f.root))
+            .await
+            .unwrap()
+            .expect("stored");
+        let date = |id: franchise::AnimeId| {
+            franchise
+                .anime
+                .iter()
+                .find(|a| a.id == id)
+                .and_then(franchise::aired)
+        };
+
+        let watch = franchise.in_order(Order::Watch);
+        let ids: BTreeSet<_> = watch.iter().map(|o| o.id).collect();
+        assert_eq!(ids.len(), watch.len(), "each member once");
+        assert_eq!(ids.len(), franchise.anime.len(), "every member");
+        let main: Vec<_> = watch.iter().filter(|o| o.main).map(|o| o.id).collect();
+        assert!(main.len() >= 2, "a main story for {}: {main:?}", f.root);
+        // (An undated entry keeps its place on the story line.)
+        let main_dates: Vec<_> = main.iter().filter_map(|id| date(*id)).collect();
+        assert!(
+            main_dates.windows(2).all(|w| w[0] <= w[1]),
+            "the main story as it aired: {main_dates:?}"
+        );
+        let at = |id: franchise::AnimeId| watch.iter().position(|o| o.id == id);
+        for o in watch.iter().filter(|o| !o.main) {
+            let (Some(parent), Some(relation)) = (o.follows, o.relation.as_deref()) else {
+                continue;
+            };
+            if relation != "PREQUEL" && relation != "PARENT" {
+                assert!(at(parent) < at(o.id), "{o:?} comes after what it follows");
+            }
+        }
+
+        let release = franchise.in_order(Order::Release);
+        let dates: Vec<_> = release.iter().filter_map(|o| date(o.id)).collect();
+        assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
+        assert_eq!(release.len(), franchise.anime.len());
+    }
+    importer.close().await;
 }

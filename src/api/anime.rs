@@ -1,7 +1,6 @@
 //! `/api/anime` and `/api/franchise`: the anime a user clicked (fetched ahead of every
 //! import if not fresh), an anime from the store or cache, and a stored franchise.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,7 +10,6 @@ use axum::http::StatusCode;
 use super::ApiState;
 use super::error::ApiError;
 use super::input;
-use crate::cache::Franchise;
 use crate::store::StoredAnime;
 
 /// `POST /api/anime/{id}/open[?timeout_secs=N]`: the anime with its relations, fetched in
@@ -50,14 +48,17 @@ pub(crate) async fn show(
     }
 }
 
-/// `GET /api/franchise/{root}`: the same as `franchise show --json`.
+/// `GET /api/franchise/{root}[?order=id|release|watch]`: the same as `franchise show
+/// --json [--order …]`.
 pub(crate) async fn franchise(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
-) -> Result<Json<Arc<Franchise>>, ApiError> {
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let root = input::anime_id(&raw)?;
+    let order = input::franchise_order(query.as_deref())?;
     match state.importer.franchise(root).await? {
-        Some(f) => Ok(Json(f)),
+        Some(f) => Ok(Json(f.to_json(order))),
         None => Err(ApiError::not_found(format!(
             "anime {root} is not in the store: POST /api/imports {{\"root\": {root}}} imports \
              its franchise"

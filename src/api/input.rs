@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::anime::AnimeId;
+use crate::order::Order;
 use crate::producer::ImportOptions;
 use crate::producer::MAX_DEPTH_LIMIT;
 use crate::store::{ImportFilter, ImportState};
@@ -62,6 +63,25 @@ pub(crate) fn open_timeout(query: Option<&str>) -> Result<u64, ApiError> {
         }
     }
     Ok(timeout)
+}
+
+/// `?order=id|release|watch` on `GET /api/franchise/{root}` and the franchise page.
+pub(crate) fn franchise_order(query: Option<&str>) -> Result<Order, ApiError> {
+    let mut order = Order::Id;
+    for (key, value) in pairs(query)? {
+        match key.as_str() {
+            "order" => {
+                order = Order::parse(&value).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid order {value:?}: expected one of {}",
+                        Order::ALL.map(Order::as_str).join(", ")
+                    ))
+                })?;
+            }
+            _ => return Err(unknown_parameter(&key, "order")),
+        }
+    }
+    Ok(order)
 }
 
 /// `?import_id=N` on `GET /api/events`: only that import's progress and finish.

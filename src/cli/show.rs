@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 
 use clap::Args;
-use franchise::{Anime, AnimeId, AnimeSummary, Franchise, Settings, StoredRelation};
+use franchise::{Anime, AnimeId, AnimeSummary, Franchise, Order, Settings, StoredRelation, aired};
 use serde_json::json;
 
 use crate::out;
@@ -22,6 +22,20 @@ pub struct ShowArgs {
     /// Print a Graphviz digraph.
     #[arg(long)]
     dot: bool,
+    /// List the anime by id, by release date, or in the order to watch them: the main story
+    /// as it aired, each side story, movie and special after what it follows.
+    #[arg(long, value_name = "ORDER", default_value = "id", value_parser = parse_order,
+          conflicts_with = "dot")]
+    order: Order,
+}
+
+fn parse_order(raw: &str) -> Result<Order, String> {
+    Order::parse(raw).ok_or_else(|| {
+        format!(
+            "invalid order {raw:?}: expected one of {}",
+            Order::ALL.map(Order::as_str).join(", ")
+        )
+    })
 }
 
 pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode> {
@@ -36,12 +50,14 @@ pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode>
         );
     };
     if args.json {
-        out!("{}", to_json(&franchise)?);
+        out!("{}", serde_json::to_string(&franchise.to_json(args.order))?);
     } else if args.dot {
         let dot = to_dot(&franchise);
         out!("{}", dot.trim_end());
-    } else {
+    } else if args.order == Order::Id {
         print_text(&franchise)?;
+    } else {
+        print_ordered(&franchise, args.order)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -84,9 +100,43 @@ fn print_text(f: &Franchise) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The franchise as `GET /api/franchise/{root}` sends it: the same serde shape.
-pub fn to_json(f: &Franchise) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(f)?)
+/// One line per member in `order`: "3. 20958 Attack on Titan Season 2 [TV, 2017-04]"; in
+/// watch order what stands off the main story is indented and says what it follows.
+fn print_ordered(f: &Franchise, order: Order) -> anyhow::Result<()> {
+    let by_id: HashMap<AnimeId, &AnimeSummary> = f.anime.iter().map(|a| (a.id, a)).collect();
+    for (i, entry) in f.in_order(order).iter().enumerate() {
+        let Some(a) = by_id.get(&entry.id) else {
+            continue;
+        };
+        let aired = aired(a).map_or("date unknown".to_string(), |(y, m, _)| {
+            if m <= 12 && (a.start_date.month.is_some() || a.season.is_some()) {
+                format!("{y}-{m:02}")
+            } else {
+                y.to_string()
+            }
+        });
+        let indent = if order == Order::Watch && !entry.main {
+            "   "
+        } else {
+            ""
+        };
+        let after = match (entry.follows, &entry.relation) {
+            (Some(parent), Some(relation)) => format!(
+                " — {} of {parent}",
+                relation.to_lowercase().replace('_', " ")
+            ),
+            _ => String::new(),
+        };
+        out!(
+            "{:>3}. {indent}{} {} [{}, {aired}]{after}",
+            i + 1,
+            a.id,
+            a.title.as_deref().unwrap_or("(untitled)"),
+            a.format.as_deref().unwrap_or("?"),
+        );
+    }
+    out!("{} anime, in {} order", f.anime.len(), order.as_str());
+    Ok(())
 }
 
 /// An anime as AniList sent it, with its relations spelled as `show --json` spells them.

@@ -50,6 +50,14 @@ pub struct AnimeSummary {
     pub title: Option<String>,
     pub format: Option<String>,
     pub status: Option<String>,
+    /// AniList's season (WINTER, SPRING, SUMMER, FALL) and its year.
+    #[serde(default)]
+    pub season: Option<String>,
+    #[serde(default)]
+    pub season_year: Option<i32>,
+    /// When it started airing, as far as AniList knows.
+    #[serde(default)]
+    pub start_date: crate::anime::FuzzyDate,
 }
 
 /// Where one import item stands.

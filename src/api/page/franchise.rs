@@ -1,11 +1,12 @@
 //! The franchise page's picture: the members grouped by how they hang off the root (the main
 //! story in sequel order, then side stories, movies, spin-offs, …) and what lies outside.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::{anilist_anime, escape, label};
 use crate::anime::{AnimeId, RelationType};
 use crate::cache::Franchise;
+use crate::order::{MemberEdges, Order, aired, is_movie, member_edges, story_line};
 use crate::store::{AnimeSummary, StoredRelation};
 
 /// Where a member that is not in the main story is listed, in page order.
@@ -70,137 +71,15 @@ pub(super) struct Picture<'a> {
     pub outside: Vec<Outside<'a>>,
 }
 
-/// Each member's edges to other members: `(to, how)` meaning `to` is this one's `how`,
-/// observed edges first; an edge stored only on the other side is turned around.
-fn member_edges(f: &Franchise) -> BTreeMap<AnimeId, Vec<(AnimeId, Option<RelationType>)>> {
-    let members: HashSet<AnimeId> = f.anime.iter().map(|a| a.id).collect();
-    let mut stored: Vec<&StoredRelation> = f
-        .relations
-        .iter()
-        .filter(|r| r.from != r.to && members.contains(&r.from) && members.contains(&r.to))
-        .collect();
-    stored.sort_by_key(|r| (r.derived, r.from, r.to));
-    let mut edges: BTreeMap<AnimeId, Vec<(AnimeId, Option<RelationType>)>> = BTreeMap::new();
-    let mut known: HashSet<(AnimeId, AnimeId)> = HashSet::new();
-    for r in &stored {
-        if known.insert((r.from, r.to)) {
-            edges
-                .entry(r.from)
-                .or_default()
-                .push((r.to, Some(RelationType::parse(&r.relation_type))));
-        }
-    }
-    for r in &stored {
-        if known.insert((r.to, r.from)) {
-            edges
-                .entry(r.to)
-                .or_default()
-                .push((r.from, RelationType::parse(&r.relation_type).inverse()));
-        }
-    }
-    for list in edges.values_mut() {
-        list.sort_by_key(|(to, _)| *to);
-    }
-    edges
-}
-
-fn is_movie(anime: &AnimeSummary) -> bool {
-    anime.format.as_deref() == Some("MOVIE")
-}
-
-/// The root's line through its SEQUEL/PREQUEL edges, first season first: the longest run of
-/// sequels through the root, TV before a movie (then the lower id) where it forks. Sequels
-/// off that line (a movie after season 3) are filed with the other groups.
+/// The root's line through its SEQUEL/PREQUEL edges, first season first (see
+/// [`story_line`]). Sequels off that line (a movie after season 3) are filed with the other
+/// groups.
 fn main_story(
     root: AnimeId,
-    edges: &BTreeMap<AnimeId, Vec<(AnimeId, Option<RelationType>)>>,
+    edges: &MemberEdges,
     by_id: &HashMap<AnimeId, &AnimeSummary>,
 ) -> Vec<(AnimeId, Option<Via>)> {
-    // What comes right after and right before each member.
-    let mut next: BTreeMap<AnimeId, BTreeSet<AnimeId>> = BTreeMap::new();
-    let mut prev: BTreeMap<AnimeId, BTreeSet<AnimeId>> = BTreeMap::new();
-    for (u, list) in edges {
-        for (v, relation) in list {
-            let (a, b) = match relation {
-                Some(RelationType::Sequel) => (*u, *v),
-                Some(RelationType::Prequel) => (*v, *u),
-                _ => continue,
-            };
-            next.entry(a).or_default().insert(b);
-            prev.entry(b).or_default().insert(a);
-        }
-    }
-    // Story order (Kahn); members on a cycle (bad data) never get in and count as runs of 1.
-    let mut waiting: HashMap<AnimeId, usize> = prev.iter().map(|(b, a)| (*b, a.len())).collect();
-    let mut ready: VecDeque<AnimeId> = next
-        .keys()
-        .filter(|a| !waiting.contains_key(a))
-        .copied()
-        .collect();
-    let mut order = Vec::new();
-    while let Some(u) = ready.pop_front() {
-        order.push(u);
-        for v in next.get(&u).into_iter().flatten() {
-            if let Some(n) = waiting.get_mut(v) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    ready.push_back(*v);
-                }
-            }
-        }
-    }
-    // The longest run of sequels ending at (`back`) and starting from (`ahead`) each member.
-    let mut back: HashMap<AnimeId, usize> = HashMap::new();
-    for u in &order {
-        let best = prev
-            .get(u)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| back.get(p))
-            .max();
-        back.insert(*u, best.map_or(1, |b| b + 1));
-    }
-    let mut ahead: HashMap<AnimeId, usize> = HashMap::new();
-    for u in order.iter().rev() {
-        let best = next
-            .get(u)
-            .into_iter()
-            .flatten()
-            .filter_map(|n| ahead.get(n))
-            .max();
-        ahead.insert(*u, best.map_or(1, |b| b + 1));
-    }
-    let pick = |from: Option<&BTreeSet<AnimeId>>,
-                run: &HashMap<AnimeId, usize>,
-                taken: &HashSet<AnimeId>| {
-        from.into_iter()
-            .flatten()
-            .filter(|id| !taken.contains(id) && by_id.contains_key(id))
-            .max_by_key(|id| {
-                (
-                    run.get(id).copied().unwrap_or(1),
-                    !by_id.get(id).is_some_and(|a| is_movie(a)),
-                    std::cmp::Reverse(**id),
-                )
-            })
-            .copied()
-    };
-    let mut taken = HashSet::from([root]);
-    let mut before = Vec::new();
-    let mut at = root;
-    while let Some(p) = pick(prev.get(&at), &back, &taken) {
-        taken.insert(p);
-        before.push(p);
-        at = p;
-    }
-    let mut line: Vec<AnimeId> = before.into_iter().rev().collect();
-    line.push(root);
-    let mut at = root;
-    while let Some(n) = pick(next.get(&at), &ahead, &taken) {
-        taken.insert(n);
-        line.push(n);
-        at = n;
-    }
+    let line = story_line(root, edges, by_id);
     let mut out = Vec::with_capacity(line.len());
     for (i, id) in line.iter().enumerate() {
         let via = i.checked_sub(1).map(|p| Via {
@@ -387,6 +266,7 @@ pub(super) fn render(f: &Franchise) -> String {
         out.push_str(&member_card(member, f.root, Some(step + 1), &name));
     }
     out.push_str("</ol></section>");
+    out.push_str(&watch_order(f, &name));
     for (group, members) in &picture.groups {
         out.push_str(&format!(
             "<section class=\"group\" data-group=\"{group:?}\"><h2>{} <span class=\"count\">{}\
@@ -410,6 +290,57 @@ pub(super) fn render(f: &Franchise) -> String {
         }
         out.push_str("</ul></section>");
     }
+    out
+}
+
+/// Up to this many members, the watch order shows open; beyond, it is one click away.
+const WATCH_ORDER_OPEN: usize = 60;
+
+/// The order to watch in ([`Order::Watch`]): the main story as it aired, the rest indented
+/// after what it follows.
+fn watch_order(f: &Franchise, name: &dyn Fn(AnimeId) -> String) -> String {
+    let by_id: HashMap<AnimeId, &AnimeSummary> = f.anime.iter().map(|a| (a.id, a)).collect();
+    let order = f.in_order(Order::Watch);
+    let mut out = format!(
+        "<details class=\"group watch-order\"{}><summary><h2>Watch order <span \
+         class=\"count\">{}</span></h2></summary><ol class=\"watch-order\">",
+        if order.len() <= WATCH_ORDER_OPEN {
+            " open"
+        } else {
+            ""
+        },
+        order.len()
+    );
+    for entry in &order {
+        let Some(anime) = by_id.get(&entry.id) else {
+            continue;
+        };
+        let aired = aired(anime).map_or(String::new(), |(y, m, _)| {
+            if anime.start_date.month.is_some() || anime.season.is_some() {
+                format!(" · {y}-{m:02}")
+            } else {
+                format!(" · {y}")
+            }
+        });
+        let via = match (entry.follows, &entry.relation) {
+            (Some(parent), Some(relation)) => format!(
+                " <span class=\"via\">{} of {}</span>",
+                escape(&label(relation)),
+                escape(&name(parent))
+            ),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "<li class=\"watch{}\" data-anime-id=\"{}\"><a href=\"{}\" rel=\"noreferrer\">{}</a> \
+             <span class=\"meta\">{}{aired}</span>{via}</li>",
+            if entry.main { " main" } else { "" },
+            entry.id,
+            anilist_anime(entry.id),
+            escape(&name(entry.id)),
+            escape(anime.format.as_deref().unwrap_or("?")),
+        ));
+    }
+    out.push_str("</ol></details>");
     out
 }
 
@@ -533,6 +464,9 @@ mod tests {
             title: Some(title.to_string()),
             format: Some(format.to_string()),
             status: Some("FINISHED".to_string()),
+            season: None,
+            season_year: None,
+            start_date: crate::anime::FuzzyDate::default(),
         }
     }
 

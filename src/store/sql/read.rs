@@ -4,7 +4,7 @@
 use sqlx::{Pool, QueryBuilder, Row};
 
 use super::{Sql, raw_ids, shared, to_id, type_names};
-use crate::anime::{AnimeId, RelationType, Title};
+use crate::anime::{AnimeId, FuzzyDate, RelationType, Title};
 use crate::store::StoreError;
 use crate::store::records::{AnimeSummary, StoredAnime, StoredRelation};
 
@@ -95,7 +95,8 @@ impl<DB> Sql<DB> {
         DB::push_in_texts(&mut q, &type_names(followed));
         q.push(
             ") SELECT a.id, COALESCE(a.title_english, a.title_romaji, a.title_native), \
-             a.format, a.status FROM walk JOIN anime a ON a.id = walk.id ORDER BY a.id",
+             a.format, a.status, a.season, a.season_year, a.start_year, a.start_month, \
+             a.start_day FROM walk JOIN anime a ON a.id = walk.id ORDER BY a.id",
         );
         let rows = q
             .build()
@@ -104,11 +105,20 @@ impl<DB> Sql<DB> {
             .await?;
         rows.into_iter()
             .map(|row| {
+                // A stored month or day out of range reads as unknown, not as an error.
+                let small = |raw: Option<i32>| raw.and_then(|v| u8::try_from(v).ok());
                 Ok(AnimeSummary {
                     id: to_id(row.try_get(0)?)?,
                     title: row.try_get(1)?,
                     format: row.try_get(2)?,
                     status: row.try_get(3)?,
+                    season: row.try_get(4)?,
+                    season_year: row.try_get(5)?,
+                    start_date: FuzzyDate {
+                        year: row.try_get(6)?,
+                        month: small(row.try_get(7)?),
+                        day: small(row.try_get(8)?),
+                    },
                 })
             })
             .collect()

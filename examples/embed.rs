@@ -104,7 +104,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The order to watch it in: the main story as it aired, the rest after what it follows.
         let watch = franchise.in_order(Order::Watch);
         let main = watch.iter().filter(|w| w.main).count();
-        println!("watch order: {} entries, {main} of them main story", watch.len());
+        println!(
+            "watch order: {} entries, {main} of them main story",
+            watch.len()
+        );
     }
 
     // A second import, cancelled at once: its queued anime are never fetched.

@@ -176,3 +176,95 @@ fn arbitrary_requests_get_a_4xx_never_a_5xx_or_a_crash() {
     assert_eq!(status, 200);
     rt.block_on(app.stop());
 }
+
+/// One raw HTTP/1.1 request (reqwest would not send a second Host or a bad one): the
+/// status, or `None` if the server closed the connection without one.
+async fn raw_status(url: &str, headers: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.ok()?;
+    let request = format!("GET /api/status HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[test]
+fn hostile_host_headers_and_oversized_headers_get_a_4xx() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = app(&rt);
+    let port = app
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let big = "x".repeat(200 * 1024);
+    let cases: Vec<(String, Vec<u16>)> = vec![
+        (format!("Host: 127.0.0.1:{port}\r\n"), vec![200]),
+        ("Host: localhost:1@evil.example\r\n".into(), vec![400]),
+        (
+            format!("Host: 127.0.0.1:{port}.evil.example\r\n"),
+            vec![400],
+        ),
+        (
+            format!("Host: 127.0.0.1:{port}\r\nHost: evil.example\r\n"),
+            vec![400],
+        ),
+        (
+            format!("Host: 127.0.0.1:{port}\r\nX-Big: {big}\r\n"),
+            vec![431],
+        ),
+    ];
+    for (headers, want) in &cases {
+        let got = rt.block_on(raw_status(&app.url, headers));
+        let shown: String = headers.chars().take(80).collect();
+        match got {
+            Some(status) => assert!(want.contains(&status), "{shown:?} → {status}"),
+            // A server may close on an oversized header instead of answering.
+            None => assert!(headers.len() > 100_000, "{shown:?} → closed"),
+        }
+    }
+    // Arbitrary text after a loopback name: 200 only for an optional numeric port.
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let hosts = (
+        prop_oneof![Just("127.0.0.1"), Just("localhost"), Just("[::1]")],
+        prop_oneof![3 => Just(":"), 1 => Just("@"), 1 => Just(".")],
+        "[:0-9a-z@.\\]\\[-]{0,12}",
+    );
+    let result = runner.run(&hosts, |(name, separator, rest)| {
+        let suffix = format!("{separator}{rest}");
+        let status = rt
+            .block_on(raw_status(&app.url, &format!("Host: {name}{suffix}\r\n")))
+            .ok_or_else(|| TestCaseError::fail(format!("{name}{suffix}: no answer")))?;
+        let port_ok = suffix.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+        if port_ok {
+            prop_assert_eq!(status, 200, "{}{}", name, suffix);
+        } else {
+            prop_assert!(
+                (400..500).contains(&status),
+                "{}{} → {}",
+                name,
+                suffix,
+                status
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    rt.block_on(app.stop());
+}

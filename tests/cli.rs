@@ -952,6 +952,10 @@ async fn bad_input_is_refused_naming_the_bad_value_and_leaves_the_store_alone() 
             vec!["--config", "/dev/zero", "status"],
             vec!["/dev/zero", "not a regular file"],
         ),
+        (
+            vec!["--database-url", "postgres://:::::", "status"],
+            vec!["database_url", "a well-formed PostgreSQL URL"],
+        ),
         (vec!["cancel", "x"], vec!["\"x\"", "import id"]),
         (vec!["retry", "0"], vec!["\"0\"", "import id"]),
         (vec!["cancel", "404"], vec!["no import 404"]),
@@ -985,6 +989,14 @@ async fn bad_input_is_refused_naming_the_bad_value_and_leaves_the_store_alone() 
         cases.len(),
         codes.iter().map(|c| c.unwrap_or(-1)).collect::<Vec<_>>()
     );
+    // A malformed database URL is bad usage (2); one that parses but answers nobody is not.
+    let out = run(
+        franchise(&data, &url),
+        &["--database-url", "postgres://:::::", "status"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 
     let pool = open_store(&data).await;
     assert_eq!(store_counts(&pool).await, before, "the store is unchanged");

@@ -3,7 +3,7 @@
 //! may post to us (a browser's cross-origin POST or a DNS-rebound name is refused).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -13,6 +13,11 @@ use super::error::ApiError;
 /// The cookie the status page stores the token in, so its own requests and the event
 /// stream (which cannot send headers) are let in.
 pub(crate) const TOKEN_COOKIE: &str = "franchise_token";
+
+/// The most header bytes (names and values) a request may carry. A browser sends one or two
+/// KiB to this server; far more is an attack or a broken client, answered 431 before any
+/// handler runs.
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     if let Err(e) = check(&state, request.method(), request.headers()) {
@@ -25,10 +30,24 @@ pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next:
 }
 
 fn check(state: &ApiState, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request's headers take {size} bytes: at most {MAX_HEADER_BYTES} are read"),
+        ));
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next().and_then(|h| h.to_str().ok()).unwrap_or("");
+    if hosts.next().is_some() {
+        return Err(ApiError::bad_request(
+            "the request has more than one Host header: send exactly one",
+        ));
+    }
     match &state.token {
         Some(token) => {
             if !presented(headers).is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
@@ -38,7 +57,13 @@ fn check(state: &ApiState, method: &Method, headers: &HeaderMap) -> Result<(), A
         None => {
             // Without a token we listen on loopback only; a browser sent here by a DNS
             // name that now points at 127.0.0.1 carries that name as its Host.
-            if !is_loopback_host(host) {
+            let Some(name) = host_name(host) else {
+                return Err(ApiError::bad_request(format!(
+                    "Host {host:?} is not a host name with an optional numeric port \
+                     (RFC 9110): send e.g. 127.0.0.1:7878"
+                )));
+            };
+            if !is_loopback_name(name) {
                 return Err(ApiError::forbidden(format!(
                     "host {host:?} is not a loopback name: without serve.token this server \
                      answers only 127.0.0.1, [::1] and localhost"
@@ -82,13 +107,38 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(name, _)| name)
+/// The host of a `Host` value, if it is `host [":" port]` with a numeric port (RFC 9110
+/// §7.2): a bracketed IPv6 address, or a name or IPv4 address without `:`. `None` for
+/// anything else (`localhost:1@evil.example`, `127.0.0.1:80.evil.example`, an empty value).
+fn host_name(value: &str) -> Option<&str> {
+    let (name, port) = match value.strip_prefix('[') {
+        Some(rest) => {
+            let (inside, after) = rest.split_once(']')?;
+            inside.parse::<std::net::Ipv6Addr>().ok()?;
+            let port = match after {
+                "" => None,
+                more => Some(more.strip_prefix(':')?),
+            };
+            (inside, port)
+        }
+        None => match value.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (value, None),
+        },
     };
-    name == "localhost"
+    if let Some(port) = port
+        && (port.is_empty()
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u16>().is_err())
+    {
+        return None;
+    }
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':';
+    (!name.is_empty() && name.bytes().all(plain)).then_some(name)
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -105,14 +155,46 @@ fn wants_html(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
 
+    fn loopback(host: &str) -> bool {
+        host_name(host).is_some_and(is_loopback_name)
+    }
+
     #[test]
     fn loopback_names_are_told_from_others() {
-        for host in ["127.0.0.1:7878", "localhost:1", "[::1]:7878", "127.0.0.2"] {
-            assert!(is_loopback_host(host), "{host}");
+        for host in [
+            "127.0.0.1:7878",
+            "localhost:1",
+            "[::1]:7878",
+            "127.0.0.2",
+            "[::1]",
+        ] {
+            assert!(loopback(host), "{host}");
         }
         for host in ["evil.example:7878", "10.0.0.1:7878", "", "[::2]:1"] {
-            assert!(!is_loopback_host(host), "{host}");
+            assert!(!loopback(host), "{host}");
         }
+    }
+
+    #[test]
+    fn a_host_is_a_name_and_an_optional_numeric_port() {
+        for bad in [
+            "localhost:1@evil.example",
+            "127.0.0.1:7878.evil.example",
+            "127.0.0.1:",
+            "127.0.0.1:99999",
+            "127.0.0.1:78:78",
+            "[::1]x",
+            "[::1]:",
+            "[evil.example]:80",
+            "local host",
+            "",
+        ] {
+            assert_eq!(host_name(bad), None, "{bad}");
+        }
+        assert_eq!(host_name("127.0.0.1:7878"), Some("127.0.0.1"));
+        assert_eq!(host_name("[::1]:7878"), Some("::1"));
+        assert_eq!(host_name("LOCALHOST"), Some("LOCALHOST"));
+        assert!(is_loopback_name("LOCALHOST"));
     }
 
     #[test]

@@ -106,6 +106,10 @@ fn bad_values_are_named_with_what_would_be_right() {
             ("[anilist]\ntimeout_secs = 0\n", "anilist.timeout_secs"),
             ("[anilist]\nurl = \"graphql.anilist.co\"\n", "http(s) URL"),
             ("database_url = \"mysql://x\"\n", "PostgreSQL URL"),
+            (
+                "database_url = \"postgres://:::::\"\n",
+                "a well-formed PostgreSQL URL",
+            ),
             ("[serve]\nlisten = \"localhost\"\n", "127.0.0.1:7878"),
             ("[serve]\ntoken = \"short\"\n", "at least 16 characters"),
         ];
@@ -200,11 +204,14 @@ fn a_named_config_file_must_exist_and_be_a_small_regular_file() {
 
 #[test]
 fn a_database_url_password_is_not_echoed() {
-    let err = Settings::builder()
-        .database_url("mysql://user:secret@host/db")
-        .build()
-        .unwrap_err();
-    assert!(!err.to_string().contains("secret"), "{err}");
+    for url in [
+        "mysql://user:secret@host/db",
+        "postgres://user:secret@:::::",
+    ] {
+        let err = Settings::builder().database_url(url).build().unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(err.to_string().contains("database_url"), "{err}");
+    }
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub(crate) struct LedgerRules {
     pub retry_after_margin_ms: i64,
     pub outage_pause_min_ms: i64,
     pub outage_pause_max_ms: i64,
+    /// The longest park in force at any moment, whatever asked for it (a stored park from
+    /// before the cap, too).
+    pub max_park_ms: i64,
     /// How long a probe of a down upstream holds the others back: its whole-request timeout
     /// and a margin, so a probe whose process died costs the others no more than that.
     pub probe_hold_ms: i64,
@@ -283,6 +286,12 @@ pub(crate) fn apply(
     row: &mut LedgerRow,
     window: WindowView,
 ) -> LedgerOutcome {
+    // No park outlasts the cap from now on, whoever stored it (a day-long Retry-After that an
+    // older version kept would otherwise hold every process for that day).
+    let longest = now_ms.saturating_add(rules.max_park_ms);
+    if row.parked_until_ms.is_some_and(|until| until > longest) {
+        row.parked_until_ms = Some(longest);
+    }
     // A park that has run out is over (a 429's with it; a down upstream stays down until a
     // probe gets an answer); a server view older than a window is stale.
     if let Some(until) = row.parked_until_ms.filter(|until| *until <= now_ms) {
@@ -373,9 +382,12 @@ pub(crate) fn apply(
         }
         LedgerOp::RateLimited { retry_after_ms } => {
             row.rate_limited_seen += 1;
-            let until = now_ms
-                .saturating_add(retry_after_ms.max(0))
-                .saturating_add(rules.retry_after_margin_ms);
+            let until = now_ms.saturating_add(
+                retry_after_ms
+                    .max(0)
+                    .saturating_add(rules.retry_after_margin_ms)
+                    .min(rules.max_park_ms),
+            );
             park(row, until, ParkReason::RateLimited);
             // A 429 is an answer: AniList is reachable, only rate limited.
             row.upstream = UpstreamView {
@@ -534,6 +546,7 @@ mod tests {
             retry_after_margin_ms: 1_000,
             outage_pause_min_ms: 5_000,
             outage_pause_max_ms: 60_000,
+            max_park_ms: 900_000,
             probe_hold_ms: 22_000,
         }
     }
@@ -638,6 +651,32 @@ mod tests {
         assert_eq!(refused.retry_at_ms, Some(62_000));
         assert!(m.op(LedgerOp::Take, &r, 62_000).granted);
         assert_eq!(m.row.rate_limited_seen, 1);
+    }
+
+    #[test]
+    fn no_park_outlasts_the_cap_whoever_asked_for_it() {
+        let r = rules(30);
+        let mut m = Model::new();
+        // A day-long Retry-After parks for the cap (margin included), not a day.
+        let out = m.op(
+            LedgerOp::RateLimited {
+                retry_after_ms: 86_400_000,
+            },
+            &r,
+            1_000,
+        );
+        assert_eq!(
+            out.parked,
+            Some((1_000 + r.max_park_ms, ParkReason::RateLimited))
+        );
+        // A longer park already stored (an older version's) is cut at the next operation.
+        m.row.parked_until_ms = Some(1_000_000_000);
+        let read = m.op(LedgerOp::Read, &r, 5_000);
+        assert_eq!(
+            read.parked,
+            Some((5_000 + r.max_park_ms, ParkReason::RateLimited))
+        );
+        assert!(m.op(LedgerOp::Take, &r, 5_000 + r.max_park_ms).granted);
     }
 
     #[test]

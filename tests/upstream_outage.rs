@@ -894,3 +894,83 @@ async fn a_batch_anilist_never_answers_fails_its_items_in_the_end_instead_of_wai
     assert!(importer.halted().is_none());
     importer.close().await;
 }
+
+/// A fake whose first answer is a 429 saying `Retry-After: 86400`, for a ban of one second
+/// (a broken proxy, or a hostile answer).
+async fn lying_429(world: World) -> FakeAniList {
+    let fake = FakeAniList::start(FakeConfig {
+        world,
+        rate: RateModel::disabled().ban_secs(1).announce_secs(86_400),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("start fake-anilist");
+    fake.force_rate_limit();
+    fake
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_long_retry_after_is_cut_to_the_park_cap() {
+    let world = World::single_franchise(8, 91);
+    let root = world.franchises()[0].root.to_string();
+
+    // With a cap of 5 s the import waits 5 s, not a day, and finishes.
+    let fake = lying_429(world.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut capped = franchise(dir.path(), &fake.url());
+    capped.env("FRANCHISE_ANILIST__MAX_PARK_SECS", "5");
+    let started = Instant::now();
+    let out = run(
+        capped,
+        &["import", &root, "--wait"],
+        Duration::from_secs(40),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("suspicious"),
+        "the cut is logged: {}",
+        text(&out.stderr)
+    );
+    assert!(fake.stats().rate_limited >= 1, "the 429 was served");
+    eprintln!(
+        "finished {:.1} s after the day-long 429",
+        started.elapsed().as_secs_f64()
+    );
+
+    // With the default cap, the shared park is at most 900 s, and it really is cut to it.
+    let fake = lying_429(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut importing = common::process::spawn(
+        franchise(&data, &fake.url()),
+        &["import", &root, "--wait"],
+        dir.path(),
+        "import",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let parked_for = loop {
+        let out = run(
+            franchise(&data, &fake.url()),
+            &["status", "--json"],
+            Duration::from_secs(30),
+        )
+        .await;
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if let Some(ms) = status["budget"]["parked_for_ms"].as_u64() {
+            break ms;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never parked: {}\n{}",
+            text(&out.stdout),
+            child_log(dir.path(), "import")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        (850_000..=900_000).contains(&parked_for),
+        "parked for {parked_for} ms"
+    );
+    let _ = importing.kill().await;
+}

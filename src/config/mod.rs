@@ -56,6 +56,9 @@ pub struct Settings {
     pub(crate) retry_max_delay: Duration,
     pub(crate) outage_pause_min: Duration,
     pub(crate) outage_pause_max: Duration,
+    /// The longest any park may last: a longer `Retry-After` is cut to it, and so is an
+    /// outage's pause.
+    pub(crate) max_park: Duration,
 }
 
 /// A setting that cannot be used, with the reason.
@@ -193,6 +196,7 @@ impl Settings {
             retry_after_margin: Duration::from_secs(1),
             outage_pause_min: self.outage_pause_min,
             outage_pause_max: self.outage_pause_max,
+            max_park: self.max_park,
             probe_hold: self.timeout + Duration::from_secs(2),
         }
     }

@@ -75,6 +75,7 @@ pub(super) struct RawAniList {
     pub retry_max_delay_ms: Num<i64>,
     pub outage_pause_min_secs: Num<f64>,
     pub outage_pause_max_secs: Num<f64>,
+    pub max_park_secs: Num<f64>,
 }
 
 /// Checks one whole number against its range, naming the key and the range when it is out.
@@ -392,6 +393,13 @@ impl RawSettings {
             retry_max_delay: retry_max,
             outage_pause_min: pause_min,
             outage_pause_max: pause_max,
+            max_park: fractional_secs(
+                "anilist.max_park_secs",
+                &a.max_park_secs,
+                false,
+                1.0,
+                86_400.0,
+            )?,
         })
     }
 }

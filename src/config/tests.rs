@@ -104,6 +104,11 @@ fn bad_values_are_named_with_what_would_be_right() {
                 "`anilist.budget_per_minute` = 0",
             ),
             ("[anilist]\ntimeout_secs = 0\n", "anilist.timeout_secs"),
+            ("[anilist]\nmax_park_secs = 0\n", "anilist.max_park_secs"),
+            (
+                "[anilist]\nmax_park_secs = 86401\n",
+                "anilist.max_park_secs",
+            ),
             ("[anilist]\nurl = \"graphql.anilist.co\"\n", "http(s) URL"),
             ("database_url = \"mysql://x\"\n", "PostgreSQL URL"),
             (

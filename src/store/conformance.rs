@@ -552,6 +552,7 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
         retry_after_margin_ms: 100,
         outage_pause_min_ms: 50,
         outage_pause_max_ms: 200,
+        max_park_ms: 900_000,
         probe_hold_ms: 1_000,
     };
     let now = crate::clock::unix_ms_now;
@@ -619,6 +620,7 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
         retry_after_margin_ms: 100,
         outage_pause_min_ms: 50,
         outage_pause_max_ms: 200,
+        max_park_ms: 900_000,
         probe_hold_ms: 1_000,
     };
     let now = crate::clock::unix_ms_now;
@@ -663,6 +665,7 @@ pub(crate) async fn the_upstream_state_and_walk_cap_are_shared_and_unsent_reques
         retry_after_margin_ms: 100,
         outage_pause_min_ms: 60_000,
         outage_pause_max_ms: 60_000,
+        max_park_ms: 900_000,
         probe_hold_ms: 60_000,
     };
     let now = crate::clock::unix_ms_now;

@@ -3,7 +3,7 @@
 //! `fetch` calls can exceed it or send during a ban. The rules are in `crate::ledger`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,8 @@ pub(crate) struct BudgetConfig {
     /// `outage_pause_max`.
     pub outage_pause_min: Duration,
     pub outage_pause_max: Duration,
+    /// The longest any park may last (a `Retry-After` beyond it is cut to it).
+    pub max_park: Duration,
     /// How long a probe holds the others back (its request's timeout and a margin).
     pub probe_hold: Duration,
 }
@@ -43,7 +45,8 @@ impl BudgetConfig {
             min_spacing_ms: ms(self.min_spacing),
             retry_after_margin_ms: ms(self.retry_after_margin),
             outage_pause_min_ms: ms(self.outage_pause_min),
-            outage_pause_max_ms: ms(self.outage_pause_max),
+            outage_pause_max_ms: ms(self.outage_pause_max.min(self.max_park)),
+            max_park_ms: ms(self.max_park),
             probe_hold_ms: ms(self.probe_hold),
         }
     }
@@ -65,9 +68,20 @@ impl RateHeaders {
         Self {
             limit: num("x-ratelimit-limit"),
             remaining: num("x-ratelimit-remaining"),
-            retry_after: num("retry-after").map(|s| Duration::from_secs(u64::from(s))),
+            retry_after: get("retry-after").and_then(|v| retry_after(v, SystemTime::now())),
         }
     }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): delay seconds, or an HTTP date, as the time
+/// left until then (nothing for a date already past). Anything else is ignored.
+pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The budget as a status view shows it.
@@ -318,11 +332,26 @@ impl RateBudget {
         .map(|_| ())
     }
 
-    /// A 429: park every caller, in every process, until `retry_after` plus the margin.
+    /// A 429: park every caller, in every process, until `retry_after` plus the margin. A
+    /// `Retry-After` beyond `max_park` is suspicious (AniList says 60 s): it is logged and cut
+    /// to `max_park`, so one bad answer cannot stop every process for a day.
     pub(crate) async fn on_rate_limited(
         &self,
         retry_after: Duration,
     ) -> Result<Duration, StoreError> {
+        let retry_after = if retry_after > self.config.max_park {
+            tracing::warn!(
+                asked_secs = retry_after.as_secs(),
+                cap_secs = self.config.max_park.as_secs(),
+                "a 429 asked every process to wait {} s, more than anilist.max_park_secs: \
+                 suspicious (AniList asks for 60 s); waiting {} s",
+                retry_after.as_secs(),
+                self.config.max_park.as_secs()
+            );
+            self.config.max_park
+        } else {
+            retry_after
+        };
         let retry_after_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
         let outcome = self.op(LedgerOp::RateLimited { retry_after_ms }).await?;
         Ok(self.left(outcome))

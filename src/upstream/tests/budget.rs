@@ -16,6 +16,7 @@ fn config(requests: u32, window_ms: u64, spacing_ms: u64) -> BudgetConfig {
         retry_after_margin: Duration::from_millis(100),
         outage_pause_min: Duration::from_millis(50),
         outage_pause_max: Duration::from_millis(300),
+        max_park: Duration::from_secs(900),
         probe_hold: Duration::from_millis(1_000),
     }
 }
@@ -191,4 +192,24 @@ async fn a_server_that_says_less_is_left_slows_the_budget_down() {
         .await
         .unwrap();
     assert_eq!(budget.state().await.unwrap().limit_per_window, 30);
+}
+
+#[test]
+fn a_retry_after_is_seconds_or_an_http_date_and_nothing_else() {
+    use std::time::SystemTime;
+
+    use crate::upstream::budget::retry_after;
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    assert_eq!(retry_after("60", now), Some(Duration::from_secs(60)));
+    assert_eq!(
+        retry_after(" 86400 ", now),
+        Some(Duration::from_secs(86_400))
+    );
+    let later = httpdate::fmt_http_date(now + Duration::from_secs(120));
+    assert_eq!(retry_after(&later, now), Some(Duration::from_secs(120)));
+    let past = httpdate::fmt_http_date(now - Duration::from_secs(120));
+    assert_eq!(retry_after(&past, now), Some(Duration::ZERO));
+    for bad in ["soon", "-5", "1.5", ""] {
+        assert_eq!(retry_after(bad, now), None, "{bad:?}");
+    }
 }

@@ -19,6 +19,7 @@ fn scaled_budget(requests: u32, window: Duration) -> BudgetConfig {
         retry_after_margin: Duration::from_millis(200),
         outage_pause_min: Duration::from_millis(50),
         outage_pause_max: Duration::from_millis(200),
+        max_park: Duration::from_secs(900),
         probe_hold: Duration::from_millis(1_000),
     }
 }

@@ -66,6 +66,9 @@ pub struct Args {
     /// Ban length after a 429, sent as Retry-After.
     #[arg(long, default_value_t = 60)]
     ban_secs: u64,
+    /// Say this in a ban's first Retry-After instead of --ban-secs (a lying proxy: 86400).
+    #[arg(long, value_name = "SECS")]
+    announce_retry_after: Option<u64>,
     /// Fixed latency added to every served request, in ms.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -155,6 +158,7 @@ impl Args {
             .window(secs(self.window_secs, "--window-secs")?)
             .burst(self.burst)
             .ban_secs(self.ban_secs);
+        rate.announced_secs = self.announce_retry_after;
         rate.advertised_limit = self.limit;
         rate.real_limit = if self.degraded {
             self.degraded_limit

@@ -19,6 +19,9 @@ pub struct RateModel {
     pub burst_window: Duration,
     /// Ban length; also the `Retry-After` value sent when the ban starts.
     pub ban_secs: u64,
+    /// A `Retry-After` that lies: sent when a ban starts instead of `ban_secs`, as a broken
+    /// proxy or a hostile answer might (`86400` for a ban of a second).
+    pub announced_secs: Option<u64>,
 }
 
 impl Default for RateModel {
@@ -38,6 +41,7 @@ impl RateModel {
             burst: 6,
             burst_window: Duration::from_secs(1),
             ban_secs: 60,
+            announced_secs: None,
         }
     }
 
@@ -65,6 +69,12 @@ impl RateModel {
 
     pub fn burst(mut self, burst: u32) -> Self {
         self.burst = burst;
+        self
+    }
+
+    /// Announce `secs` in the `Retry-After` of a ban's first 429, whatever the ban's length.
+    pub fn announce_secs(mut self, secs: u64) -> Self {
+        self.announced_secs = Some(secs);
         self
     }
 
@@ -156,7 +166,7 @@ impl RateLimiter {
             s.ban_until = Some(after(now, Duration::from_secs(m.ban_secs)));
             s.forced = false;
             Decision::Limited {
-                retry_after: m.ban_secs,
+                retry_after: m.announced_secs.unwrap_or(m.ban_secs),
                 during_ban: false,
             }
         };

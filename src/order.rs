@@ -222,26 +222,8 @@ pub(crate) fn story_line(
         }
     }
     // The longest run of sequels ending at (`back`) and starting from (`ahead`) each member.
-    let mut back: HashMap<AnimeId, usize> = HashMap::new();
-    for u in &order {
-        let best = prev
-            .get(u)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| back.get(p))
-            .max();
-        back.insert(*u, best.map_or(1, |b| b + 1));
-    }
-    let mut ahead: HashMap<AnimeId, usize> = HashMap::new();
-    for u in order.iter().rev() {
-        let best = next
-            .get(u)
-            .into_iter()
-            .flatten()
-            .filter_map(|n| ahead.get(n))
-            .max();
-        ahead.insert(*u, best.map_or(1, |b| b + 1));
-    }
+    let back = longest_runs(order.iter(), &prev);
+    let ahead = longest_runs(order.iter().rev(), &next);
     let pick = |from: Option<&BTreeSet<AnimeId>>,
                 run: &HashMap<AnimeId, usize>,
                 taken: &HashSet<AnimeId>| {
@@ -274,6 +256,25 @@ pub(crate) fn story_line(
         at = n;
     }
     line
+}
+
+/// The longest run through `links` (prequels, or sequels) reaching each member, visiting
+/// members in an order where every member's `links` come before it.
+fn longest_runs<'a>(
+    order: impl Iterator<Item = &'a AnimeId>,
+    links: &BTreeMap<AnimeId, BTreeSet<AnimeId>>,
+) -> HashMap<AnimeId, usize> {
+    let mut run: HashMap<AnimeId, usize> = HashMap::new();
+    for u in order {
+        let best = links
+            .get(u)
+            .into_iter()
+            .flatten()
+            .filter_map(|l| run.get(l))
+            .max();
+        run.insert(*u, best.map_or(1, |b| b + 1));
+    }
+    run
 }
 
 /// Formats that carry a main story: series and feature films. An OVA, a special or a music

@@ -89,17 +89,23 @@ pub fn giant(g: &mut Gen, size: usize, depth: usize) -> Franchise {
     let family = g.family();
     let mut members = chain(g, &family, depth + 1);
     let mut dist: Vec<usize> = (0..=depth).collect();
+    // Members still shallower than `depth`, in index order (kept as they come, not filtered
+    // again per member: that was quadratic, minutes for a 100k giant).
+    let mut shallow: Vec<usize> = (0..members.len()).filter(|&i| dist[i] < depth).collect();
     for n in depth + 1..size {
         let parent_index = if g.chance(0.5) {
             g.rng.random_range(0..depth)
         } else {
             // Any member still shallower than `depth`; chain nodes guarantee one exists.
-            let shallow: Vec<usize> = (0..members.len()).filter(|&i| dist[i] < depth).collect();
             shallow[g.rng.random_range(0..shallow.len())]
         };
         let child = hang(g, &family, members[parent_index], n);
+        let child_dist = dist[parent_index] + 1;
+        if child_dist < depth {
+            shallow.push(members.len());
+        }
         members.push(child);
-        dist.push(dist[parent_index] + 1);
+        dist.push(child_dist);
     }
     Franchise {
         root: members[0],

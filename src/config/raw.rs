@@ -279,17 +279,9 @@ impl RawSettings {
             if let Err(e) =
                 <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(database_url)
             {
-                // Unparseable, so `redact_url` cannot find a password: hide all user info.
-                let shown = match database_url.split_once("://") {
-                    Some((scheme, rest)) if rest.contains('@') => {
-                        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-                        format!("{scheme}://***@{host}")
-                    }
-                    _ => database_url.to_string(),
-                };
                 return Err(ConfigError::Invalid {
                     key: "database_url",
-                    value: format!("{shown:?}"),
+                    value: format!("{:?}", redact_url(database_url)),
                     expected: format!(
                         "a well-formed PostgreSQL URL such as postgres://user@host:5432/franchise \
                          ({e})"

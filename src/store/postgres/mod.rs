@@ -27,14 +27,22 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// housekeeping and reads.
 const POOL_SIZE: u32 = 16;
 
-/// A database URL with its password replaced, for messages and logs.
+/// A database URL with its password replaced, for messages and logs. A URL that does not
+/// parse has all its user info hidden: its password cannot be told apart.
 pub(crate) fn redact_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
             parsed.to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        Err(_) => match url.split_once("://") {
+            Some((scheme, rest)) if rest.contains('@') => {
+                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                format!("{scheme}://***@{host}")
+            }
+            _ => url.to_string(),
+        },
     }
 }
 

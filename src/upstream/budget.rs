@@ -332,14 +332,14 @@ impl RateBudget {
         .map(|_| ())
     }
 
-    /// A 429: park every caller, in every process, until `retry_after` plus the margin. A
-    /// `Retry-After` beyond `max_park` is suspicious (AniList says 60 s): it is logged and cut
-    /// to `max_park`, so one bad answer cannot stop every process for a day.
+    /// A 429: park every caller, in every process, until `retry_after` plus the margin. The
+    /// ledger cuts any park to `max_park`, so one bad answer cannot stop every process for a
+    /// day; a `Retry-After` beyond it is suspicious (AniList says 60 s) and logged here.
     pub(crate) async fn on_rate_limited(
         &self,
         retry_after: Duration,
     ) -> Result<Duration, StoreError> {
-        let retry_after = if retry_after > self.config.max_park {
+        if retry_after > self.config.max_park {
             tracing::warn!(
                 asked_secs = retry_after.as_secs(),
                 cap_secs = self.config.max_park.as_secs(),
@@ -348,10 +348,7 @@ impl RateBudget {
                 retry_after.as_secs(),
                 self.config.max_park.as_secs()
             );
-            self.config.max_park
-        } else {
-            retry_after
-        };
+        }
         let retry_after_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
         let outcome = self.op(LedgerOp::RateLimited { retry_after_ms }).await?;
         Ok(self.left(outcome))

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::queue::QueueDepth;
 use crate::store::{ImportFilter, ImportProgress, ProcessInfo};
 use crate::upstream::{BudgetState, Checkup, FirstContact, UpstreamStatus};
-use crate::workers::{EtaInputs, estimate};
+use crate::workers::estimate_with;
 
 /// A heartbeat older than this means its process is gone.
 pub(crate) const STALE_AFTER_MS: i64 = 5_000;
@@ -67,9 +67,6 @@ impl Importer {
             Ok((budget, upstream)) => (Some(budget), Some(upstream)),
             Err(_) => (None, None),
         };
-        let rtt = self.inner.client.round_trip();
-        let cap = budget.as_ref().and_then(|b| b.walk_cap);
-        let levels = |ids: usize| self.inner.client.levels_for(ids, cap);
         // Nobody runs the workers: nothing will happen until somebody does, so no estimate.
         let worked = !workers.is_empty() || self.is_running().await;
         let imports = self
@@ -79,12 +76,8 @@ impl Importer {
             .await?
             .into_iter()
             .map(|progress| {
-                let inputs = EtaInputs {
-                    budget: budget.as_ref(),
-                    round_trip: rtt,
-                    levels_per_request: &levels,
-                };
-                let eta = estimate(&progress, &inputs).filter(|_| worked);
+                let eta = estimate_with(&progress, budget.as_ref(), &self.inner.client)
+                    .filter(|_| worked);
                 ImportStatus {
                     eta_secs: eta.map(|e| e.secs),
                     eta_lower_bound: eta.is_some_and(|e| e.lower_bound),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Importer, Inner};
 use crate::store::{ImportFilter, ImportState};
-use crate::workers::{EtaInputs, estimate};
+use crate::workers::estimate_with;
 
 /// How often the store is read for other processes' progress.
 const EVERY: Duration = Duration::from_millis(250);
@@ -84,7 +84,6 @@ async fn watch(inner: Weak<Inner>) {
             }
         }
         let budget = inner.client.budget().last_state();
-        let rtt = inner.client.round_trip();
         for id in ids {
             let Ok(mut found) = inner.store.imports(&ImportFilter::one(id)).await else {
                 continue;
@@ -92,16 +91,7 @@ async fn watch(inner: Weak<Inner>) {
             let Some(progress) = found.pop() else {
                 continue;
             };
-            let cap = budget.as_ref().and_then(|b| b.walk_cap);
-            let levels = |ids: usize| inner.client.levels_for(ids, cap);
-            let eta = estimate(
-                &progress,
-                &EtaInputs {
-                    budget: budget.as_ref(),
-                    round_trip: rtt,
-                    levels_per_request: &levels,
-                },
-            );
+            let eta = estimate_with(&progress, budget.as_ref(), &inner.client);
             inner.events.publish_progress(&progress, eta);
         }
     }

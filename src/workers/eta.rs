@@ -8,24 +8,43 @@ use std::time::Duration;
 use crate::events::Eta;
 use crate::ledger::ParkReason;
 use crate::store::ImportProgress;
-use crate::upstream::{BudgetState, MAX_BATCH};
+use crate::upstream::{AniListClient, BudgetState, MAX_BATCH};
 
 /// Below this, a wait for the budget is part of the pace, not worth a "waiting" line.
 const WAIT_WORTH_SAYING_SECS: f64 = 2.0;
 
 /// What an estimate is built from besides the import's own progress.
-pub(crate) struct EtaInputs<'a> {
+struct EtaInputs<'a> {
     /// The shared budget as last read; `None` if it could not be read.
-    pub budget: Option<&'a BudgetState>,
+    budget: Option<&'a BudgetState>,
     /// The smoothed round trip; a second (AniList's usual) until one was measured.
-    pub round_trip: Option<Duration>,
+    round_trip: Option<Duration>,
     /// The levels of relations a request for this many ids walks now (the walk-depth
     /// setting, the learnt answer size, a lowered cap).
-    pub levels_per_request: &'a dyn Fn(usize) -> usize,
+    levels_per_request: &'a dyn Fn(usize) -> usize,
+}
+
+/// The estimate for `progress` with what `client` knows: its measured round trip, and the
+/// levels it walks now under the budget's lowered walk, if any.
+pub(crate) fn estimate_with(
+    progress: &ImportProgress,
+    budget: Option<&BudgetState>,
+    client: &AniListClient,
+) -> Option<Eta> {
+    let cap = budget.and_then(|b| b.walk_cap);
+    let levels = |ids: usize| client.levels_for(ids, cap);
+    estimate(
+        progress,
+        &EtaInputs {
+            budget,
+            round_trip: client.round_trip(),
+            levels_per_request: &levels,
+        },
+    )
 }
 
 /// The estimate for `progress`, or `None` if it is finished.
-pub(crate) fn estimate(progress: &ImportProgress, inputs: &EtaInputs<'_>) -> Option<Eta> {
+fn estimate(progress: &ImportProgress, inputs: &EtaInputs<'_>) -> Option<Eta> {
     if progress.is_finished() || progress.queued == 0 {
         return None;
     }

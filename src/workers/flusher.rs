@@ -342,7 +342,6 @@ impl Flusher {
         }
         let touched: BTreeSet<i64> = committed.touched.clone();
         let budget = self.parts.client.last_budget();
-        let rtt = self.parts.client.round_trip();
         for import_id in touched {
             let progress = match self
                 .parts
@@ -357,17 +356,7 @@ impl Flusher {
                     continue;
                 }
             };
-            let client = &self.parts.client;
-            let cap = budget.as_ref().and_then(|b| b.walk_cap);
-            let levels = |ids: usize| client.levels_for(ids, cap);
-            let eta = super::estimate(
-                &progress,
-                &super::EtaInputs {
-                    budget: budget.as_ref(),
-                    round_trip: rtt,
-                    levels_per_request: &levels,
-                },
-            );
+            let eta = super::estimate_with(&progress, budget.as_ref(), &self.parts.client);
             events.publish_progress(&progress, eta);
         }
     }

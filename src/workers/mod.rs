@@ -17,7 +17,7 @@ mod request;
 #[cfg(test)]
 mod rig;
 
-pub(crate) use eta::{EtaInputs, estimate};
+pub(crate) use eta::estimate_with;
 pub(crate) use parts::{CommitBackoff, PipelineParts};
 pub(crate) use pipeline::{Pipeline, supervised};
 pub(crate) use request::{Notice, NoticeOutcome};

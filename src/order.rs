@@ -43,6 +43,19 @@ impl Order {
     }
 }
 
+/// A name that is not an [`Order`]: the message names it and the ones there are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid order {0:?}: expected one of id, release, watch")]
+pub struct InvalidOrder(pub String);
+
+impl std::str::FromStr for Order {
+    type Err = InvalidOrder;
+
+    fn from_str(raw: &str) -> Result<Self, InvalidOrder> {
+        Self::parse(raw).ok_or_else(|| InvalidOrder(raw.to_string()))
+    }
+}
+
 /// One member's place in an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderedAnime {
@@ -80,6 +93,18 @@ pub fn aired(anime: &AnimeSummary) -> Option<(i32, u8, u8)> {
             31
         },
     ))
+}
+
+/// When a member started airing, for people: `2013-04` when the month (or the season) is
+/// known, else the year alone; `None` if neither is stored.
+pub fn aired_text(anime: &AnimeSummary) -> Option<String> {
+    let (year, month, _) = aired(anime)?;
+    let month_known = anime.start_date.month.is_some() || anime.season.is_some();
+    Some(if month_known && (1..=12).contains(&month) {
+        format!("{year}-{month:02}")
+    } else {
+        year.to_string()
+    })
 }
 
 impl Franchise {
@@ -330,6 +355,16 @@ fn watch_order(f: &Franchise) -> Vec<OrderedAnime> {
     let main: Vec<AnimeId> = keyed.into_iter().map(|(_, _, id)| id).collect();
     let slot_of_main: HashMap<AnimeId, usize> =
         main.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    // The last main entry that aired on or before `date`: where something of that date goes.
+    let main_aired: Vec<Option<(i32, u8, u8)>> = main
+        .iter()
+        .map(|m| by_id.get(m).and_then(|a| aired(a)))
+        .collect();
+    let aired_after = |date: (i32, u8, u8)| {
+        main_aired
+            .iter()
+            .rposition(|d| d.is_some_and(|d| d <= date))
+    };
     // `how[(u, v)]`: `v` is `u`'s relation (observed, or the other side's turned around).
     let how: HashMap<(AnimeId, AnimeId), Option<&RelationType>> = edges
         .iter()
@@ -373,15 +408,7 @@ fn watch_order(f: &Franchise) -> Vec<OrderedAnime> {
             let Some((u, how, u_slot)) = anchor.cloned() else {
                 continue;
             };
-            let aired_v = by_id.get(v).and_then(|a| aired(a));
-            let by_date = aired_v.and_then(|date| {
-                main.iter().rposition(|m| {
-                    by_id
-                        .get(m)
-                        .and_then(|a| aired(a))
-                        .is_some_and(|d| d <= date)
-                })
-            });
+            let by_date = by_id.get(v).and_then(|a| aired(a)).and_then(aired_after);
             let chosen = match (followed.is_some(), by_date) {
                 (true, Some(d)) => u_slot.max(d),
                 (true, None) => u_slot,
@@ -402,16 +429,7 @@ fn watch_order(f: &Franchise) -> Vec<OrderedAnime> {
         if slot.contains_key(&a.id) {
             continue;
         }
-        let at = aired(a)
-            .and_then(|date| {
-                main.iter().rposition(|m| {
-                    by_id
-                        .get(m)
-                        .and_then(|x| aired(x))
-                        .is_some_and(|d| d <= date)
-                })
-            })
-            .unwrap_or(last);
+        let at = aired(a).and_then(aired_after).unwrap_or(last);
         slot.insert(a.id, at);
         layer_of.insert(a.id, usize::MAX);
     }
@@ -700,5 +718,12 @@ mod tests {
             assert_eq!(Order::parse(order.as_str()), Some(order));
         }
         assert_eq!(Order::parse("chronological"), None);
+        let names = Order::ALL.map(Order::as_str).join(", ");
+        assert_eq!(
+            "chronological".parse::<Order>().map_err(|e| e.to_string()),
+            Err(format!(
+                "invalid order \"chronological\": expected one of {names}"
+            ))
+        );
     }
 }

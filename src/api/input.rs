@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::anime::AnimeId;
-use crate::order::Order;
+use crate::order::{InvalidOrder, Order};
 use crate::producer::ImportOptions;
 use crate::producer::MAX_DEPTH_LIMIT;
 use crate::store::{ImportFilter, ImportState};
@@ -65,18 +65,15 @@ pub(crate) fn open_timeout(query: Option<&str>) -> Result<u64, ApiError> {
     Ok(timeout)
 }
 
-/// `?order=id|release|watch` on `GET /api/franchise/{root}` and the franchise page.
+/// `?order=id|release|watch` on `GET /api/franchise/{root}`.
 pub(crate) fn franchise_order(query: Option<&str>) -> Result<Order, ApiError> {
     let mut order = Order::Id;
     for (key, value) in pairs(query)? {
         match key.as_str() {
             "order" => {
-                order = Order::parse(&value).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "invalid order {value:?}: expected one of {}",
-                        Order::ALL.map(Order::as_str).join(", ")
-                    ))
-                })?;
+                order = value
+                    .parse()
+                    .map_err(|e: InvalidOrder| ApiError::bad_request(e.to_string()))?;
             }
             _ => return Err(unknown_parameter(&key, "order")),
         }

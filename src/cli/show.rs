@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 
 use clap::Args;
-use franchise::{Anime, AnimeId, AnimeSummary, Franchise, Order, Settings, StoredRelation, aired};
+use franchise::{
+    Anime, AnimeId, AnimeSummary, Franchise, Order, Settings, StoredRelation, aired_text,
+};
 use serde_json::json;
 
 use crate::out;
@@ -24,18 +26,13 @@ pub struct ShowArgs {
     dot: bool,
     /// List the anime by id, by release date, or in the order to watch them: the main story
     /// as it aired, each side story, movie and special after what it follows.
-    #[arg(long, value_name = "ORDER", default_value = "id", value_parser = parse_order,
-          conflicts_with = "dot")]
+    #[arg(
+        long,
+        value_name = "ORDER",
+        default_value = "id",
+        conflicts_with = "dot"
+    )]
     order: Order,
-}
-
-fn parse_order(raw: &str) -> Result<Order, String> {
-    Order::parse(raw).ok_or_else(|| {
-        format!(
-            "invalid order {raw:?}: expected one of {}",
-            Order::ALL.map(Order::as_str).join(", ")
-        )
-    })
 }
 
 pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode> {
@@ -108,13 +105,7 @@ fn print_ordered(f: &Franchise, order: Order) -> anyhow::Result<()> {
         let Some(a) = by_id.get(&entry.id) else {
             continue;
         };
-        let aired = aired(a).map_or("date unknown".to_string(), |(y, m, _)| {
-            if m <= 12 && (a.start_date.month.is_some() || a.season.is_some()) {
-                format!("{y}-{m:02}")
-            } else {
-                y.to_string()
-            }
-        });
+        let aired = aired_text(a).unwrap_or_else(|| "date unknown".to_string());
         let indent = if order == Order::Watch && !entry.main {
             "   "
         } else {

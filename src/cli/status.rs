@@ -8,7 +8,7 @@ use clap::Args;
 use franchise::{ImportFilter, ImportState, Settings, Status};
 
 use super::client::ApiClient;
-use super::wait::human;
+use super::wait::{franchise_now_ms, human};
 use crate::out;
 
 #[derive(Debug, Args)]
@@ -160,9 +160,7 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
     if status.workers.is_empty() {
         out!("workers none running: `franchise work` runs the queue");
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = franchise_now_ms();
     for w in &status.workers {
         out!(
             "worker  {} pid {} on {}, heartbeat {} ago{}",

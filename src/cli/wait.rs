@@ -411,7 +411,7 @@ fn state_text(
     text
 }
 
-fn franchise_now_ms() -> i64 {
+pub(super) fn franchise_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use super::{anilist_anime, escape, label};
 use crate::anime::{AnimeId, RelationType};
 use crate::cache::Franchise;
-use crate::order::{MemberEdges, Order, aired, is_movie, member_edges, story_line};
+use crate::order::{MemberEdges, Order, aired_text, is_movie, member_edges, story_line};
 use crate::store::{AnimeSummary, StoredRelation};
 
 /// Where a member that is not in the main story is listed, in page order.
@@ -315,13 +315,7 @@ fn watch_order(f: &Franchise, name: &dyn Fn(AnimeId) -> String) -> String {
         let Some(anime) = by_id.get(&entry.id) else {
             continue;
         };
-        let aired = aired(anime).map_or(String::new(), |(y, m, _)| {
-            if anime.start_date.month.is_some() || anime.season.is_some() {
-                format!(" · {y}-{m:02}")
-            } else {
-                format!(" · {y}")
-            }
-        });
+        let aired = aired_text(anime).map_or(String::new(), |text| format!(" · {text}"));
         let via = match (entry.follows, &entry.relation) {
             (Some(parent), Some(relation)) => format!(
                 " <span class=\"via\">{} of {}</span>",

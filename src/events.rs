@@ -23,10 +23,12 @@ const CAPACITY: usize = 4096;
 /// An estimate of the time left.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Eta {
-    /// Seconds left, the waits below included.
+    /// Seconds left, the waits below included. While the walk may still find anime, this
+    /// includes a guess of the levels it has not shown yet (as many again as it has shown).
     pub secs: f64,
-    /// The walk may still find more anime, so the true figure can only be larger.
-    pub lower_bound: bool,
+    /// While the walk may still find anime: the seconds the known part alone takes, a floor
+    /// the true figure cannot go under. `None` once nothing more can be found.
+    pub at_least_secs: Option<f64>,
     /// The next request waits this long for AniList's rate limit (the budget's window or
     /// spacing, or a park), when that is long enough to say ("waiting for AniList's rate
     /// limit, resuming in N s").
@@ -235,6 +237,7 @@ mod tests {
             queued: discovered - done,
             unwalked_edges: 0,
             queued_levels: 0,
+            frontier_depth: 0,
             created_at_ms: 0,
             finished_at_ms: None,
             failures: Vec::new(),

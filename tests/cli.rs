@@ -367,7 +367,7 @@ async fn status_json_has_the_documented_shape_and_matches_the_store() {
         "unwalked_edges",
         "state",
         "eta_secs",
-        "eta_lower_bound",
+        "eta_at_least_secs",
         "failures",
     ] {
         assert!(have.contains(key), "import lacks {key}: {import:#}");

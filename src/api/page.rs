@@ -250,22 +250,21 @@ fn human_secs(secs: f64) -> String {
     }
 }
 
-/// An ETA as the page shows it: "~12 s", or "at least 12 s" when the walk may still grow
-/// (the script's `etaText` matches).
-fn eta_text(secs: f64, lower_bound: bool) -> String {
+/// An ETA as the page shows it: "~12 s", and "~12 s (at least 4 s)" when the walk may still
+/// grow and what it knows alone takes clearly less (the script's `etaText` matches).
+fn eta_text(secs: f64, at_least: Option<f64>) -> String {
     if secs < 1.0 || !secs.is_finite() {
-        // "at least 0 s" says nothing: the walk has not shown how far it goes yet.
-        return if lower_bound {
+        // "~0 s" says nothing while the walk has not shown how far it goes.
+        return if at_least.is_some() {
             "estimating…"
         } else {
             "almost done"
         }
         .to_string();
     }
-    if lower_bound {
-        format!("at least {}", human_secs(secs))
-    } else {
-        format!("~{}", human_secs(secs))
+    match at_least.filter(|floor| *floor >= 1.0 && secs - floor >= 1.0) {
+        Some(floor) => format!("~{} (at least {})", human_secs(secs), human_secs(floor)),
+        None => format!("~{}", human_secs(secs)),
     }
 }
 
@@ -319,10 +318,13 @@ mod tests {
         assert_eq!(human_secs(725.0), "12 min");
         assert_eq!(human_secs(7500.0), "2 h 5 min");
         assert_eq!(human_secs(f64::NAN), "0 s");
-        assert_eq!(eta_text(12.0, true), "at least 12 s");
-        assert_eq!(eta_text(12.0, false), "~12 s");
-        assert_eq!(eta_text(0.2, true), "estimating…");
-        assert_eq!(eta_text(0.2, false), "almost done");
+        assert_eq!(eta_text(12.0, Some(4.0)), "~12 s (at least 4 s)");
+        // A floor within a second of the guess, or under one second, says nothing more.
+        assert_eq!(eta_text(12.0, Some(11.5)), "~12 s");
+        assert_eq!(eta_text(12.0, Some(0.5)), "~12 s");
+        assert_eq!(eta_text(12.0, None), "~12 s");
+        assert_eq!(eta_text(0.2, Some(0.2)), "estimating…");
+        assert_eq!(eta_text(0.2, None), "almost done");
         assert_eq!(ago(1_000, 4_000), "3 s ago");
         assert_eq!(label("NOT_YET_RELEASED"), "Not yet released");
         assert_eq!(label("TV_SHORT"), "TV short");

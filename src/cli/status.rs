@@ -55,7 +55,11 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
         let p = &i.progress;
         let eta = match i.eta_secs {
             Some(s) => {
-                let bound = if i.eta_lower_bound { "at least " } else { "" };
+                let floor = i
+                    .eta_at_least_secs
+                    .filter(|f| *f >= 1.0 && s - f >= 1.0)
+                    .map(|f| format!(" (at least {})", human(f)))
+                    .unwrap_or_default();
                 let waiting = i
                     .eta_waiting_secs
                     .map(|w| {
@@ -65,7 +69,7 @@ fn print_text(status: &Status, active: bool) -> anyhow::Result<()> {
                         )
                     })
                     .unwrap_or_default();
-                format!(", ETA {bound}{}{waiting}", human(s))
+                format!(", ETA ~{}{floor}{waiting}", human(s))
             }
             None if !p.is_finished() && status.workers.is_empty() => {
                 ", no worker runs it (`franchise work` does)".to_string()

@@ -1,5 +1,4 @@
-//! Waiting for imports with a progress bar ("Importing 37/120 related anime… at least 12 s
-//! left"), fed by the importer's event stream. While the rate budget parks the workers the
+//! Waiting for imports with a progress bar ("Importing 37/120 related anime… ~12 s left"), fed by the importer's event stream. While the rate budget parks the workers the
 //! bar says so. A process that does not own the queue waits on the owner's progress and takes
 //! the queue over if the owner goes away.
 
@@ -402,9 +401,9 @@ fn state_text(
             ));
         }
         None => {
-            // The walk may still grow, so the estimate is a lower bound, and says so.
+            // An estimate: it guesses how much the walk still grows (status gives the floor).
             if let Some(secs) = eta.filter(|s| *s >= 1.0) {
-                text.push_str(&format!(", at least {} left", human(secs)));
+                text.push_str(&format!(", ~{} left", human(secs)));
             }
         }
     }
@@ -501,7 +500,7 @@ mod tests {
         let line = format!("{} 999999/999999{state}", "█".repeat(BAR_COLUMNS));
         assert!(line.chars().count() <= 80, "{line}");
         assert!(
-            line.contains("(99999 failed), at least 59m59s left"),
+            line.contains("(99999 failed), ~59m59s left"),
             "{line}"
         );
     }

@@ -37,8 +37,10 @@ pub struct ImportStatus {
     /// Seconds left, from the ids still to fetch, the levels they span, the budget's pace
     /// and the round trip; `None` once finished, or while no live process runs the workers.
     pub eta_secs: Option<f64>,
-    /// The walk may still grow, so the ETA can only be longer.
-    pub eta_lower_bound: bool,
+    /// While the walk may still grow: the seconds its known part alone takes, a floor under
+    /// `eta_secs` (which adds a guess of the levels not seen yet).
+    #[serde(default)]
+    pub eta_at_least_secs: Option<f64>,
     /// Of `eta_secs`, the wait for AniList's rate limit before the next request, when it is
     /// long enough to say.
     #[serde(default)]
@@ -80,7 +82,7 @@ impl Importer {
                     .filter(|_| worked);
                 ImportStatus {
                     eta_secs: eta.map(|e| e.secs),
-                    eta_lower_bound: eta.is_some_and(|e| e.lower_bound),
+                    eta_at_least_secs: eta.and_then(|e| e.at_least_secs),
                     eta_waiting_secs: eta.and_then(|e| e.waiting_secs),
                     progress,
                 }

@@ -257,6 +257,7 @@ pub(crate) async fn an_import_of_a_fresh_franchise_walks_the_store_and_queues_no
     assert_eq!((p.discovered, p.done, p.queued), (3, 2, 1));
     assert_eq!(p.state, ImportState::Running);
     assert_eq!(p.queued_levels, 1);
+    assert_eq!(p.frontier_depth, 2, "3 waits on level 2");
 
     // The fetch of 3 lands: the import finishes; a second import costs nothing at all.
     let next = flush(

@@ -173,6 +173,10 @@ pub struct ImportProgress {
     pub unwalked_edges: u64,
     /// How many walk levels the queued items span: at least this many round trips remain.
     pub queued_levels: u32,
+    /// The deepest walk level a queued item sits on (the root is level 0): the walk has
+    /// shown this many levels plus one so far. 0 when nothing is queued.
+    #[serde(default)]
+    pub frontier_depth: u32,
     pub created_at_ms: i64,
     pub finished_at_ms: Option<i64>,
     /// Why items failed, most common first: (reason, count).

@@ -1,7 +1,8 @@
 //! How long an import has left, from what is known: the ids still to fetch and the levels
 //! they span, the levels one request walks, the rate budget (the wait for its next slot, its
 //! spacing and its window), parks, and the measured round trip. While the walk can still
-//! grow, the figure is a lower bound, and says so.
+//! grow, the figure adds a guess of the levels not seen yet, and the known part alone is
+//! given as the floor ("at least").
 
 use std::time::Duration;
 
@@ -48,15 +49,67 @@ fn estimate(progress: &ImportProgress, inputs: &EtaInputs<'_>) -> Option<Eta> {
     if progress.is_finished() || progress.queued == 0 {
         return None;
     }
+    let known = Walk {
+        levels: u64::from(progress.queued_levels.max(1)),
+        anime: progress.queued,
+    };
+    let at_least = time_for(&known, inputs);
+    let growth = Growth::guess(progress);
+    let forecast = time_for(
+        &Walk {
+            levels: known.levels + growth.levels,
+            anime: known.anime + growth.anime,
+        },
+        inputs,
+    );
+    Some(Eta {
+        secs: forecast.secs.max(at_least.secs),
+        // Every queued item may still add relatives: what is known alone is the floor.
+        at_least_secs: Some(at_least.secs),
+        waiting_secs: at_least.waiting_secs,
+    })
+}
+
+/// What is left to walk: levels of requests, and the anime on them.
+struct Walk {
+    levels: u64,
+    anime: u64,
+}
+
+/// The levels and anime the walk has not shown yet, as the estimate guesses them.
+struct Growth {
+    levels: u64,
+    anime: u64,
+}
+
+impl Growth {
+    /// With nothing known of how deep a franchise goes, the median guess of what is still to
+    /// come is as much as has been seen (the walk is as likely to be short of its middle as
+    /// past it): as many unseen levels as the walk has shown, each as wide as the levels shown
+    /// so far on average. Early in a big walk this is what makes the figure useful; near its
+    /// end it overshoots by up to the walk's depth, which the "at least" figure bounds below.
+    fn guess(progress: &ImportProgress) -> Self {
+        let shown = u64::from(progress.frontier_depth) + 1;
+        let width = progress.discovered.div_ceil(shown);
+        Self {
+            levels: shown,
+            anime: shown * width,
+        }
+    }
+}
+
+/// The time `walk` takes under the budget, with the wait for the rate limit when it is worth
+/// saying.
+fn time_for(walk: &Walk, inputs: &EtaInputs<'_>) -> Eta {
     let rtt = inputs
         .round_trip
         .unwrap_or(Duration::from_secs(1))
         .as_secs_f64();
-    let batch = progress.queued.clamp(1, MAX_BATCH as u64) as usize;
+    let batch = walk.anime.clamp(1, MAX_BATCH as u64) as usize;
     let per_request = (inputs.levels_per_request)(batch).max(1) as u64;
     // Each round of requests learns `per_request` levels; the next round needs its answers.
-    let rounds = u64::from(progress.queued_levels.max(1)).div_ceil(per_request);
-    let requests = progress.queued.div_ceil(MAX_BATCH as u64).max(rounds);
+    let rounds = walk.levels.max(1).div_ceil(per_request);
+    let requests = walk.anime.div_ceil(MAX_BATCH as u64).max(rounds);
     let (wait, spacing, rate_time) = match inputs.budget {
         Some(b) => budget_time(b, requests),
         None => (0.0, 0.0, 0.0),
@@ -68,12 +121,11 @@ fn estimate(progress: &ImportProgress, inputs: &EtaInputs<'_>) -> Option<Eta> {
     // Rounds follow one another: each after the last one's answer and at least a slot apart.
     let walk_time = rtt + (rounds - 1) as f64 * rtt.max(spacing);
     let send_time = rtt + rate_time;
-    Some(Eta {
+    Eta {
         secs: wait + walk_time.max(send_time),
-        // Every queued item may still add relatives.
-        lower_bound: true,
+        at_least_secs: None,
         waiting_secs: (rate_limited && wait >= WAIT_WORTH_SAYING_SECS).then_some(wait),
-    })
+    }
 }
 
 /// (wait for the first slot, spacing between requests, time from the first request to the
@@ -110,6 +162,7 @@ mod tests {
             queued,
             unwalked_edges: 0,
             queued_levels,
+            frontier_depth: 0,
             created_at_ms: 0,
             finished_at_ms: None,
             failures: Vec::new(),
@@ -155,16 +208,22 @@ mod tests {
         .unwrap_or_else(|| panic!("no estimate for {p:?}"))
     }
 
+    /// The seconds the known part alone takes.
+    fn floor(e: &Eta) -> f64 {
+        e.at_least_secs
+            .unwrap_or_else(|| panic!("a running walk has a floor: {e:?}"))
+    }
+
     #[test]
     fn two_requests_a_minute_count_the_wait_for_the_next_slot() {
         // Both of the window's requests went; the next slot is 25 s away.
         let b = budget(2, 60.0, 2, Some(25_000));
         let e = eta(&progress(3, 1), Some(&b), 1);
-        assert!(e.secs >= 26.0, "{e:?}");
+        assert!(floor(&e) >= 26.0, "{e:?}");
         assert_eq!(e.waiting_secs, Some(25.0));
         // Three levels still to learn one per request: two more slots of 30 s after it.
         let e = eta(&progress(3, 3), Some(&b), 1);
-        assert!(e.secs >= 25.0 + 1.0 + 2.0 * 30.0 - 0.01, "{e:?}");
+        assert!(floor(&e) >= 25.0 + 1.0 + 2.0 * 30.0 - 0.01, "{e:?}");
     }
 
     #[test]
@@ -172,8 +231,8 @@ mod tests {
         let b = budget(90, 60.0, 0, None);
         let one = eta(&progress(40, 6), Some(&b), 1);
         let three = eta(&progress(40, 6), Some(&b), 3);
-        assert!((one.secs - 6.0).abs() < 0.01, "{one:?}");
-        assert!((three.secs - 2.0).abs() < 0.01, "{three:?}");
+        assert!((floor(&one) - 6.0).abs() < 0.01, "{one:?}");
+        assert!((floor(&three) - 2.0).abs() < 0.01, "{three:?}");
         assert_eq!(one.waiting_secs, None);
     }
 
@@ -183,7 +242,7 @@ mod tests {
         // all at the window's pace of one per 2 s.
         let b = budget(30, 60.0, 29, None);
         let e = eta(&progress(500, 1), Some(&b), 1);
-        assert!((e.secs - (1.0 + 9.0 * 2.0)).abs() < 0.01, "{e:?}");
+        assert!((floor(&e) - (1.0 + 9.0 * 2.0)).abs() < 0.01, "{e:?}");
     }
 
     #[test]
@@ -192,13 +251,40 @@ mod tests {
         b.parked_for_ms = Some(40_000);
         b.parked_reason = Some(ParkReason::RateLimited);
         let e = eta(&progress(10, 1), Some(&b), 1);
-        assert!((e.secs - 41.0).abs() < 0.01, "{e:?}");
+        assert!((floor(&e) - 41.0).abs() < 0.01, "{e:?}");
         assert_eq!(e.waiting_secs, Some(40.0));
         // An outage's pause is counted, but it is not AniList's rate limit.
         b.parked_reason = Some(ParkReason::Outage);
         let e = eta(&progress(10, 1), Some(&b), 1);
-        assert!((e.secs - 41.0).abs() < 0.01, "{e:?}");
+        assert!((floor(&e) - 41.0).abs() < 0.01, "{e:?}");
         assert_eq!(e.waiting_secs, None);
+    }
+
+    #[test]
+    fn a_walk_that_may_grow_adds_as_many_levels_again_as_it_has_shown() {
+        let b = budget(90, 60.0, 0, None);
+        // Four levels shown (the frontier on level 3), 40 anime found, 20 of them queued on
+        // one level, one level a request: 1 s is known; 4 levels more are guessed.
+        let mut p = progress(20, 1);
+        p.discovered = 40;
+        p.frontier_depth = 3;
+        let e = eta(&p, Some(&b), 1);
+        assert!((floor(&e) - 1.0).abs() < 0.01, "{e:?}");
+        assert!((e.secs - 5.0).abs() < 0.01, "{e:?}");
+        // Three levels a request: (1 + 4) levels take 2 rounds.
+        let e = eta(&p, Some(&b), 3);
+        assert!((e.secs - 2.0).abs() < 0.01, "{e:?}");
+        // A wide walk needs more pages of ids than rounds: 400 found on 4 levels, 200
+        // queued; 600 ids in 12 pages at the 500 ms spacing after the first.
+        p.discovered = 400;
+        p.queued = 200;
+        let e = eta(&p, Some(&b), 3);
+        assert!((e.secs - (1.0 + 11.0 * 0.5)).abs() < 0.01, "{e:?}");
+        // The guess never goes under the floor, and the wait for the budget is said alike.
+        let b = budget(2, 60.0, 2, Some(25_000));
+        let e = eta(&p, Some(&b), 3);
+        assert!(e.secs >= floor(&e), "{e:?}");
+        assert_eq!(e.waiting_secs, Some(25.0));
     }
 
     #[test]

@@ -23,8 +23,11 @@
     return Math.floor(minutes / 60) + ' h ' + (minutes % 60) + ' min';
   }
   function etaText(eta) {
-    if (!(eta.secs >= 1)) return eta.lower_bound ? 'estimating…' : 'almost done';
-    return (eta.lower_bound ? 'at least ' : '~') + human(eta.secs);
+    var floor = eta.at_least_secs;
+    if (!(eta.secs >= 1)) return floor != null ? 'estimating…' : 'almost done';
+    if (floor != null && floor >= 1 && eta.secs - floor >= 1)
+      return '~' + human(eta.secs) + ' (at least ' + human(floor) + ')';
+    return '~' + human(eta.secs);
   }
   function figure(p, settled) {
     return p.state === 'running' ? 'Importing ' + settled + '/' + p.discovered

@@ -68,7 +68,7 @@ pub(super) async fn gather(state: &ApiState) -> Result<StatusView, ApiError> {
             shown.push(ImportStatus {
                 progress,
                 eta_secs: None,
-                eta_lower_bound: false,
+                eta_at_least_secs: None,
                 eta_waiting_secs: None,
             });
         }
@@ -242,9 +242,9 @@ fn import_row(import: &ImportStatus, now_ms: i64) -> String {
                 Some(wait) => format!(
                     "waiting for AniList's rate limit, resuming in {}; {} left",
                     human_secs(wait),
-                    eta_text(secs, import.eta_lower_bound)
+                    eta_text(secs, import.eta_at_least_secs)
                 ),
-                None => eta_text(secs, import.eta_lower_bound),
+                None => eta_text(secs, import.eta_at_least_secs),
             },
             None => "estimating…".to_string(),
         }
@@ -538,12 +538,13 @@ mod tests {
                 queued: if running { discovered - done } else { 0 },
                 unwalked_edges: 0,
                 queued_levels: 0,
+                frontier_depth: 0,
                 created_at_ms: 1_000,
                 finished_at_ms: (!running).then_some(15_000),
                 failures: Vec::new(),
             },
             eta_secs: running.then_some(12.4),
-            eta_lower_bound: true,
+            eta_at_least_secs: running.then_some(4.0),
             eta_waiting_secs: None,
         }
     }
@@ -585,7 +586,7 @@ mod tests {
         let running = row(2);
         assert!(running.contains("<span class=\"figure\">Importing 37/120</span>"));
         assert!(running.contains("<progress max=\"120\" value=\"37\">"));
-        assert!(running.contains("at least 12 s"));
+        assert!(running.contains("~12 s (at least 4 s)"), "{running}");
         assert!(running.contains("data-action=\"cancel\""));
         assert!(running.contains("href=\"/franchise/102\""));
         assert!(!running.contains("data-action=\"retry\""));
@@ -605,7 +606,7 @@ mod tests {
         let html = render(&view(vec![paced]));
         assert!(
             html.contains(
-                "waiting for AniList&#39;s rate limit, resuming in 25 s; at least 56 s left"
+                "waiting for AniList&#39;s rate limit, resuming in 25 s; ~56 s (at least 4 s) left"
             ),
             "{html}"
         );

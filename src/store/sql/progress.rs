@@ -57,6 +57,7 @@ impl<DB> Sql<DB> {
                 queued,
                 unwalked_edges: unwalked,
                 queued_levels: 0,
+                frontier_depth: 0,
                 created_at_ms: row.try_get(2)?,
                 finished_at_ms: row.try_get(3)?,
                 failures: Vec::new(),
@@ -74,13 +75,14 @@ impl<DB> Sql<DB> {
             }
             if progress.state == ImportState::Running {
                 let row = sqlx::query::<DB>(
-                    "SELECT COUNT(DISTINCT depth) FROM import_item \
+                    "SELECT COUNT(DISTINCT depth), COALESCE(MAX(depth), 0) FROM import_item \
                      WHERE state = 'queued' AND import_id = $1",
                 )
                 .bind(progress.import_id)
                 .fetch_one(pool)
                 .await?;
                 progress.queued_levels = to_u32(row.try_get(0)?);
+                progress.frontier_depth = to_u32(row.try_get(1)?);
             }
         }
         Ok(out)

@@ -104,7 +104,7 @@ pub async fn run(fake: &FakeAniList, root: i32, scale: TimeScale) -> anyhow::Res
                 samples.push(EtaSample {
                     at: started.elapsed(),
                     eta_secs,
-                    lower_bound: import.eta_lower_bound,
+                    at_least_secs: import.eta_at_least_secs,
                 });
             }
             tokio::select! {

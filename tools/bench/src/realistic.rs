@@ -216,8 +216,8 @@ fn eta_table(out: &mut String, results: &BTreeMap<usize, SizeResult>) {
         out,
         "\n### The ETA against the time really left (franchise, every run)\n\n\
          `importer.status()` sampled every 100 ms during the import; at each fraction of the \
-         run, the last estimate before it against the time that was left. Negative: the \
-         estimate was short (it is a lower bound while the walk may grow).\n\n\
+         run, the last estimate before it against the time that was left, and the floor (what \
+         the known part of the walk alone takes) likewise. Negative: short.\n\n\
          | anime | run | wall | at 25 % | at 50 % | at 75 % |\n|---:|---:|---:|---|---|---|"
     );
     for result in results.values() {
@@ -226,12 +226,19 @@ fn eta_table(out: &mut String, results: &BTreeMap<usize, SizeResult>) {
         };
         for (i, m) in runs.ok.iter().enumerate() {
             let cell = |fraction: f64| match eta_at(&m.eta, m.wall, fraction) {
-                Some((said, left)) => format!(
-                    "said {}{:.1} s, left {left:.1} s ({:+.1} s)",
-                    if said.lower_bound { "≥ " } else { "" },
-                    said.eta_secs,
-                    said.eta_secs - left
-                ),
+                Some((said, left)) => match said.at_least_secs {
+                    Some(floor) => format!(
+                        "said ~{:.1} s (≥ {floor:.1} s), left {left:.1} s: {:+.1} s (floor {:+.1} s)",
+                        said.eta_secs,
+                        said.eta_secs - left,
+                        floor - left
+                    ),
+                    None => format!(
+                        "said ~{:.1} s, left {left:.1} s: {:+.1} s",
+                        said.eta_secs,
+                        said.eta_secs - left
+                    ),
+                },
                 None => "no estimate yet".to_string(),
             };
             let _ = writeln!(

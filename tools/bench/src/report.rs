@@ -25,7 +25,8 @@ pub struct EtaSample {
     /// Since the import call.
     pub at: Duration,
     pub eta_secs: f64,
-    pub lower_bound: bool,
+    /// The floor: what the known part of the walk alone takes.
+    pub at_least_secs: Option<f64>,
 }
 
 /// The estimate nearest before `fraction` of the run, against the time the run really had

@@ -214,10 +214,7 @@ async fn the_eta_guesses_the_growth_over_a_floor_from_what_the_walk_knows() {
     let status = common::process::wait_child(&mut child, Duration::from_secs(120), "import").await;
     assert!(status.success());
     let log = common::process::child_log(dir.path(), "import");
-    assert!(
-        log.contains(" left"),
-        "import --wait shows the ETA: {log}"
-    );
+    assert!(log.contains(" left"), "import --wait shows the ETA: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

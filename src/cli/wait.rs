@@ -499,9 +499,6 @@ mod tests {
         let state = state_text(99_999, None, now, Some(3_599.0));
         let line = format!("{} 999999/999999{state}", "█".repeat(BAR_COLUMNS));
         assert!(line.chars().count() <= 80, "{line}");
-        assert!(
-            line.contains("(99999 failed), ~59m59s left"),
-            "{line}"
-        );
+        assert!(line.contains("(99999 failed), ~59m59s left"), "{line}");
     }
 }

@@ -41,6 +41,8 @@ pub struct Settings {
     pub(crate) franchise_ttl: Duration,
     pub(crate) max_attempts: usize,
     pub(crate) heartbeat: Duration,
+    /// How long the queue keeps a finished job before pruning it.
+    pub(crate) retention: Duration,
     pub(crate) cache_entries: u64,
     pub(crate) listen: SocketAddr,
     pub(crate) token: Option<String>,
@@ -308,6 +310,10 @@ impl SettingsBuilder {
 
     pub fn heartbeat_ms(self, ms: i64) -> Self {
         self.set("queue.heartbeat_ms", ms)
+    }
+
+    pub fn retention_secs(self, secs: i64) -> Self {
+        self.set("queue.retention_secs", secs)
     }
 
     pub fn max_attempts(self, attempts: i64) -> Self {

@@ -46,6 +46,7 @@ pub(super) struct RawFreshness {
 pub(super) struct RawQueue {
     pub max_attempts: Num<i64>,
     pub heartbeat_ms: Num<i64>,
+    pub retention_secs: Num<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -365,6 +366,12 @@ impl RawSettings {
                 "a whole number",
             )? as usize,
             heartbeat: millis("queue.heartbeat_ms", &self.queue.heartbeat_ms, 1000, 60_000)?,
+            retention: secs(
+                "queue.retention_secs",
+                &self.queue.retention_secs,
+                60,
+                YEAR_SECS,
+            )?,
             cache_entries: whole(
                 "cache.max_entries",
                 &self.cache.max_entries,

@@ -15,6 +15,8 @@ use crate::workers::PipelineParts;
 
 /// How often housekeeping runs.
 const EVERY: Duration = Duration::from_secs(1);
+/// Finished jobs past the retention are pruned at start and then once a minute.
+const PRUNE_EVERY_TICKS: u64 = 60;
 /// Items checked against the queue per presence query.
 const PRESENCE_CHUNK: usize = 1_000;
 
@@ -118,11 +120,20 @@ pub(super) async fn housekeeping(parts: PipelineParts, card: std::sync::Arc<Proc
     }
     let mut handoff_seq = 0;
     let mut tick = tokio::time::interval(EVERY);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             () = parts.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if ticks.is_multiple_of(PRUNE_EVERY_TICKS) {
+            match parts.queue.prune(parts.retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "pruned finished jobs from the queue"),
+                Err(e) => tracing::warn!(error = %e, "could not prune finished jobs"),
+            }
+        }
+        ticks += 1;
         match pick_up_handoffs(&parts, handoff_seq).await {
             Ok(seq) => handoff_seq = seq,
             Err(e) => report(&parts, &e, "picking up imports recorded by other processes"),

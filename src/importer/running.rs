@@ -70,6 +70,7 @@ impl Importer {
             batch_window: self.inner.settings.batch_window,
             commit_backoff: CommitBackoff::SHIPPED,
             max_fetches: max_fetches(self.inner.settings.max_attempts),
+            retention: self.inner.settings.retention,
             shutdown: CancellationToken::new(),
             halt: HaltSwitch::default(),
         };

@@ -1,7 +1,6 @@
-//! Queue depth per lane and state, read through apalis' public Metrics API (never its tables)
-//! so a status page can show how much work is waiting, running, done or failed.
+//! Queue depth per lane and state, so a status page can show how much work is waiting,
+//! running, done or failed (finished jobs are kept for `queue.retention_secs`).
 
-use apalis::prelude::Statistic;
 use serde::Serialize;
 
 /// Task counts of one lane. `pending` includes tasks waiting for a retry; `running` includes
@@ -19,25 +18,4 @@ pub struct LaneDepth {
 pub struct QueueDepth {
     pub interactive: LaneDepth,
     pub background: LaneDepth,
-}
-
-impl LaneDepth {
-    /// Reads the counters apalis-redb reports as `PENDING_JOBS`, `RUNNING_JOBS`, `DONE_JOBS`
-    /// and `FAILED_JOBS`; a missing or unparsable one counts as 0 rather than failing a status
-    /// read.
-    pub(crate) fn from_statistics(stats: &[Statistic]) -> Self {
-        let count = |title: &str| {
-            stats
-                .iter()
-                .find(|stat| stat.title == title)
-                .and_then(|stat| stat.value.parse().ok())
-                .unwrap_or(0)
-        };
-        Self {
-            pending: count("PENDING_JOBS"),
-            running: count("RUNNING_JOBS"),
-            done: count("DONE_JOBS"),
-            failed: count("FAILED_JOBS"),
-        }
-    }
 }

@@ -32,9 +32,17 @@ impl FetchJob {
         }
     }
 
-    /// The queue's id for an import job: the same (import, anime, round) always gives the same
-    /// id, so pushing it again is a no-op while the queue knows it, and the queue can be asked
-    /// where it stands. A ULID, because apalis-postgres stores ids as ULIDs.
+    /// The key of an import job: the same (import, anime, round) always gives the same key,
+    /// so pushing it again is a no-op while the queue knows it, and the queue can be asked
+    /// where it stands. The embedded queue files it as the task's idempotency key beside a
+    /// time-ordered id, so its tasks append in order.
+    pub(crate) fn queue_key(&self) -> Option<String> {
+        let import = self.import_id?;
+        Some(format!("{import}:{}:{}", self.anime_id, self.round))
+    }
+
+    /// The same key packed into a ULID, the task's id on PostgreSQL (apalis-postgres stores
+    /// ids as ULIDs), and the id the embedded queue gave import jobs before it had keys.
     pub(crate) fn task_id(&self) -> Option<ulid::Ulid> {
         let import = u64::try_from(self.import_id?).ok()?;
         let low = (u64::from(self.anime_id.get()) << 32) | u64::from(self.round);
@@ -132,6 +140,11 @@ mod tests {
         // Its text form round-trips as a ULID, as both queue backends store it.
         assert_eq!(a.to_string().parse::<ulid::Ulid>().unwrap(), a);
         assert_eq!(FetchJob::open(AnimeId::new(1).unwrap()).task_id(), None);
+        // The key says the same triple, and nothing else.
+        assert_eq!(job(7, 16498, 0).queue_key().as_deref(), Some("7:16498:0"));
+        assert_eq!(deeper.queue_key(), job(7, 16498, 0).queue_key());
+        assert_ne!(job(7, 16498, 1).queue_key(), job(7, 16498, 0).queue_key());
+        assert_eq!(FetchJob::open(AnimeId::new(1).unwrap()).queue_key(), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod supervise;
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,7 @@ pub use error::QueueError;
 pub use job::Lane;
 pub(crate) use job::{FetchJob, JobContext, JobFailure, JobHandler};
 pub(crate) use name::host_name;
+pub(crate) use postgres::INDEXES as PG_INDEXES;
 pub(crate) use supervise::WorkerSet;
 
 /// Where one job stands in the queue.
@@ -62,6 +64,10 @@ pub(crate) trait QueueDriver: Send + Sync + std::fmt::Debug {
 
     /// Where each of these import jobs stands (same order as `jobs`).
     async fn presence(&self, jobs: &[FetchJob]) -> Result<Vec<JobPresence>, QueueError>;
+
+    /// Forgets the jobs that finished (done, or failed for good) more than `finished_before`
+    /// ago, in both lanes; their items' outcomes are in the store. Returns how many went.
+    async fn prune(&self, finished_before: Duration) -> Result<u64, QueueError>;
 
     /// Runs ONE worker incarnation named `name` on `lane` until it fails or `shutdown` is
     /// cancelled; the supervisor restarts it.

@@ -18,7 +18,7 @@ use super::embedded::EmbeddedQueue;
 use super::postgres::PgQueue;
 use super::{
     FetchJob, JobContext, JobFailure, JobHandler, JobPresence, JobQueue, Lane, QueueDepth,
-    QueueError, RunOptions,
+    QueueDriver, QueueError, RunOptions,
 };
 use crate::anime::AnimeId;
 use crate::halt::HaltSwitch;
@@ -601,6 +601,76 @@ pub(crate) async fn presence_says_whether_a_job_is_live_finished_or_unknown(kit:
     drop(workers);
 }
 
+pub(crate) async fn finished_jobs_past_the_retention_are_pruned_and_live_ones_stay(kit: Kit) {
+    let queue = kit.queue.clone();
+    let (live, done, failed) = (job(Some(1), 1), job(Some(1), 2), job(Some(1), 3));
+    queue
+        .push(
+            Lane::Background,
+            &[live.clone(), done.clone(), failed.clone()],
+        )
+        .await
+        .unwrap();
+    let work = handler(|job, _ctx| async move {
+        match job.anime_id.get() {
+            2 => Ok(()),
+            3 => Err(JobFailure::Abort("anime not found".into())),
+            _ => futures::future::pending().await,
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let workers = run(&queue, fast_options(), work, shutdown.clone()).unwrap();
+    let before = wait_for_depth(&queue, Duration::from_secs(20), |d| {
+        d.background.done == 1 && d.background.failed == 1
+    })
+    .await;
+    // Younger than the retention: kept.
+    assert_eq!(queue.prune(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(queue.depth().await.unwrap(), before);
+    // Past it: the done and the failed job go; the running one stays, and is still live.
+    assert_eq!(queue.prune(Duration::ZERO).await.unwrap(), 2);
+    let after = queue.depth().await.unwrap();
+    assert_eq!((after.background.done, after.background.failed), (0, 0));
+    assert_eq!(
+        after.background.pending + after.background.running,
+        before.background.pending + before.background.running
+    );
+    assert_eq!(
+        queue
+            .presence(&[live.clone(), done.clone(), failed])
+            .await
+            .unwrap(),
+        vec![JobPresence::Live, JobPresence::Absent, JobPresence::Absent]
+    );
+    // A live job is still known to a push; a pruned one is forgotten, so an item the store
+    // still holds queued can be pushed again.
+    assert_eq!(queue.push(Lane::Background, &[live]).await.unwrap(), 0);
+    assert_eq!(queue.push(Lane::Background, &[done]).await.unwrap(), 1);
+    assert_eq!(queue.prune(Duration::ZERO).await.unwrap(), 0);
+    shutdown.cancel();
+    drop(workers);
+}
+
+#[tokio::test]
+async fn a_job_pushed_before_keys_existed_is_still_found_by_its_old_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = EmbeddedQueue::open(&queue_path(&dir), 5).await.unwrap();
+    let old = job(Some(4), 16498);
+    queue
+        .push_with_packed_ids(Lane::Background, std::slice::from_ref(&old))
+        .await;
+    assert_eq!(
+        queue.presence(std::slice::from_ref(&old)).await.unwrap(),
+        vec![JobPresence::Live]
+    );
+    let mut next_round = old;
+    next_round.round = 1;
+    assert_eq!(
+        queue.presence(&[next_round]).await.unwrap(),
+        vec![JobPresence::Absent]
+    );
+}
+
 #[tokio::test]
 async fn the_embedded_queue_records_its_owner() {
     let dir = tempfile::tempdir().unwrap();
@@ -620,7 +690,8 @@ macro_rules! queue_suite {
             retries_run_again_aborts_do_not_and_attempts_are_bounded,
             graceful_stop_lets_an_in_flight_job_finish,
             options_apalis_would_panic_on_are_refused,
-            presence_says_whether_a_job_is_live_finished_or_unknown
+            presence_says_whether_a_job_is_live_finished_or_unknown,
+            finished_jobs_past_the_retention_are_pruned_and_live_ones_stay
         );
     };
     (@cases $kit:path, $($case:ident),* $(,)?) => {

@@ -37,6 +37,8 @@ pub(crate) struct PipelineParts {
     /// Requests one item may cost without its answer ever being stored (a job that keeps
     /// killing its worker) before it is failed.
     pub max_fetches: u32,
+    /// How long the queue keeps a finished job.
+    pub retention: Duration,
     /// Cancelled to stop gracefully.
     pub shutdown: CancellationToken,
     /// Tripped when a backend cannot go on.

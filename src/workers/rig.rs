@@ -73,6 +73,7 @@ impl Rig {
                 max: Duration::from_millis(2),
             },
             max_fetches: 3,
+            retention: Duration::from_secs(86_400),
             shutdown: CancellationToken::new(),
             halt: HaltSwitch::default(),
         };

@@ -46,6 +46,20 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// Creates our indexes on apalis' job table, one process at a time (two concurrent `CREATE
+/// INDEX IF NOT EXISTS` of one name can both try, and one fails).
+async fn queue_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('franchise.queue_indexes'))")
+        .execute(&mut *tx)
+        .await?;
+    for statement in crate::queue::PG_INDEXES {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
 impl SqlStore<Postgres> {
     /// Connects, creates our tables (and apalis-postgres' schema) if needed, and refuses a
     /// database migrated by a newer franchise. Migrations take PostgreSQL's advisory lock, so
@@ -83,6 +97,13 @@ impl SqlStore<Postgres> {
                 reason: format!("setting up the job queue's tables (schema apalis): {e}"),
             });
         }
+        if let Err(e) = queue_indexes(&mut conn).await {
+            let _ = conn.close().await;
+            return Err(StoreError::Open {
+                location: location.clone(),
+                reason: format!("indexing the job queue's table (apalis.jobs): {e}"),
+            });
+        }
         let _ = conn.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -91,6 +112,7 @@ impl SqlStore<Postgres> {
             .await
             .map_err(open_error)?;
         Ok(Self {
+            budget_pool: pool.clone(),
             pool,
             location,
             access: Access::ReadWrite,

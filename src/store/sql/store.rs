@@ -27,6 +27,11 @@ pub(crate) enum Access {
 #[derive(Debug)]
 pub(crate) struct SqlStore<DB: Dialect> {
     pub(crate) pool: Pool<DB>,
+    /// Where the shared AniList budget lives. PostgreSQL: the store's own pool. SQLite: a
+    /// file of its own beside the store, because taking a slot is a write transaction, and
+    /// in the store's file it waited behind every flush's write lock (measured: 21% of the
+    /// throughput at 10,000 anime).
+    pub(crate) budget_pool: Pool<DB>,
     /// Where the data lives, for messages: a file path or a redacted database URL.
     pub(crate) location: String,
     pub(crate) access: Access,
@@ -38,6 +43,7 @@ impl<DB: Dialect> Clone for SqlStore<DB> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            budget_pool: self.budget_pool.clone(),
             location: self.location.clone(),
             access: self.access,
             push: self.push.clone(),
@@ -202,10 +208,10 @@ impl<DB> StoreDriver for SqlStore<DB> {
     ) -> Result<LedgerOutcome, StoreError> {
         if !self.writable() || op == LedgerOp::Read {
             // Reading needs no lock (and a read-only store cannot take one).
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.budget_pool.acquire().await?;
             return Sql::<DB>::read_budget(&mut conn, rules, now_ms).await;
         }
-        Sql::<DB>::apply_budget(&self.pool, op, rules, now_ms).await
+        Sql::<DB>::apply_budget(&self.budget_pool, op, rules, now_ms).await
     }
 
     async fn heartbeat(&self, process: &ProcessInfo) -> Result<(), StoreError> {
@@ -240,6 +246,7 @@ impl<DB> StoreDriver for SqlStore<DB> {
     }
 
     async fn close(&self) {
+        self.budget_pool.close().await;
         self.pool.close().await;
     }
 }

@@ -1,5 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode (`synchronous=NORMAL`, a busy timeout),
-//! created and migrated under a file lock so processes started at once take turns.
+//! created and migrated under a file lock so processes started at once take turns, and the
+//! shared AniList budget in a small file of its own beside it.
 
 mod dialect;
 #[cfg(test)]
@@ -20,6 +21,14 @@ pub(crate) type SqliteStore = SqlStore<Sqlite>;
 
 /// The migrations, compiled in: a binary carries the schema it expects.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The budget file's schema, migrated on its own.
+static BUDGET_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite-budget");
+
+/// Where the budget of the store at `path` lives: `franchise.sqlite.budget` beside it.
+pub(crate) fn budget_path(path: &Path) -> std::path::PathBuf {
+    crate::fs_lock::sidecar(path, ".budget")
+}
 
 /// How long a writer waits for another writer's lock before the store reports it busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,8 +123,30 @@ impl SqlStore<Sqlite> {
             pool.close().await;
             return Err(StoreError::from_migrate(&location, path, e));
         }
+        let budget = budget_path(path);
+        let budget_pool = match SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(base_options(&budget).create_if_missing(true))
+            .await
+        {
+            Ok(budget_pool) => budget_pool,
+            Err(e) => {
+                pool.close().await;
+                return Err(StoreError::from_open(&budget, e));
+            }
+        };
+        if let Err(e) = BUDGET_MIGRATOR.run(&budget_pool).await {
+            pool.close().await;
+            budget_pool.close().await;
+            return Err(StoreError::from_migrate(
+                &budget.display().to_string(),
+                &budget,
+                e,
+            ));
+        }
         Ok(Self {
             pool,
+            budget_pool,
             location,
             access: Access::ReadWrite,
             push: (),
@@ -123,23 +154,17 @@ impl SqlStore<Sqlite> {
     }
 
     async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        let options = base_options(path).read_only(true);
-        let pool = match SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options.clone())
-            .await
-        {
-            Ok(pool) => pool,
-            // WAL needs a -shm file next to the database; in a read-only folder without one,
-            // read the file as immutable (nobody can be writing it there).
-            Err(_) => SqlitePoolOptions::new()
-                .max_connections(2)
-                .connect_with(options.immutable(true))
-                .await
-                .map_err(|e| StoreError::from_open(path, e))?,
+        let pool = read_only_pool(path).await?;
+        let budget = budget_path(path);
+        let budget_pool = match read_only_pool(&budget).await {
+            Ok(budget_pool) if budget.exists() => budget_pool,
+            // A data dir written only by an older `franchise` has no budget file (or one that
+            // cannot be read): its budget reads as fresh.
+            _ => fresh_budget(&budget).await?,
         };
         let store = Self {
             pool,
+            budget_pool,
             location: path.display().to_string(),
             access: Access::ReadOnly,
             push: (),
@@ -171,9 +196,45 @@ impl SqlStore<Sqlite> {
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE budget_state SET id = 1 WHERE id = 1")
+        sqlx::query("UPDATE store_probe SET id = 1 WHERE id = 1")
             .execute(&self.pool)
             .await?;
+        sqlx::query("UPDATE budget_state SET id = 1 WHERE id = 1")
+            .execute(&self.budget_pool)
+            .await?;
         Ok(())
+    }
+}
+
+/// An empty budget in memory, for reading a data dir without a budget file.
+async fn fresh_budget(budget: &Path) -> Result<sqlx::SqlitePool, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().in_memory(true))
+        .await
+        .map_err(|e| StoreError::from_open(budget, e))?;
+    BUDGET_MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::from_migrate(&budget.display().to_string(), budget, e))?;
+    Ok(pool)
+}
+
+/// A read-only pool on the SQLite file at `path`.
+async fn read_only_pool(path: &Path) -> Result<sqlx::SqlitePool, StoreError> {
+    let options = base_options(path).read_only(true);
+    match SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await
+    {
+        Ok(pool) => Ok(pool),
+        // WAL needs a -shm file next to the database; in a read-only folder without one,
+        // read the file as immutable (nobody can be writing it there).
+        Err(_) => SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.immutable(true))
+            .await
+            .map_err(|e| StoreError::from_open(path, e)),
     }
 }

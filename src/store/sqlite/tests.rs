@@ -118,8 +118,13 @@ async fn a_read_only_store_opens_for_reading_and_refuses_writes_plainly() {
         .connect_with(options)
         .await
         .unwrap();
+    let budget_pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(super::base_options(&super::budget_path(&path)).read_only(true))
+        .await
+        .unwrap();
     let read_only = SqliteStore {
         pool,
+        budget_pool,
         location: path.display().to_string(),
         access: crate::store::sql::Access::ReadOnly,
         push: (),

@@ -286,6 +286,31 @@ pub(crate) fn apply(
     row: &mut LedgerRow,
     window: WindowView,
 ) -> LedgerOutcome {
+    // A send, or a server answer, stamped later than now came from a clock ahead of this one
+    // (another process, or this one before its clock stepped back). It counts as sent now:
+    // waited for, it would stall every request until that clock's time came round.
+    if row.last_sent_ms.is_some_and(|at| at > now_ms) {
+        row.last_sent_ms = Some(now_ms);
+    }
+    if row.server_at_ms.is_some_and(|at| at > now_ms) {
+        row.server_at_ms = Some(now_ms);
+    }
+    let window = WindowView {
+        oldest_ms: window.oldest_ms.map(|oldest| oldest.min(now_ms)),
+        ..window
+    };
+    let claim_longest = now_ms
+        .saturating_add(rules.window_ms)
+        .saturating_add(claim_hold_ms(rules));
+    if row
+        .urgent_claim_until_ms
+        .is_some_and(|until| until > claim_longest)
+    {
+        row.urgent_claim_until_ms = Some(claim_longest);
+    }
+    if let Some(cap) = row.walk_cap.as_mut() {
+        cap.until_ms = cap.until_ms.min(now_ms.saturating_add(rules.max_park_ms));
+    }
     // No park outlasts the cap from now on, whoever stored it (a day-long Retry-After that an
     // older version kept would otherwise hold every process for that day).
     let longest = now_ms.saturating_add(rules.max_park_ms);

@@ -612,6 +612,55 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
     assert_eq!(observed.snapshot.limit, 2);
 }
 
+/// A process whose clock ran an hour ahead took two slots; one on the right clock is not
+/// held back until that hour comes round. (PostgreSQL decides on the server's clock, so there
+/// the two takes are simply recent ones; the case holds on every backend.)
+pub(crate) async fn a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for(store: Store) {
+    let r = LedgerRules {
+        requests: 30,
+        window_ms: 60_000,
+        min_spacing_ms: 100,
+        retry_after_margin_ms: 100,
+        outage_pause_min_ms: 50,
+        outage_pause_max_ms: 200,
+        max_park_ms: 900_000,
+        probe_hold_ms: 1_000,
+    };
+    let now = crate::clock::unix_ms_now;
+    let hour = 3_600_000;
+    let mut ahead = 0;
+    let mut offset = 0;
+    while ahead < 2 {
+        let out = store
+            .budget(LedgerOp::Take, &r, now() + hour + offset)
+            .await
+            .unwrap();
+        if out.granted {
+            ahead += 1;
+        } else {
+            // PostgreSQL's clock: the spacing is real time there.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        offset += r.min_spacing_ms;
+    }
+    // On the right clock: granted at once, or after no more than the spacing.
+    let mut waited = 0;
+    loop {
+        let out = store.budget(LedgerOp::Take, &r, now()).await.unwrap();
+        if out.granted {
+            break;
+        }
+        let wait = out.retry_at_ms.unwrap() - out.now_ms;
+        assert!(wait <= r.min_spacing_ms, "held back {wait} ms: {out:?}");
+        waited += 1;
+        assert!(waited < 5, "{out:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(wait.max(1) as u64)).await;
+    }
+    let read = store.budget(LedgerOp::Read, &r, now()).await.unwrap();
+    assert_eq!(read.snapshot.used_in_window, 3);
+    assert_eq!(read.snapshot.requests_made, 3);
+}
+
 pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(store: Store) {
     // Real time: a shared database decides on its own clock.
     let r = LedgerRules {
@@ -833,6 +882,7 @@ macro_rules! conformance_suite {
             hand_offs_record_work_for_the_queue_owner,
             imports_filter_by_state_newest_first,
             the_budget_ledger_keeps_the_window_the_spacing_and_the_park,
+            a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for,
             a_click_claims_the_next_slot_ahead_of_every_background_take,
             the_upstream_state_and_walk_cap_are_shared_and_unsent_requests_cost_nothing,
             live_processes_are_listed_and_stale_ones_are_not,

@@ -515,6 +515,9 @@ pub(crate) mod memory {
             while sends.front().is_some_and(|t| *t < start) {
                 sends.pop_front();
             }
+            for sent in sends.iter_mut().filter(|t| **t > now_ms) {
+                *sent = now_ms;
+            }
             if let LedgerOp::Unsent { sent_at_ms } = op
                 && let Some(i) = sends.iter().position(|t| *t == sent_at_ms)
             {

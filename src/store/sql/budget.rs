@@ -64,6 +64,12 @@ impl<DB> Sql<DB> {
                 .bind(start)
                 .execute(&mut *conn)
                 .await?;
+            // Sends stamped by a clock ahead of this one count as sent now, so they leave the
+            // window one window from now rather than one window after that clock's time.
+            sqlx::query::<DB>("UPDATE budget_send SET sent_at = $1 WHERE sent_at > $1")
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?;
         }
         let window =
             sqlx::query::<DB>("SELECT COUNT(*), MIN(sent_at) FROM budget_send WHERE sent_at >= $1")

@@ -646,7 +646,10 @@ pub(crate) async fn finished_jobs_past_the_retention_are_pruned_and_live_ones_st
     // A live job is still known to a push; a pruned one is forgotten, so an item the store
     // still holds queued can be pushed again.
     assert_eq!(
-        queue.push(Lane::Background, &[live.clone()]).await.unwrap(),
+        queue
+            .push(Lane::Background, std::slice::from_ref(&live))
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(

@@ -417,3 +417,158 @@ async fn manga_only_neighbours_are_stored_as_edges_and_never_fetched() {
     assert_eq!((p.discovered, p.done), (1, 1));
     importer.stop().await;
 }
+
+/// A member of the giant whose own relations the rest of the walk does not need: with its
+/// record failing, every other member is still reached. The deepest such one, so a walk of
+/// several levels meets it nested in its parents' answers as well as asked for by itself.
+fn a_member_nothing_hangs_on(world: &World, giant: &fake_anilist::Franchise) -> i32 {
+    let (all, _) = reachable(world, giant.root);
+    let reached_without = |cut: i32| {
+        let mut seen = BTreeSet::from([giant.root]);
+        let mut frontier = vec![giant.root];
+        while let Some(id) = frontier.pop() {
+            if id == cut {
+                continue;
+            }
+            for rel in &world.get(id).unwrap().relations {
+                let anime = world
+                    .get(rel.target)
+                    .is_some_and(|t| t.media_type.as_deref() == Some("ANIME"));
+                if anime
+                    && fake_anilist::world::relation::walkable(&rel.relation_type)
+                    && seen.insert(rel.target)
+                {
+                    frontier.push(rel.target);
+                }
+            }
+        }
+        seen.into_iter().map(i64::from).collect::<BTreeSet<_>>()
+    };
+    *giant
+        .members
+        .iter()
+        .rev()
+        .find(|&&m| m != giant.root && reached_without(m) == all)
+        .expect("a giant has leaves")
+}
+
+/// One poisoned record in a 478-anime import: it alone fails (as a malformed answer, not as
+/// "not found"), and the other 477 are stored. Walks of several levels (the default) meet it
+/// nested in other answers too.
+async fn one_poisoned_record_fails_alone(poison: fake_anilist::Poison) {
+    let world = WorldSpec::default()
+        .seed(11)
+        .franchises(2)
+        .giant(478, 11)
+        .clean()
+        .build();
+    let giant = world.giants().next().unwrap().clone();
+    let bad = a_member_nothing_hangs_on(&world, &giant);
+    let fake = FakeAniList::start(fake_anilist::FakeConfig {
+        world,
+        rate: RateModel::disabled(),
+        poison: BTreeMap::from([(bad, poison)]),
+        ..fake_anilist::FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(builder(dir.path(), &fake).build().unwrap())
+        .await
+        .unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(giant.root), &ImportOptions::default())
+        .await
+        .unwrap();
+    let progress = wait_done(&importer, id, Duration::from_secs(120)).await;
+    let (visible, _) = reachable(&fake.world(), giant.root);
+    assert_eq!(visible.len(), 478);
+    let mut expected = visible.clone();
+    expected.remove(&i64::from(bad));
+    assert_eq!(anime_ids(&importer).await, expected, "{poison:?} on {bad}");
+    assert_eq!((progress.done, progress.failed), (477, 1), "{poison:?}");
+    for (anime, state, reason) in items(&importer, id).await {
+        if anime == i64::from(bad) {
+            assert_eq!(state, "failed");
+            let reason = reason.unwrap_or_default();
+            assert!(reason.contains("malformed"), "{poison:?}: {reason}");
+            assert!(!reason.contains("not found"), "{poison:?}: {reason}");
+        } else {
+            assert_eq!(state, "done", "{anime}: {reason:?}");
+        }
+    }
+    importer.stop().await;
+}
+
+#[tokio::test]
+async fn a_relation_to_id_minus_5_fails_only_its_record() {
+    one_poisoned_record_fails_alone(fake_anilist::Poison::NegativeRelation).await;
+}
+
+#[tokio::test]
+async fn a_title_that_is_a_number_fails_only_its_record() {
+    one_poisoned_record_fails_alone(fake_anilist::Poison::NumberTitle).await;
+}
+
+#[tokio::test]
+async fn relations_null_fails_its_record_and_is_not_a_franchise_that_ends_there() {
+    one_poisoned_record_fails_alone(fake_anilist::Poison::RelationsNull).await;
+}
+
+#[tokio::test]
+async fn a_graphql_partial_error_settles_each_id_by_what_came_back() {
+    one_poisoned_record_fails_alone(fake_anilist::Poison::PartialError).await;
+}
+
+/// `{"data": null}` and `relations: null` are not facts about an anime: its item fails as a
+/// malformed answer (never "not found", which is remembered for a day), and importing it again
+/// asks AniList again.
+#[tokio::test]
+async fn data_null_and_relations_null_fail_the_item_and_a_reimport_asks_again() {
+    let world = WorldSpec::default().seed(12).franchises(6).clean().build();
+    let roots: Vec<i32> = world.franchises().iter().map(|f| f.root).collect();
+    let (by_data, by_relations) = (roots[0], roots[1]);
+    let fake = FakeAniList::start(fake_anilist::FakeConfig {
+        world,
+        rate: RateModel::disabled(),
+        poison: BTreeMap::from([
+            (by_data, fake_anilist::Poison::DataNull),
+            (by_relations, fake_anilist::Poison::RelationsNull),
+        ]),
+        ..fake_anilist::FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(builder(dir.path(), &fake).max_attempts(2).build().unwrap())
+        .await
+        .unwrap();
+    importer.start().await.unwrap();
+    for root in [by_data, by_relations] {
+        let mut asked = Vec::new();
+        for _ in 0..2 {
+            let id = importer
+                .import(aid(root), &ImportOptions::default())
+                .await
+                .unwrap();
+            let progress = wait_done(&importer, id, Duration::from_secs(60)).await;
+            assert_eq!((progress.done, progress.failed), (0, 1), "{root}");
+            let (_, state, reason) = items(&importer, id).await.remove(0);
+            let reason = reason.unwrap_or_default();
+            assert_eq!(state, "failed");
+            assert!(reason.contains("malformed"), "{root}: {reason}");
+            assert!(!reason.contains("not found"), "{root}: {reason}");
+            asked.push(
+                fake.stats()
+                    .log
+                    .iter()
+                    .filter(|e| e.ids.contains(&root))
+                    .count(),
+            );
+        }
+        assert!(asked[0] >= 1 && asked[1] > asked[0], "{root}: asked {asked:?}");
+    }
+    assert!(anime_ids(&importer).await.is_empty());
+    importer.stop().await;
+}

@@ -98,8 +98,10 @@ const RAW_WAIT_AT_MOST: Duration = Duration::from_secs(35);
 const FIRST_CONTACT_TRIES: usize = 3;
 
 /// What one batch fetch found. Ids that AniList left out of an `id_in` answer are unknown,
-/// deleted or adult: a permanent "not found", not an error to retry. A record that cannot be
-/// the anime asked for (a MANGA for an ANIME query) is a malformed answer for that id.
+/// deleted or adult: a permanent "not found", not an error to retry, unless AniList reported an
+/// error for part of the answer (then they are malformed, asked again). A record that cannot
+/// be the anime asked for (a MANGA for an ANIME query) or that breaks AniList's shape is a
+/// malformed answer for that id alone.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct BatchAnswer {
     pub found: Vec<Anime>,
@@ -325,11 +327,19 @@ impl AniListClient {
                 ));
             }
         }
-        answer.not_found = ids
-            .iter()
-            .filter(|id| !returned.contains(id))
-            .copied()
-            .collect();
+        for (id, reason) in page.rejected {
+            if asked.contains(&id) && returned.insert(id) {
+                answer.malformed.push((id, format!("id {id}: {reason}")));
+            }
+        }
+        // Missing from a clean answer: not found. Missing from one that reported an error
+        // for part of it, or held a record of no readable id: unknown, asked again.
+        for id in ids.iter().filter(|id| !returned.contains(id)) {
+            match &page.unsettled {
+                None => answer.not_found.push(*id),
+                Some(why) => answer.malformed.push((*id, why.clone())),
+            }
+        }
         // What the walk can take in besides: anime met whole, not already an id asked for
         // (an id asked for and not returned stays not found, whatever a nested copy says).
         answer.walked = page

@@ -25,6 +25,13 @@ pub(crate) struct PageAnswer {
     pub walked: Vec<Anime>,
     /// The answer's size and shape, which teach the walk how deep to go.
     pub shape: AnswerShape,
+    /// Records that came back for an id but broke AniList's shape (a relation to id -5, a
+    /// title that is a number, `relations: null`): each fails alone, the rest are stored.
+    pub rejected: Vec<(AnimeId, String)>,
+    /// Why an id missing from this answer may not be called "not found": AniList reported an
+    /// error for part of it (`data` with `errors`), or a record came back whose id could not
+    /// be read. `None` for a clean answer, where a missing id is unknown, deleted or adult.
+    pub unsettled: Option<String>,
 }
 
 /// How big an answer was and how it branched: enough to predict the next one's size.
@@ -50,27 +57,80 @@ pub(crate) fn parse_page(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<PageAnswer, UpstreamError> {
-    let data = checked_data(status, retry_after, body)?;
-    let page: PageData = serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
-    let media = page
-        .page
-        .ok_or_else(|| malformed_msg("`data.Page` is missing", body))?
-        .media
-        .unwrap_or_default();
+    let checked = checked_data(status, retry_after, body)?;
+    let page: PageData =
+        serde_json::from_str(checked.data.get()).map_err(|e| malformed(&e, body))?;
+    // `errors` beside `data`: a partial answer if the page's list came through (its records
+    // may be null where they failed), else the whole request failed as the errors say.
+    let records = match page.page.map(|p| p.media) {
+        Some(Some(records)) => records,
+        missing => {
+            return Err(checked.partial_error.unwrap_or_else(|| {
+                let what = match missing {
+                    None => "`data.Page` is missing",
+                    Some(_) => "`data.Page.media` is null",
+                };
+                malformed_msg(what, body)
+            }));
+        }
+    };
+    let partial_error = checked.partial_error;
+    let records: Vec<Box<RawValue>> = records.into_iter().flatten().collect();
     let mut walked = Walked::default();
-    let media = media
-        .into_iter()
-        .flatten()
-        .map(|raw| raw.into_anime(body, &mut walked))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut answer = PageAnswer {
+        unsettled: partial_error
+            .map(|e| format!("AniList reported an error for part of its answer: {e}")),
+        ..PageAnswer::default()
+    };
+    for raw in records {
+        match page_record(&raw, body, &mut walked) {
+            Ok(anime) => answer.media.push(anime),
+            Err((Some(id), reason)) => answer.rejected.push((id, reason)),
+            Err((None, reason)) => {
+                answer
+                    .unsettled
+                    .get_or_insert_with(|| format!("a record without a readable id: {reason}"));
+            }
+        }
+    }
     let mut shape = walked.shape;
     shape.bytes = body.len();
-    shape.records += media.len();
-    Ok(PageAnswer {
-        media,
-        walked: walked.anime,
-        shape,
-    })
+    shape.records += answer.media.len() + answer.rejected.len();
+    answer.walked = walked.anime;
+    answer.shape = shape;
+    Ok(answer)
+}
+
+/// One record of a page, the answer for an id asked for: whole, with its relations. A record
+/// that breaks the shape is its id's failure (if the id can be read) and no one else's.
+fn page_record(
+    raw: &RawValue,
+    body: &[u8],
+    walked: &mut Walked,
+) -> Result<Anime, (Option<AnimeId>, String)> {
+    let id_of = || {
+        serde_json::from_str::<NodeHead>(raw.get())
+            .ok()
+            .and_then(|head| AnimeId::new(head.id).ok())
+    };
+    let media: RawMedia = serde_json::from_str(raw.get()).map_err(|e| {
+        (
+            id_of(),
+            format!(
+                "its record breaks AniList's shape: {e} (record starts: {:?})",
+                excerpt(raw.get().as_bytes())
+            ),
+        )
+    })?;
+    if media.relations.is_none() {
+        return Err((
+            id_of(),
+            "its record came with `relations: null`, so what it relates to is unknown".into(),
+        ));
+    }
+    media
+        .into_anime(body, walked)
+        .map_err(|e| (id_of(), format!("its record breaks AniList's shape: {e}")))
 }
 
 /// Relation nodes met whole, each once (a franchise's members meet each other again and again
@@ -90,7 +150,7 @@ pub(crate) fn parse_media(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<Anime, UpstreamError> {
-    let data = checked_data(status, retry_after, body)?;
+    let data = checked_data(status, retry_after, body)?.whole()?;
     let single: MediaData = serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
     match single.media {
         Some(raw) => raw.into_anime(body, &mut Walked::default()),
@@ -108,7 +168,7 @@ pub(crate) fn parse_media_relations(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<Vec<RelationEdge>, UpstreamError> {
-    let data = checked_data(status, retry_after, body)?;
+    let data = checked_data(status, retry_after, body)?.whole()?;
     let single: RelationsData =
         serde_json::from_str(data.get()).map_err(|e| malformed(&e, body))?;
     let media = single.media.ok_or_else(|| UpstreamError::NotFound {
@@ -123,7 +183,7 @@ fn checked_data(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
-) -> Result<Box<RawValue>, UpstreamError> {
+) -> Result<Checked, UpstreamError> {
     if status == 429 {
         return Err(UpstreamError::RateLimited {
             retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
@@ -159,7 +219,16 @@ fn checked_data(
             .map(|e| e.message.as_deref().unwrap_or("(no message)"))
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(error_for_status(code, message, retry_after));
+        let error = error_for_status(code, message, retry_after);
+        // GraphQL's partial answer: a field failed, the rest of `data` stands. Only a 200
+        // carries one; the caller decides whether anything came through.
+        return match envelope.data {
+            Some(data) if status == 200 && data.get() != "null" => Ok(Checked {
+                data,
+                partial_error: Some(error),
+            }),
+            _ => Err(error),
+        };
     }
     if status >= 500 {
         return Err(error_for_status(
@@ -179,8 +248,28 @@ fn checked_data(
         });
     }
     match envelope.data {
-        Some(data) if data.get() != "null" => Ok(data),
+        Some(data) if data.get() != "null" => Ok(Checked {
+            data,
+            partial_error: None,
+        }),
         _ => Err(malformed_msg("no `data` and no `errors`", body)),
+    }
+}
+
+/// An answer's `data`, and the error AniList reported beside it, if any.
+struct Checked {
+    data: Box<RawValue>,
+    partial_error: Option<UpstreamError>,
+}
+
+#[cfg(test)]
+impl Checked {
+    /// `data`, if nothing failed beside it.
+    fn whole(self) -> Result<Box<RawValue>, UpstreamError> {
+        match self.partial_error {
+            Some(error) => Err(error),
+            None => Ok(self.data),
+        }
     }
 }
 
@@ -258,7 +347,16 @@ struct PageData {
 
 #[derive(Deserialize)]
 struct PageMedia {
-    media: Option<Vec<Option<RawMedia>>>,
+    /// Each record read on its own, so one that breaks the shape fails only itself.
+    media: Option<Vec<Option<Box<RawValue>>>>,
+}
+
+/// What is read of a record that breaks the shape: whose it is, and what kind.
+#[derive(Deserialize)]
+struct NodeHead {
+    id: i64,
+    #[serde(rename = "type", default)]
+    kind: Option<serde_json::Value>,
 }
 
 #[cfg(test)]
@@ -324,7 +422,9 @@ struct RawConnection {
 struct RawEdge {
     id: Option<i64>,
     relation_type: Option<String>,
-    node: Option<RawMedia>,
+    /// Read on its own: a node that breaks the shape is only a relation's far end, asked for
+    /// by itself later, not the failure of the record that points at it.
+    node: Option<Box<RawValue>>,
 }
 
 impl RawTitle {
@@ -387,30 +487,49 @@ fn convert_edges(
     let mut relations = Vec::with_capacity(edges.len());
     // A null edge or a null node (a deleted media) carries nothing to store.
     for edge in edges.into_iter().flatten() {
-        let Some(node) = edge.node else { continue };
+        let Some(raw) = edge.node else { continue };
         walked.shape.records += 1;
-        // A node that came with its own relations (even none) is known whole; one without
-        // (the walk's last level, or `relations: null`) is only a relation's far end.
-        let target = if node.relations.is_some() && node.kind.is_some() {
-            let anime = node.into_anime(body, walked)?;
-            let target = RelatedMedia {
-                id: anime.id,
-                kind: anime.kind.clone(),
-                format: anime.format.clone(),
-                status: anime.status.clone(),
-                title: anime.title.clone(),
-            };
-            if walked.seen.insert(anime.id) {
-                walked.anime.push(anime);
+        let target = match serde_json::from_str::<RawMedia>(raw.get()) {
+            // A node that came with its own relations (even none) is known whole; one without
+            // (the walk's last level, or `relations: null`) is only a relation's far end.
+            Ok(node) if node.relations.is_some() && node.kind.is_some() => {
+                let head = (node.id, node.kind.clone());
+                match node.into_anime(body, walked) {
+                    Ok(anime) => {
+                        let target = RelatedMedia {
+                            id: anime.id,
+                            kind: anime.kind.clone(),
+                            format: anime.format.clone(),
+                            status: anime.status.clone(),
+                            title: anime.title.clone(),
+                        };
+                        if walked.seen.insert(anime.id) {
+                            walked.anime.push(anime);
+                        }
+                        target
+                    }
+                    // Whole but broken further down: not taken whole; its own request
+                    // settles it.
+                    Err(_) => far_end(head.0, head.1.as_deref(), body)?,
+                }
             }
-            target
-        } else {
-            RelatedMedia {
+            Ok(node) => RelatedMedia {
                 id: checked_id(node.id, body)?,
                 kind: MediaKind::parse(node.kind.as_deref().unwrap_or("UNKNOWN")),
                 format: node.format,
                 status: node.status,
                 title: node.title.map(RawTitle::into_title).unwrap_or_default(),
+            },
+            Err(e) => {
+                // Only its id and kind are trusted; without a readable id the edge itself is
+                // broken, and so is the record holding it.
+                let head: NodeHead =
+                    serde_json::from_str(raw.get()).map_err(|_| malformed(&e, body))?;
+                far_end(
+                    head.id,
+                    head.kind.as_ref().and_then(serde_json::Value::as_str),
+                    body,
+                )?
             }
         };
         relations.push(RelationEdge {
@@ -420,4 +539,15 @@ fn convert_edges(
         });
     }
     Ok(relations)
+}
+
+/// A relation's far end known only by its id and kind.
+fn far_end(id: i64, kind: Option<&str>, body: &[u8]) -> Result<RelatedMedia, UpstreamError> {
+    Ok(RelatedMedia {
+        id: checked_id(id, body)?,
+        kind: MediaKind::parse(kind.unwrap_or("UNKNOWN")),
+        format: None,
+        status: None,
+        title: Title::default(),
+    })
 }

@@ -308,12 +308,19 @@ fn errors_arriving_with_http_200_are_typed_by_their_status() {
             r#"{"error":"proxy authentication required"}"#,
             "not_anilist",
         ),
+        (200, r#"{"data":null}"#, "malformed_response"),
+        (200, r#"{"data":{"Page":null}}"#, "malformed_response"),
         (
             200,
-            r#"{"data":{"Page":{"media":[{"id":-5}]}}}"#,
+            r#"{"data":{"Page":{"media":null}}}"#,
             "malformed_response",
         ),
-        (200, r#"{"data":null}"#, "malformed_response"),
+        // Errors beside data with no page in it: the whole request failed.
+        (
+            200,
+            r#"{"data":{"Page":null},"errors":[{"message":"Internal","status":500}]}"#,
+            "transient",
+        ),
     ];
     for (status, body, kind) in cases {
         let err = parse_page(status, None, body.as_bytes()).unwrap_err();
@@ -375,4 +382,98 @@ fn a_walk_of_several_levels_brings_its_nested_nodes_whole_and_each_once() {
     );
     assert_eq!(page.walked[0].episodes, Some(12));
     assert_eq!(page.walked[0].title.romaji.as_deref(), Some("Two"));
+}
+
+/// A page record as the batch query asks for it: whole, with relations.
+fn record(id: i64, relations: &str) -> String {
+    format!(
+        r#"{{"id":{id},"type":"ANIME","format":"TV","title":{{"romaji":"A{id}"}},"relations":{relations}}}"#
+    )
+}
+
+fn page_of(records: &[String]) -> String {
+    format!(
+        r#"{{"data":{{"Page":{{"media":[{}]}}}}}}"#,
+        records.join(",")
+    )
+}
+
+#[test]
+fn a_record_that_breaks_the_shape_fails_alone_and_the_rest_stand() {
+    let edge = |id: i64, node: &str| {
+        format!(r#"{{"edges":[{{"id":{id},"relationType":"SEQUEL","node":{node}}}]}}"#)
+    };
+    let good = record(
+        1,
+        &edge(10, r#"{"id":2,"type":"ANIME","title":{"romaji":"B"}}"#),
+    );
+    let to_minus_five = record(3, &edge(11, r#"{"id":-5,"type":"ANIME"}"#));
+    let number_title = r#"{"id":4,"type":"ANIME","title":42,"relations":{"edges":[]}}"#.to_string();
+    let relations_null = record(5, "null");
+    // A far end whose own fields break the shape is still a relation, known by id and kind.
+    let odd_far_end = record(6, &edge(12, r#"{"id":7,"type":"ANIME","title":42}"#));
+    let body = page_of(&[
+        good,
+        to_minus_five,
+        number_title,
+        relations_null,
+        odd_far_end,
+    ]);
+    let page = parse_page(200, None, body.as_bytes()).unwrap();
+    let ids: Vec<i64> = page.media.iter().map(|a| i64::from(a.id)).collect();
+    assert_eq!(ids, vec![1, 6]);
+    let rejected: Vec<i64> = page.rejected.iter().map(|(id, _)| i64::from(*id)).collect();
+    assert_eq!(rejected, vec![3, 4, 5]);
+    assert!(
+        page.rejected[2].1.contains("relations: null"),
+        "{:?}",
+        page.rejected
+    );
+    assert!(
+        page.rejected[1].1.contains("invalid type"),
+        "{:?}",
+        page.rejected
+    );
+    assert_eq!(page.unsettled, None);
+    let far = &page.media[1].relations[0].node;
+    assert_eq!((i64::from(far.id), far.kind.as_str()), (7, "ANIME"));
+}
+
+#[test]
+fn a_record_without_a_readable_id_leaves_the_missing_ids_unsettled() {
+    let body = page_of(&[record(1, r#"{"edges":[]}"#), r#"{"id":-5}"#.to_string()]);
+    let page = parse_page(200, None, body.as_bytes()).unwrap();
+    assert_eq!(page.media.len(), 1);
+    assert!(page.rejected.is_empty());
+    assert!(page.unsettled.is_some());
+}
+
+#[test]
+fn a_partial_error_keeps_what_came_and_unsettles_the_rest() {
+    let body = format!(
+        r#"{{"errors":[{{"message":"Internal Server Error","status":500,"path":["Page","media",1]}}],"data":{{"Page":{{"media":[{},null]}}}}}}"#,
+        record(1, r#"{"edges":[]}"#)
+    );
+    let page = parse_page(200, None, body.as_bytes()).unwrap();
+    assert_eq!(page.media.len(), 1);
+    let why = page.unsettled.unwrap();
+    assert!(why.contains("Internal Server Error"), "{why}");
+    // Every record failed: still a verdict on these ids, not a failing AniList.
+    let body = r#"{"errors":[{"message":"Internal Server Error","status":500,"path":["Page","media",0]}],"data":{"Page":{"media":[null]}}}"#;
+    let page = parse_page(200, None, body.as_bytes()).unwrap();
+    assert!(page.media.is_empty() && page.unsettled.is_some());
+}
+
+#[test]
+fn a_nested_record_broken_below_is_a_far_end_not_a_failure() {
+    // A walk of two levels: 1's sequel 2 comes whole, but 2's own edge points at id -5.
+    let nested = r#"{"id":2,"type":"ANIME","title":{"romaji":"B"},"relations":{"edges":[{"id":9,"relationType":"SEQUEL","node":{"id":-5,"type":"ANIME"}}]}}"#;
+    let body = page_of(&[record(
+        1,
+        &format!(r#"{{"edges":[{{"id":10,"relationType":"SEQUEL","node":{nested}}}]}}"#),
+    )]);
+    let page = parse_page(200, None, body.as_bytes()).unwrap();
+    assert_eq!(page.media.len(), 1);
+    assert_eq!(i64::from(page.media[0].relations[0].node.id), 2);
+    assert!(page.walked.is_empty(), "2 is asked for by itself");
 }

@@ -117,6 +117,10 @@ pub struct Args {
     /// MediaEdge.relationType; queries using it still run. Repeatable.
     #[arg(long, value_name = "TYPE.FIELD")]
     hide_schema_field: Vec<String>,
+    /// Spoil one record on purpose wherever it appears: ID=KIND, KIND one of
+    /// negative_relation, number_title, relations_null, partial_error, data_null. Repeatable.
+    #[arg(long, value_name = "ID=KIND", value_parser = fake_anilist::poison::parse_poison)]
+    poison: Vec<(i32, fake_anilist::Poison)>,
 }
 
 fn parse_giant(s: &str) -> Result<(usize, usize), String> {
@@ -194,6 +198,7 @@ impl Args {
             referer_gate: !self.no_referer_gate,
             max_relation_hops: self.max_relation_hops,
             hide_schema_fields: self.hide_schema_field.clone(),
+            poison: self.poison.iter().copied().collect(),
         })
     }
 }

@@ -13,6 +13,7 @@
 pub mod faults;
 pub mod graphql;
 pub mod mode;
+pub mod poison;
 pub mod rate;
 mod server;
 pub mod shape;
@@ -21,6 +22,7 @@ pub mod world;
 
 pub use faults::{FaultKind, Faults, Latency};
 pub use mode::Mode;
+pub use poison::Poison;
 pub use rate::{Decision, RateModel};
 pub use server::{FakeAniList, FakeConfig, StartError};
 pub use stats::{Caller, LogEntry, Stats};

@@ -52,6 +52,8 @@ pub struct FakeConfig {
     /// without them; a type that only hidden fields lead to disappears too. Names outside
     /// `graphql::HIDEABLE` make `start` fail.
     pub hide_schema_fields: Vec<String>,
+    /// Records spoiled on purpose, by id (see [`crate::poison`]).
+    pub poison: std::collections::BTreeMap<i32, crate::Poison>,
 }
 
 impl Default for FakeConfig {
@@ -65,6 +67,7 @@ impl Default for FakeConfig {
             referer_gate: true,
             max_relation_hops: DEFAULT_MAX_RELATION_HOPS,
             hide_schema_fields: Vec::new(),
+            poison: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -92,6 +95,7 @@ pub(crate) struct App {
     pub mode: watch::Sender<Option<ModeState>>,
     /// Whether the port accepts; the serving loop keeps it current.
     pub link: watch::Sender<Link>,
+    pub poison: std::collections::BTreeMap<i32, crate::Poison>,
 }
 
 impl App {
@@ -173,6 +177,7 @@ impl FakeAniList {
             referer_gate: config.referer_gate,
             mode: watch::Sender::new(None),
             link: watch::Sender::new(Link::Up),
+            poison: config.poison,
         });
         let router = route::router(app.clone());
         let task = tokio::spawn(listen::serve(app.clone(), listener, addr, router));

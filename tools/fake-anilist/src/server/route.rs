@@ -101,7 +101,7 @@ async fn graphql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             Ok(req) => {
                 let (status, body) =
                     shape::render(app.schema.execute(req.data(Viewer { anonymous })).await);
-                (status, JSON, body)
+                (status, JSON, crate::poison::spoil(&app.poison, body))
             }
             Err(e) => (400, JSON, shape::bad_request(&e.to_string())),
         },

@@ -84,6 +84,19 @@ pub enum Error {
     NeedsToken { addr: std::net::SocketAddr },
 }
 
+impl Error {
+    /// The database is unreachable or out of connections for now: the same call may work
+    /// once it is back, and nothing stored was lost. A waiting command waits on through it.
+    pub fn is_temporary(&self) -> bool {
+        use crate::store::Failure;
+        match self {
+            Self::Store(e) => e.failure().passes(),
+            Self::Queue(e) => Failure::of_queue(e).passes(),
+            _ => false,
+        }
+    }
+}
+
 fn upstream_down_text(upstream: &crate::upstream::UpstreamStatus) -> String {
     use crate::upstream::UpstreamState;
     let message = upstream.message.as_deref().unwrap_or("no details");

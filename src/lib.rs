@@ -53,6 +53,7 @@ mod halt;
 mod importer;
 mod ledger;
 mod order;
+mod outage;
 mod producer;
 mod queue;
 mod store;

@@ -567,7 +567,10 @@ async fn data_null_and_relations_null_fail_the_item_and_a_reimport_asks_again() 
                     .count(),
             );
         }
-        assert!(asked[0] >= 1 && asked[1] > asked[0], "{root}: asked {asked:?}");
+        assert!(
+            asked[0] >= 1 && asked[1] > asked[0],
+            "{root}: asked {asked:?}"
+        );
     }
     assert!(anime_ids(&importer).await.is_empty());
     importer.stop().await;

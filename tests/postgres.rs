@@ -976,3 +976,104 @@ async fn a_lost_rewrite_feed_shortens_the_cache_until_it_is_heard_again() {
     until("the feed is heard again", || short().is_none()).await;
     importer.close().await;
 }
+
+/// The README promises that a lost database is waited out: `import --wait` rides out a 30 s
+/// cut of every connection (the database restarting, the network gone), says so once, and
+/// ends exit 0 with the franchise stored exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_wait_rides_out_a_30_s_database_cut_and_ends_exact() {
+    let world = World::single_franchise(60, 75);
+    let root = world.franchises()[0].root;
+    let fake = FakeAniList::start(FakeConfig {
+        world: world.clone(),
+        rate: RateModel::disabled(),
+        latency: Latency::new(Duration::from_millis(150), Duration::ZERO),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let db = TestDb::create().await;
+    let proxy = Proxy::start(db.server_addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut import = spawn(
+        franchise_pg(&db.url_through(proxy.addr()), &fake.url()),
+        &["import", &root.to_string(), "--wait"],
+        dir.path(),
+        "import",
+    );
+    until("a few requests made", || fake.stats().requests >= 3).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    proxy.restore();
+    let out = wait_child(&mut import, Duration::from_secs(120), "import").await;
+    let log = child_log(dir.path(), "import");
+    assert!(out.success(), "import --wait exited {out:?}: {log}");
+    let expected: BTreeSet<i64> = world.walk(root).keys().map(|i| i64::from(*i)).collect();
+    assert_eq!(stored_ids(&db).await, expected, "nothing lost");
+    // Said once each way, whatever the workers, retries and ticks met meanwhile.
+    assert_eq!(log.matches("lost the database").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("the database answers again").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+/// Twenty processes at once on a fresh database, with the server's stock max_connections of
+/// 100 shared with whatever else runs: every pool is small by default, and a server with no
+/// connection free is waited for, so every process exits 0 and every franchise is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_processes_at_once_fit_a_server_of_100_connections() {
+    // Fourteen imports big enough that each process's workers want every connection its pool
+    // allows.
+    let world = (0..14)
+        .fold(WorldSpec::default().seed(76).franchises(0), |spec, _| {
+            spec.giant(60, 6)
+        })
+        .clean()
+        .build();
+    let roots: Vec<i32> = world.giants().map(|f| f.root).collect();
+    assert_eq!(roots.len(), 14);
+    let fake = FakeAniList::start(FakeConfig {
+        world: world.clone(),
+        rate: RateModel::disabled(),
+        latency: Latency::new(Duration::from_millis(50), Duration::ZERO),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    for (i, root) in roots.iter().enumerate() {
+        let name = format!("import{i}");
+        let child = spawn(
+            franchise_pg(&db.url, &fake.url()),
+            &["import", &root.to_string(), "--wait"],
+            dir.path(),
+            &name,
+        );
+        children.push((name, child));
+    }
+    for i in 0..6 {
+        let name = format!("status{i}");
+        let child = spawn(
+            franchise_pg(&db.url, &fake.url()),
+            &["status", "--json"],
+            dir.path(),
+            &name,
+        );
+        children.push((name, child));
+    }
+    for (name, child) in &mut children {
+        let status = wait_child(child, Duration::from_secs(180), name).await;
+        assert!(status.success(), "{name}: {}", child_log(dir.path(), name));
+    }
+    let expected: BTreeSet<i64> = roots
+        .iter()
+        .flat_map(|root| world.walk(*root).into_keys())
+        .map(i64::from)
+        .collect();
+    assert_eq!(stored_ids(&db).await, expected);
+}

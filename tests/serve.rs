@@ -133,3 +133,106 @@ async fn with_a_token_the_cli_sends_it_and_a_client_without_it_is_told_why() {
     let exit = wait_child(&mut server, Duration::from_secs(30), "serve").await;
     assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), "serve"));
 }
+
+/// Raises this process's descriptor limit to at least `want` (up to the hard limit).
+fn at_least_descriptors(want: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < want {
+            limit.rlim_cur = want.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+/// 1,100 idle connections (no token needed to open one) against a `serve` limited to 1,024
+/// descriptors: a normal request still gets an answer within 5 s, the import running
+/// meanwhile finishes exactly, and nothing is blamed on the disk.
+#[tokio::test]
+async fn idle_connections_never_starve_serve_of_descriptors() {
+    at_least_descriptors(4096);
+    let world = World::single_franchise(150, 24);
+    let root = world.franchises()[0].root;
+    let size = world.walk(root).len();
+    let fake = start_fake(world, Duration::from_millis(100)).await;
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let cli = || franchise(data.path(), &fake.url());
+    let mut serve = cli();
+    serve.env("FRANCHISE_ANILIST__WALK_LEVELS", "1");
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        serve.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (mut server, url) = spawn_serve(serve, logs.path(), "serve").await;
+    let out = run(
+        cli(),
+        &["import", &root.to_string()],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let answer = http
+        .get(format!("{url}api/status"))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "no answer within 5 s: {e}\n{}",
+                child_log(logs.path(), "serve")
+            )
+        });
+    assert!(answer.status().is_success(), "{}", answer.status());
+    println!(
+        "with 1,100 idle connections open, /api/status answered in {:.0} ms",
+        asked.elapsed().as_secs_f64() * 1000.0
+    );
+    drop(idle);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let status = status_json(cli()).await;
+        if status["imports"][0]["state"] != "running" {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["imports"][0]["state"], "done", "{status}");
+    assert_eq!(status["imports"][0]["done"], size, "{status}");
+    assert_eq!(status["imports"][0]["failed"], 0, "{status}");
+    assert!(server.try_wait().unwrap().is_none(), "serve must still run");
+    let log = child_log(logs.path(), "serve");
+    assert!(!log.contains("disk"), "{log}");
+    signal(server.id().unwrap(), "TERM").await;
+    let exit = wait_child(&mut server, Duration::from_secs(30), "serve after SIGTERM").await;
+    assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), "serve"));
+}

@@ -6,6 +6,7 @@
 //! JSON of `error`. `guard` decides who may call.
 
 mod anime;
+mod connections;
 mod error;
 mod guard;
 mod imports;
@@ -164,20 +165,22 @@ impl ApiServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let addr = self.local_addr()?;
         let stop = self.state.shutdown.clone();
         let importer = self.state.importer.clone();
         let app = router(self.state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
+        connections::serve(
+            self.listener,
+            app,
+            connections::connection_cap(),
+            async move {
                 shutdown.await;
                 stop.cancel();
-            })
-            .await
-            .map_err(|source| Error::Listen { addr, source });
+            },
+        )
+        .await;
         // Not served any more: other processes stop sending here. (The workers may have
         // stopped first, in which case their stop retired the advertisement already.)
         let _ = importer.advertise_api(None).await;
-        served
+        Ok(())
     }
 }

@@ -58,10 +58,16 @@ async fn wait_loop(
     let mut read_store = true;
     loop {
         if read_store {
-            for id in ids {
-                read_one(importer, &mut latest, &mut etas, *id).await?;
-            }
             read_store = false;
+            for id in ids {
+                match read_one(importer, &mut latest, &mut etas, *id).await {
+                    Ok(()) => {}
+                    // The database is gone for now (the workers say so once): read again at
+                    // the next tick, and go on once it answers.
+                    Err(e) if e.is_temporary() => read_store = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         display.show(&latest, &etas, parked);
         if latest.values().all(ImportProgress::is_finished) {
@@ -91,9 +97,7 @@ async fn wait_loop(
                         None => etas.remove(&import_id),
                     };
                 }
-                Some(Event::Finished { import_id, .. }) if latest.contains_key(&import_id) => {
-                    read_one(importer, &mut latest, &mut etas, import_id).await?
-                }
+                Some(Event::Finished { .. }) => read_store = true,
                 Some(Event::BudgetParked { until_ms, reason }) => parked = Some((until_ms, reason)),
                 Some(Event::BudgetResumed) => parked = None,
                 Some(Event::UpstreamDown { retry_at_ms: Some(until), state, .. }) => {
@@ -105,8 +109,11 @@ async fn wait_loop(
             },
             _ = tick.tick() => {
                 read_store = true;
-                if take_over_if_free(importer, &display).await? {
-                    *api = LocalApi::start(importer).await;
+                match take_over_if_free(importer, &display).await {
+                    Ok(true) => *api = LocalApi::start(importer).await,
+                    Ok(false) => {}
+                    Err(e) if e.is_temporary() => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -214,7 +221,7 @@ async fn read_one(
     latest: &mut BTreeMap<i64, ImportProgress>,
     etas: &mut BTreeMap<i64, Estimate>,
     import_id: i64,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let status = importer.status(&ImportFilter::one(import_id)).await?;
     match status.imports.into_iter().next() {
         Some(found) => {
@@ -225,13 +232,13 @@ async fn read_one(
             latest.insert(import_id, found.progress);
             Ok(())
         }
-        None => Err(Error::UnknownImport(import_id).into()),
+        None => Err(Error::UnknownImport(import_id)),
     }
 }
 
 /// A process recording for another owner runs the workers itself once that owner is gone.
 /// True when it took them over.
-async fn take_over_if_free(importer: &Importer, display: &Display) -> anyhow::Result<bool> {
+async fn take_over_if_free(importer: &Importer, display: &Display) -> Result<bool, Error> {
     if !matches!(importer.queue_owner(), QueueOwner::OtherProcess { .. }) {
         return Ok(false);
     }
@@ -241,7 +248,7 @@ async fn take_over_if_free(importer: &Importer, display: &Display) -> anyhow::Re
             Ok(true)
         }
         Err(Error::NotOwner { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

@@ -32,6 +32,8 @@ const NOT_SETTINGS: [&str; 2] = ["log", "failpoints"];
 pub struct Settings {
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) database_url: Option<String>,
+    /// Connections one process opens to PostgreSQL at most.
+    pub(crate) database_pool_size: u32,
     pub(crate) workers: usize,
     pub(crate) batch_window: Duration,
     pub(crate) max_depth: u32,
@@ -122,6 +124,11 @@ impl Settings {
     /// means the embedded store under the data dir.
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref()
+    }
+
+    /// Connections one process opens to PostgreSQL at most.
+    pub fn database_pool_size(&self) -> u32 {
+        self.database_pool_size
     }
 
     pub fn anilist_url(&self) -> &str {
@@ -258,6 +265,11 @@ impl SettingsBuilder {
 
     pub fn database_url(self, url: impl Into<String>) -> Self {
         self.set("database_url", url.into())
+    }
+
+    /// Connections one process opens to PostgreSQL at most (4 to 1000).
+    pub fn database_pool_size(self, connections: i64) -> Self {
+        self.set("database_pool_size", connections)
     }
 
     pub fn anilist_url(self, url: impl Into<String>) -> Self {

@@ -16,6 +16,7 @@ use crate::upstream::{MAX_WALK_LEVELS, WalkDepth};
 pub(super) struct RawSettings {
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub database_pool_size: Num<i64>,
     pub workers: Num<i64>,
     pub batch_window_ms: Num<i64>,
     pub anilist: RawAniList,
@@ -324,6 +325,13 @@ impl RawSettings {
         Ok(Settings {
             data_dir: (!self.data_dir.as_os_str().is_empty()).then(|| self.data_dir.clone()),
             database_url,
+            database_pool_size: whole(
+                "database_pool_size",
+                &self.database_pool_size,
+                4,
+                1000,
+                "connections (3 of them listen for new jobs and rewrites)",
+            )? as u32,
             workers: whole("workers", &self.workers, 1, 1000, "a whole number")? as usize,
             batch_window: millis("batch_window_ms", &self.batch_window_ms, 0, 10_000)?,
             max_depth: whole(

@@ -54,7 +54,12 @@ impl Backend {
     ) -> Result<Self, Error> {
         if let Some(url) = settings.database_url() {
             // One pool for the store and the queue: the flush pushes inside its transaction.
-            let store = PgStore::connect(url, settings.max_attempts)
+            // A one-shot reader runs no workers: two connections serve it.
+            let pool_size = match mode {
+                Mode::Read => settings.database_pool_size().min(2),
+                Mode::ReadWrite | Mode::Record => settings.database_pool_size(),
+            };
+            let store = PgStore::connect(url, settings.max_attempts, pool_size)
                 .await?
                 .with_failpoints(failpoints.clone());
             let location = format!("{} (schema apalis)", crate::store::redact_url(url));

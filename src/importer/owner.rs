@@ -130,6 +130,9 @@ pub(super) async fn housekeeping(parts: PipelineParts, card: std::sync::Arc<Proc
             match parts.queue.prune(parts.retention).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::debug!(pruned, "pruned finished jobs from the queue"),
+                Err(e) if parts.store.outage().is_lost() => {
+                    tracing::debug!(error = %e, "could not prune finished jobs");
+                }
                 Err(e) => tracing::warn!(error = %e, "could not prune finished jobs"),
             }
         }
@@ -140,12 +143,13 @@ pub(super) async fn housekeeping(parts: PipelineParts, card: std::sync::Arc<Proc
         }
         let depth = parts.queue.depth().await.ok();
         let now = parts.clock.now_ms();
-        if let Err(e) = parts.store.heartbeat(&card.info(now, depth)).await {
-            report(
+        match parts.store.heartbeat(&card.info(now, depth)).await {
+            Ok(()) => parts.store.outage().answered(),
+            Err(e) => report(
                 &parts,
                 &Error::Store(e),
                 "publishing this process's heartbeat",
-            );
+            ),
         }
         if let Err(e) = parts.store.maintain().await {
             tracing::debug!(error = %e, "background checkpoint failed");
@@ -182,8 +186,18 @@ fn report(parts: &PipelineParts, error: &Error, doing: &str) {
         Error::Queue(e) => e.is_fatal().then(|| Halt::from(e)),
         _ => None,
     };
+    let passes = match error {
+        Error::Store(e) => e.failure().passes(),
+        Error::Queue(e) => crate::store::Failure::of_queue(e).passes(),
+        _ => false,
+    };
     match fatal {
         Some(halt) => parts.halt.trip(halt),
+        // The database is gone for now: said once for the whole process, not per tick.
+        None if passes => parts
+            .store
+            .outage()
+            .lost(&parts.store.location(), &format!("{doing}: {error}")),
         None => tracing::warn!(error = %error, "{doing} failed; trying again"),
     }
 }

@@ -49,7 +49,7 @@ async fn hear_rewrites(store: Store, cache: Weak<ReadCache>, failpoints: FailPoi
                 let Some(live) = cache.upgrade() else { return };
                 live.set_hearing(false, SHORT_TTL);
                 if !store.is_closed() {
-                    tracing::warn!(
+                    tracing::info!(
                         "lost the store's rewrite feed: cached reads are trusted for {} s until \
                          it is back",
                         SHORT_TTL.as_secs()

@@ -67,7 +67,13 @@ async fn an_item_whose_job_finished_without_it_is_queued_again_at_start() {
             ..test_options()
         };
         let workers = queue
-            .run(options, forgetful, shutdown.clone(), HaltSwitch::default())
+            .run(
+                options,
+                forgetful,
+                shutdown.clone(),
+                HaltSwitch::default(),
+                crate::outage::DatabaseOutage::default(),
+            )
             .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while queue.depth().await.unwrap().background.done < 1 {

@@ -14,6 +14,7 @@ use super::job::{JobHandler, Lane};
 use super::name::unique_worker_name;
 use super::{JobQueue, QueueDriver};
 use crate::halt::{Halt, HaltSwitch};
+use crate::outage::DatabaseOutage;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -76,6 +77,7 @@ impl JobQueue {
         handler: JobHandler,
         shutdown: CancellationToken,
         halt: HaltSwitch,
+        outage: DatabaseOutage,
     ) -> Result<WorkerSet, QueueError> {
         options.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
@@ -90,6 +92,7 @@ impl JobQueue {
                     handler: handler.clone(),
                     shutdown: shutdown.clone(),
                     halt: halt.clone(),
+                    outage: outage.clone(),
                 };
                 runtime.spawn(slot.supervise())
             })
@@ -106,6 +109,8 @@ struct Slot {
     handler: JobHandler,
     shutdown: CancellationToken,
     halt: HaltSwitch,
+    /// A worker failing because the database is gone is said once for the process.
+    outage: DatabaseOutage,
 }
 
 impl Slot {
@@ -134,15 +139,20 @@ impl Slot {
                     tracing::warn!(worker = %name, %err, "queue worker did not stop cleanly");
                     return;
                 }
-                Ok(()) => tracing::warn!(worker = %name, "queue worker ended by itself"),
-                Err(err) => tracing::error!(worker = %name, %err, "queue worker failed"),
+                _ => {}
             }
             // Restarting on a broken backend only repeats the failure: find out which it is.
-            if let Err(err) = self.driver.health().await
-                && err.is_fatal()
-            {
-                self.halt.trip(Halt::from(&err));
-                return;
+            match (self.driver.health().await, ended) {
+                (Err(err), _) if err.is_fatal() => {
+                    self.halt.trip(Halt::from(&err));
+                    return;
+                }
+                // The database is gone for now: the process says so once, not every worker.
+                (Err(err), _) => self.outage.lost(&self.driver.location(), &err),
+                (Ok(()), Ok(())) => {
+                    tracing::warn!(worker = %name, "queue worker ended by itself");
+                }
+                (Ok(()), Err(err)) => tracing::error!(worker = %name, %err, "queue worker failed"),
             }
             if started.elapsed() >= HEALTHY_RUN {
                 backoff = MIN_BACKOFF;

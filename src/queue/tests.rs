@@ -88,7 +88,13 @@ fn run(
     handler: JobHandler,
     shutdown: CancellationToken,
 ) -> Result<super::WorkerSet, QueueError> {
-    queue.run(options, handler, shutdown, HaltSwitch::default())
+    queue.run(
+        options,
+        handler,
+        shutdown,
+        HaltSwitch::default(),
+        crate::outage::DatabaseOutage::default(),
+    )
 }
 
 fn queue_path(dir: &tempfile::TempDir) -> PathBuf {

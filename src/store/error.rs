@@ -65,6 +65,9 @@ pub(crate) enum Failure {
     Busy,
     /// The connection to the database server was lost (it may come back).
     Connection,
+    /// This process or the database server ran out of something it gets back when others let
+    /// go (open files, the server's connection slots, memory): waited out, never a disk error.
+    Exhausted,
     /// The job queue refused the new jobs for a reason of its own (not the database's).
     Queue,
     /// Anything else: a bug or bad data, not the environment.
@@ -81,6 +84,17 @@ impl Failure {
         )
     }
 
+    /// What kind of failure a queue error is, by the database's error under it if any.
+    pub(crate) fn of_queue(error: &crate::queue::QueueError) -> Self {
+        classify_queue(error)
+    }
+
+    /// Trouble that passes by itself (a database restarting, connections or open files
+    /// freed by others): waited for as long as it lasts, not counted toward giving up.
+    pub(crate) fn passes(self) -> bool {
+        matches!(self, Self::Connection | Self::Exhausted)
+    }
+
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Self::DiskFull => "the disk is full",
@@ -89,6 +103,9 @@ impl Failure {
             Self::Corrupt => "the database file is damaged",
             Self::Busy => "another process held its lock too long",
             Self::Connection => "the connection to the database was lost",
+            Self::Exhausted => {
+                "the process or the database server ran out of open files or connections"
+            }
             Self::Queue => "the job queue refused the new jobs",
             Self::Other => "a query failed",
         }
@@ -178,7 +195,10 @@ fn classify_sqlx(error: &sqlx::Error) -> Failure {
             }
             // PostgreSQL SQLSTATE classes.
             match &code[..code.len().min(2)] {
-                "53" => Failure::DiskFull,
+                // 53100 is a full disk; the rest of class 53 (too many connections, out of
+                // memory, a configuration limit) passes when others let go.
+                "53" if code == "53100" => Failure::DiskFull,
+                "53" => Failure::Exhausted,
                 "08" | "57" => Failure::Connection,
                 "25" if code == "25006" => Failure::ReadOnly,
                 "40" => Failure::Busy,
@@ -188,7 +208,11 @@ fn classify_sqlx(error: &sqlx::Error) -> Failure {
             }
         }
         sqlx::Error::Io(io) => {
-            if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull {
+            // EMFILE, ENFILE: out of file descriptors (idle sockets, say), not a disk fault.
+            if matches!(io.raw_os_error(), Some(23 | 24)) {
+                Failure::Exhausted
+            } else if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull
+            {
                 Failure::DiskFull
             } else if matches!(
                 io.kind(),
@@ -289,5 +313,19 @@ mod tests {
             reason: "ENOSPC".into(),
         });
         assert!(full.failure().is_fatal());
+    }
+
+    /// Out of file descriptors (a thousand idle sockets) is neither a disk fault nor fatal: it
+    /// passes once they close.
+    #[test]
+    fn running_out_of_descriptors_is_waited_out_not_a_disk_error() {
+        for errno in [23, 24] {
+            let e = StoreError::Sql(sqlx::Error::Io(std::io::Error::from_raw_os_error(errno)));
+            assert_eq!(e.failure(), Failure::Exhausted, "errno {errno}");
+            assert!(!e.failure().is_fatal() && e.failure().passes());
+            assert!(!e.failure().describe().contains("disk"));
+        }
+        let eio = StoreError::Sql(sqlx::Error::Io(std::io::Error::from_raw_os_error(5)));
+        assert_eq!(eio.failure(), Failure::Io);
     }
 }

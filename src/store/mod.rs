@@ -30,17 +30,27 @@ pub use records::{
     StoredRelation,
 };
 
+use crate::outage::DatabaseOutage;
 use driver::StoreDriver;
 
 /// A handle to the store, whichever backend holds it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     driver: Arc<dyn StoreDriver>,
+    outage: DatabaseOutage,
 }
 
 impl Store {
     pub(crate) fn new(driver: Arc<dyn StoreDriver>) -> Self {
-        Self { driver }
+        Self {
+            driver,
+            outage: DatabaseOutage::default(),
+        }
+    }
+
+    /// Whether this process has lost the database, said once each way.
+    pub(crate) fn outage(&self) -> &DatabaseOutage {
+        &self.outage
     }
 }
 

@@ -89,6 +89,8 @@ impl Drop for PgDatabase {
 /// A PostgreSQL store in a fresh database.
 pub(crate) async fn postgres_store() -> (PgDatabase, Store) {
     let db = PgDatabase::create().await;
-    let store = super::postgres::PgStore::connect(&db.url, 5).await.unwrap();
+    let store = super::postgres::PgStore::connect(&db.url, 5, 8)
+        .await
+        .unwrap();
     (db, Store::new(Arc::new(store)))
 }

@@ -190,6 +190,9 @@ pub(crate) struct RateBudget {
 /// A refused take is tried again at least this often, so a park lifted or shortened by
 /// another process is noticed.
 const RECHECK_AT_MOST: Duration = Duration::from_secs(5);
+/// How long a request waits for a budget it cannot read (its database gone for now) before
+/// its attempt fails as a transient error.
+const WAIT_FOR_THE_LEDGER: Duration = Duration::from_secs(60);
 
 impl RateBudget {
     pub(crate) fn new(
@@ -289,7 +292,8 @@ impl RateBudget {
         *upstream = now;
     }
 
-    /// Waits until one request may go out, and counts it as sent. Cancel-safe: a caller that
+    /// Waits until one request may go out, and counts it as sent. A budget that cannot be
+    /// read because the database is gone for now is asked again for up to a minute first. Cancel-safe: a caller that
     /// stops waiting has taken nothing. Waiting holds no database connection.
     pub(crate) async fn acquire(&self) -> Result<Slot, StoreError> {
         self.acquire_for(false).await
@@ -303,8 +307,20 @@ impl RateBudget {
         } else {
             LedgerOp::Take
         };
+        let mut unreachable_for = Duration::ZERO;
         loop {
-            let outcome = self.op(take.clone()).await?;
+            let outcome = match self.op(take.clone()).await {
+                Ok(outcome) => outcome,
+                // The database holding the budget is gone for now (restarting, out of
+                // connections): no slot can be known taken, so none is spent; ask again.
+                Err(e) if e.failure().passes() && unreachable_for < WAIT_FOR_THE_LEDGER => {
+                    let pause = Duration::from_millis(250);
+                    tokio::time::sleep(pause).await;
+                    unreachable_for += pause;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if outcome.granted {
                 return Ok(Slot {
                     taken_at_ms: outcome.now_ms,

@@ -247,12 +247,16 @@ impl Flusher {
                 }
             };
             let error = match result {
-                Ok(committed) => return Some(committed),
+                Ok(committed) => {
+                    self.parts.store.outage().answered();
+                    return Some(committed);
+                }
                 Err(e) => e,
             };
-            // A lost connection may come back (a database restarting): wait for it as long
-            // as it takes, without counting toward giving up.
-            if error.failure() != Failure::Connection {
+            // A lost connection may come back (a database restarting), and connections or
+            // open files others hold are let go: wait for it as long as it takes, without
+            // counting toward giving up.
+            if !error.failure().passes() {
                 tries += 1;
             }
             if error.failure().is_fatal() {
@@ -282,7 +286,10 @@ impl Flusher {
                 });
                 return None;
             }
-            if error.failure() != Failure::Busy {
+            if error.failure().passes() {
+                let location = self.parts.store.location();
+                self.parts.store.outage().lost(&location, &error);
+            } else if error.failure() != Failure::Busy {
                 tracing::warn!(error = %error, tries, "flush failed; trying again");
             }
             tokio::select! {

@@ -56,10 +56,13 @@ impl Pipeline {
                 () = stop.cancelled() => {}
             }
         }));
-        let workers =
-            parts
-                .queue
-                .run(options, handler, parts.shutdown.clone(), parts.halt.clone())?;
+        let workers = parts.queue.run(
+            options,
+            handler,
+            parts.shutdown.clone(),
+            parts.halt.clone(),
+            parts.store.outage().clone(),
+        )?;
         Ok(Self {
             parts,
             workers,

@@ -22,10 +22,9 @@ pub(crate) type PgStore = SqlStore<Postgres>;
 /// Our tables' migrations; apalis-postgres runs its own (`apalis._sqlx_migrations`).
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections per process: the two lanes' workers and their LISTEN connections, the rewrite
-/// feed's LISTEN (the read cache's), the flusher, the batcher's triage and budget decisions,
-/// housekeeping and reads.
-const POOL_SIZE: u32 = 16;
+/// How long a process waits at start for a server whose connection slots are all taken
+/// (SQLSTATE 53300) before it gives up.
+const WAIT_FOR_A_SLOT: Duration = Duration::from_secs(120);
 
 /// A database URL with its password replaced, for messages and logs. A URL that does not
 /// parse has all its user info hidden: its password cannot be told apart.
@@ -46,6 +45,34 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// The process's first connection. A server whose connection slots are all taken (others'
+/// pools are full) frees one soon: that is waited for, said once, not an error.
+async fn first_connection(options: &PgConnectOptions) -> Result<sqlx::PgConnection, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut said = false;
+    loop {
+        match sqlx::PgConnection::connect_with(options).await {
+            Err(e) if too_many_connections(&e) && started.elapsed() < WAIT_FOR_A_SLOT => {
+                if !said {
+                    tracing::warn!(
+                        "the database server has no connection free ({e}); waiting for one"
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// PostgreSQL's "too many clients" (SQLSTATE 53300).
+fn too_many_connections(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("53300"))
+}
+
 /// Creates our indexes on apalis' job table, one process at a time (two concurrent `CREATE
 /// INDEX IF NOT EXISTS` of one name can both try, and one fails).
 async fn queue_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
@@ -64,7 +91,15 @@ impl SqlStore<Postgres> {
     /// Connects, creates our tables (and apalis-postgres' schema) if needed, and refuses a
     /// database migrated by a newer franchise. Migrations take PostgreSQL's advisory lock, so
     /// processes starting at once take turns.
-    pub(crate) async fn connect(url: &str, max_attempts: usize) -> Result<Self, StoreError> {
+    ///
+    /// `pool_size` bounds this process's connections: the two lanes' workers and their LISTEN
+    /// connections, the rewrite feed's LISTEN (the read cache's), the flusher, the batcher's
+    /// triage and budget decisions, housekeeping and reads share them.
+    pub(crate) async fn connect(
+        url: &str,
+        max_attempts: usize,
+        pool_size: u32,
+    ) -> Result<Self, StoreError> {
         let location = redact_url(url);
         let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::Open {
             location: location.clone(),
@@ -76,9 +111,7 @@ impl SqlStore<Postgres> {
         };
         // Migrations on a connection of their own: a failed migration leaves its advisory lock
         // on that session, which must not go back to the pool.
-        let mut conn = sqlx::PgConnection::connect_with(&options)
-            .await
-            .map_err(open_error)?;
+        let mut conn = first_connection(&options).await.map_err(open_error)?;
         if let Err(e) = MIGRATOR.run(&mut conn).await {
             let _ = conn.close().await;
             return Err(StoreError::from_migrate(
@@ -106,7 +139,7 @@ impl SqlStore<Postgres> {
         }
         let _ = conn.close().await;
         let pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await

@@ -479,3 +479,52 @@ async fn serve_refuses_a_public_address_without_a_token_and_a_short_token() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("serve.token"));
 }
+
+/// A body past the 64 KiB the API reads is refused as the API's JSON error (413, with the
+/// limit named), announced by its length or not (chunked).
+#[tokio::test]
+async fn an_oversized_body_is_a_json_413_that_names_the_limit() {
+    let world = World::single_franchise(3, 4);
+    let app = spawn_app(
+        fake(world, RateModel::disabled(), quick(), Faults::default()).await,
+        None,
+    )
+    .await;
+    let big = format!(r#"{{"root": 1, "pad": "{}"}}"#, "x".repeat(100 * 1024));
+    let announced = app
+        .http
+        .post(format!("{}api/imports", app.url))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let chunks = futures::stream::iter(
+        big.into_bytes()
+            .chunks(8 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let chunked = app
+        .http
+        .post(format!("{}api/imports", app.url))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    for response in [announced, chunked] {
+        assert_eq!(response.status(), 413);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{response:?}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "payload_too_large", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("65536"),
+            "{body}"
+        );
+    }
+}

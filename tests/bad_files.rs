@@ -61,6 +61,11 @@ fn truncate_half(path: &Path) {
     std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
 }
 
+fn truncate_to_100_bytes(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..100]).unwrap();
+}
+
 fn from_the_future(path: &Path) {
     let status = Command::new("python3")
         .arg("-c")
@@ -114,7 +119,14 @@ async fn damaged_files_are_refused_plainly_and_left_untouched() {
             "queue.redb",
             truncate_half,
             &["work", "--until-idle"],
-            &["queue.redb"],
+            &["queue.redb", "damaged", "Move it aside"],
+        ),
+        // Cut inside redb's own header: damaged too, never "check the folder is writable".
+        (
+            "queue.redb",
+            truncate_to_100_bytes,
+            &["work", "--until-idle"],
+            &["queue.redb", "damaged", "Move it aside"],
         ),
         (
             "franchise.sqlite",

@@ -129,6 +129,22 @@ async fn with_a_token_the_cli_sends_it_and_a_client_without_it_is_told_why() {
         text(&out.stderr)
     );
 
+    // `status` needs no token: without one it reads the store itself, and says whose view
+    // it missed.
+    let out = run(
+        franchise(data.path(), &fake.url()),
+        &["status"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("done"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("FRANCHISE_SERVE__TOKEN"),
+        "{}",
+        text(&out.stderr)
+    );
+
     signal(server.id().unwrap(), "TERM").await;
     let exit = wait_child(&mut server, Duration::from_secs(30), "serve").await;
     assert_eq!(exit.code(), Some(0), "{}", child_log(logs.path(), "serve"));

@@ -26,7 +26,24 @@ pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next:
         }
         return e.into_response();
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    // A body past the limit is refused by the extractor in axum's plain text; the API speaks
+    // JSON, with the limit named.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && response.headers().get(header::CONTENT_TYPE)
+            != Some(&header::HeaderValue::from_static("application/json"))
+    {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request's body is larger than {} bytes, the most this API reads",
+                super::BODY_LIMIT
+            ),
+        )
+        .into_response();
+    }
+    response
 }
 
 fn check(state: &ApiState, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {

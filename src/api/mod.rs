@@ -28,7 +28,7 @@ use crate::importer::Importer;
 use crate::store::ProcessRole;
 
 /// Largest request body accepted (an import request is a few dozen bytes).
-const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// What every handler sees.
 #[derive(Clone)]

@@ -30,7 +30,24 @@ pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<ExitCod
     };
     // The process serving this data dir knows its own cache and queue best.
     let status = match ApiClient::of(&importer).await {
-        Some(api) => api.status(&filter).await,
+        Some(api) => match api.status(&filter).await {
+            Ok(status) => Ok(status),
+            // Status is only a read: whatever the serving process refuses, the store answers.
+            Err(e) => {
+                let why = match e.downcast_ref::<super::client::ApiRefused>() {
+                    Some(refused) if refused.status == reqwest::StatusCode::UNAUTHORIZED => {
+                        "needs a token for its live view (set FRANCHISE_SERVE__TOKEN to the one                          it was started with)"
+                            .to_string()
+                    }
+                    _ => format!("did not answer ({e})"),
+                };
+                eprintln!(
+                    "note: the franchise process at {} {why}; showing what the store holds",
+                    api.base()
+                );
+                importer.status(&filter).await.map_err(anyhow::Error::from)
+            }
+        },
         None => importer.status(&filter).await.map_err(anyhow::Error::from),
     };
     importer.close().await;

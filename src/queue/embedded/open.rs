@@ -96,6 +96,14 @@ fn classify(path: PathBuf, err: DatabaseError) -> QueueError {
                 reason: format!("it is not a redb database: {io}"),
             }
         }
+        // The file ends inside redb's own header: cut short (a copy that stopped, a full
+        // disk at creation), damaged like any other.
+        DatabaseError::Storage(StorageError::Io(io)) if io.kind() == ErrorKind::UnexpectedEof => {
+            QueueError::Corrupt {
+                path,
+                reason: format!("it ends before its header does: {io}"),
+            }
+        }
         DatabaseError::Storage(StorageError::Io(io)) if io.kind() == ErrorKind::WouldBlock => {
             let pid = pidfile::read_owner(&path);
             QueueError::Locked { path, pid }

@@ -356,3 +356,133 @@ async fn a_manga_record_for_an_anime_query_is_malformed_not_stored() {
     assert_eq!(kinds, vec!["ANIME".to_string()]);
     pool.close().await;
 }
+
+/// What a hostile or broken AniList sends, after its response head.
+#[derive(Debug, Clone, Copy)]
+enum Hostile {
+    /// A chunked body that never ends.
+    EndlessChunks,
+    /// 256 MiB of spaces, gzipped to a quarter of a megabyte.
+    GzipBomb,
+    /// 300 MB, no length given, the connection closed at its end.
+    Huge,
+}
+
+/// A loopback server answering every connection with `kind`.
+async fn hostile_server(kind: Hostile) -> String {
+    use std::io::Write;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let bomb = std::sync::Arc::new({
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        if matches!(kind, Hostile::GzipBomb) {
+            let block = vec![b' '; 1024 * 1024];
+            for _ in 0..256 {
+                encoder.write_all(&block).unwrap();
+            }
+        }
+        encoder.finish().unwrap()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let bomb = bomb.clone();
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                let block = vec![b' '; 64 * 1024];
+                match kind {
+                    Hostile::EndlessChunks => {
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                    Transfer-Encoding: chunked\r\n\r\n";
+                        if socket.write_all(head.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        let chunk = [
+                            format!("{:x}\r\n", block.len()).into_bytes(),
+                            block,
+                            b"\r\n".to_vec(),
+                        ]
+                        .concat();
+                        while socket.write_all(&chunk).await.is_ok() {}
+                    }
+                    Hostile::GzipBomb => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                             Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                            bomb.len()
+                        );
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        let _ = socket.write_all(&bomb).await;
+                    }
+                    Hostile::Huge => {
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                    Connection: close\r\n\r\n";
+                        if socket.write_all(head.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        for _ in 0..(300_000_000 / block.len()) {
+                            if socket.write_all(&block).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Runs the binary to its end and returns its exit code and peak resident memory (MiB), as
+/// the kernel accounted it (`wait4`'s `ru_maxrss`: std's `wait` cannot report it).
+#[allow(clippy::zombie_processes)]
+fn run_for_peak_rss(data_dir: &std::path::Path, url: &str, args: &[&str]) -> (i32, f64) {
+    let child = std::process::Command::new(common::process::BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--anilist-url")
+        .arg(url)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: plain libc calls on zeroed out-structs; the child is ours and not waited for
+    // elsewhere (std's Child is dropped without a wait).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss as f64 / 1024.0)
+}
+
+/// An answer with no end, a gzip bomb and a 300 MB body are each a failed request, read no
+/// further than the answer cap: the process exits 1 with peak memory far under 200 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_answers_are_failed_requests_within_bounded_memory() {
+    for kind in [Hostile::EndlessChunks, Hostile::GzipBomb, Hostile::Huge] {
+        let url = hostile_server(kind).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let started = Instant::now();
+        let (code, peak) =
+            tokio::task::spawn_blocking(move || run_for_peak_rss(&path, &url, &["fetch", "1"]))
+                .await
+                .unwrap();
+        println!(
+            "{kind:?}: `franchise fetch 1` exit {code} in {:.1} s, peak RSS {peak:.1} MiB",
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(code, 1, "{kind:?}");
+        assert!(peak < 200.0, "{kind:?}: peak RSS {peak:.1} MiB");
+    }
+}

@@ -575,3 +575,59 @@ async fn data_null_and_relations_null_fail_the_item_and_a_reimport_asks_again() 
     assert!(anime_ids(&importer).await.is_empty());
     importer.stop().await;
 }
+
+/// "Now", an hour ahead of this machine's clock: another process on a machine whose clock
+/// ran fast, or this one before its clock was stepped back.
+#[derive(Debug)]
+struct HourAhead;
+
+impl franchise::Clock for HourAhead {
+    fn now_ms(&self) -> i64 {
+        franchise::SystemClock.now_ms() + 3_600_000
+    }
+}
+
+/// Two fetches stamped by a clock an hour ahead leave their send times in the shared budget;
+/// the next process, on the real clock, still makes its requests at once (it used to make none
+/// for the hour), and its import finishes exactly.
+#[tokio::test]
+async fn a_budget_stamped_an_hour_ahead_does_not_stall_the_next_process() {
+    let fake = fake(forty(), degraded(), Latency::default(), Faults::default()).await;
+    let root = fake.world().franchises()[0].root;
+    let dir = tempfile::tempdir().unwrap();
+    let ahead = Importer::builder(builder(dir.path(), &fake).build().unwrap())
+        .clock(std::sync::Arc::new(HourAhead))
+        .open()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        ahead.fetch(&[aid(root)]).await.unwrap();
+    }
+    ahead.close().await;
+    let before = fake.stats().requests;
+    assert_eq!(before, 2);
+
+    let importer = Importer::open(builder(dir.path(), &fake).build().unwrap())
+        .await
+        .unwrap();
+    importer.start().await.unwrap();
+    let started = std::time::Instant::now();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    while fake.stats().requests == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no request within 5 s on the real clock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "after two sends stamped an hour ahead, the real clock's first request went in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    wait_done(&importer, id, Duration::from_secs(60)).await;
+    assert_exact(&importer, &fake, id, root).await;
+    importer.stop().await;
+}

@@ -75,7 +75,7 @@ pub use events::{Eta, Event, EventStream};
 pub use failpoint::FailPointSpecError;
 pub use halt::{Halt, HaltKind};
 pub use importer::{Fetched, ImportStatus, Importer, ImporterBuilder, QueueOwner, Status};
-pub use order::{InvalidOrder, Order, OrderedAnime, aired, aired_text};
+pub use order::{FranchiseView, InvalidOrder, Order, OrderedAnime, aired, aired_text};
 pub use producer::ImportOptions;
 pub use queue::{Lane, LaneDepth, QueueDepth, QueueError};
 pub use store::{

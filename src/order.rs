@@ -116,30 +116,81 @@ impl Franchise {
     /// `{"root", "order", "anime": [...], "relations": [...]}` with the members in `order`
     /// (what `show --json` prints and `GET /api/franchise/{root}` answers). In watch order
     /// each member also says whether it is `main` story, what it `follows` and its `relation`
-    /// to that.
+    /// to that. Serialized straight from the stored franchise (no JSON tree in between), so a
+    /// writer can stream it.
+    pub fn view(&self, order: Order) -> FranchiseView<'_> {
+        FranchiseView {
+            franchise: self,
+            order,
+            entries: self.in_order(order),
+        }
+    }
+
+    /// [`Franchise::view`] as a JSON value.
     pub fn to_json(&self, order: Order) -> serde_json::Value {
-        let by_id: HashMap<AnimeId, &AnimeSummary> = self.anime.iter().map(|a| (a.id, a)).collect();
-        let anime: Vec<serde_json::Value> = self
-            .in_order(order)
-            .into_iter()
-            .filter_map(|entry| {
-                let mut value = serde_json::to_value(by_id.get(&entry.id)?).ok()?;
-                if order == Order::Watch
-                    && let Some(fields) = value.as_object_mut()
-                {
-                    fields.insert("main".into(), entry.main.into());
-                    fields.insert("follows".into(), serde_json::json!(entry.follows));
-                    fields.insert("relation".into(), serde_json::json!(entry.relation));
-                }
-                Some(value)
-            })
-            .collect();
-        serde_json::json!({
-            "root": self.root,
-            "order": order.as_str(),
-            "anime": anime,
-            "relations": self.relations,
-        })
+        serde_json::to_value(self.view(order)).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A stored franchise in one order, as `show --json` and the API spell it.
+#[derive(Debug)]
+pub struct FranchiseView<'a> {
+    franchise: &'a Franchise,
+    order: Order,
+    entries: Vec<OrderedAnime>,
+}
+
+impl Serialize for FranchiseView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("root", &self.franchise.root)?;
+        map.serialize_entry("order", self.order.as_str())?;
+        map.serialize_entry("anime", &Members(self))?;
+        map.serialize_entry("relations", &self.franchise.relations)?;
+        map.end()
+    }
+}
+
+/// The members, in the view's order, each as it is stored (and, in watch order, its place).
+struct Members<'v, 'a>(&'v FranchiseView<'a>);
+
+#[derive(Serialize)]
+struct Member<'a> {
+    #[serde(flatten)]
+    anime: &'a AnimeSummary,
+    #[serde(flatten)]
+    place: Option<WatchPlace<'a>>,
+}
+
+#[derive(Serialize)]
+struct WatchPlace<'a> {
+    main: bool,
+    follows: Option<AnimeId>,
+    relation: Option<&'a str>,
+}
+
+impl Serialize for Members<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let view = self.0;
+        let by_id: HashMap<AnimeId, &AnimeSummary> =
+            view.franchise.anime.iter().map(|a| (a.id, a)).collect();
+        let mut seq = serializer.serialize_seq(Some(view.entries.len()))?;
+        for entry in &view.entries {
+            let Some(anime) = by_id.get(&entry.id) else {
+                continue;
+            };
+            seq.serialize_element(&Member {
+                anime,
+                place: (view.order == Order::Watch).then_some(WatchPlace {
+                    main: entry.main,
+                    follows: entry.follows,
+                    relation: entry.relation.as_deref(),
+                }),
+            })?;
+        }
+        seq.end()
     }
 }
 

@@ -54,11 +54,13 @@ pub(crate) async fn franchise(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let root = input::anime_id(&raw)?;
     let order = input::franchise_order(query.as_deref())?;
     match state.importer.franchise(root).await? {
-        Some(f) => Ok(Json(f.to_json(order))),
+        // Written straight from the stored franchise, with no JSON tree in between.
+        Some(f) => Ok(Json(f.view(order)).into_response()),
         None => Err(ApiError::not_found(format!(
             "anime {root} is not in the store: POST /api/imports {{\"root\": {root}}} imports \
              its franchise"

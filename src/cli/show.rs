@@ -47,7 +47,17 @@ pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode>
         );
     };
     if args.json {
-        out!("{}", serde_json::to_string(&franchise.to_json(args.order))?);
+        // Streamed to stdout as it is serialized: no copy of the whole text in memory.
+        use std::io::Write as _;
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer(&mut stdout, &franchise.view(args.order)).map_err(|e| {
+            match e.io_error_kind() {
+                Some(kind) => anyhow::Error::from(std::io::Error::from(kind)),
+                None => e.into(),
+            }
+        })?;
+        writeln!(stdout)?;
+        stdout.flush()?;
     } else if args.dot {
         let dot = to_dot(&franchise);
         out!("{}", dot.trim_end());
@@ -65,6 +75,12 @@ fn print_text(f: &Franchise) -> anyhow::Result<()> {
         .iter()
         .filter_map(|a| Some((a.id, a.title.as_deref()?)))
         .collect();
+    // Relations grouped by where they start, once: a franchise of 100k anime is not walked
+    // once per member.
+    let mut from: HashMap<AnimeId, Vec<&StoredRelation>> = HashMap::new();
+    for r in &f.relations {
+        from.entry(r.from).or_default().push(r);
+    }
     for a in &f.anime {
         out!(
             "{} {} [{}, {}]",
@@ -73,7 +89,7 @@ fn print_text(f: &Franchise) -> anyhow::Result<()> {
             a.format.as_deref().unwrap_or("?"),
             a.status.as_deref().unwrap_or("?")
         );
-        for r in f.relations.iter().filter(|r| r.from == a.id) {
+        for r in from.get(&a.id).into_iter().flatten() {
             let title = titles
                 .get(&r.to)
                 .copied()

@@ -1,6 +1,7 @@
 //! Reads of anime: one anime with its relations, the relations out of a set of anime, and a
 //! franchise by a recursive walk over followed relation types.
 
+use futures::TryStreamExt;
 use sqlx::{Pool, QueryBuilder, Row};
 
 use super::{Sql, raw_ids, shared, to_id, type_names};
@@ -56,12 +57,9 @@ impl<DB> Sql<DB> {
             );
             DB::push_in_ints(&mut q, chunk);
             q.push(" ORDER BY anime_id, related_id");
-            for row in q
-                .build()
-                .persistent(DB::PREPARE_LISTS)
-                .fetch_all(&mut *conn)
-                .await?
-            {
+            // Row by row as they come: a franchise of 100k anime is never held twice.
+            let mut rows = q.build().persistent(DB::PREPARE_LISTS).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
                 out.push(StoredRelation {
                     from: to_id(row.try_get(0)?)?,
                     to: to_id(row.try_get(1)?)?,
@@ -98,30 +96,27 @@ impl<DB> Sql<DB> {
              a.format, a.status, a.season, a.season_year, a.start_year, a.start_month, \
              a.start_day FROM walk JOIN anime a ON a.id = walk.id ORDER BY a.id",
         );
-        let rows = q
-            .build()
-            .persistent(DB::PREPARE_LISTS)
-            .fetch_all(pool)
-            .await?;
-        rows.into_iter()
-            .map(|row| {
-                // A stored month or day out of range reads as unknown, not as an error.
-                let small = |raw: Option<i32>| raw.and_then(|v| u8::try_from(v).ok());
-                Ok(AnimeSummary {
-                    id: to_id(row.try_get(0)?)?,
-                    title: row.try_get(1)?,
-                    format: row.try_get(2)?,
-                    status: row.try_get(3)?,
-                    season: row.try_get(4)?,
-                    season_year: row.try_get(5)?,
-                    start_date: FuzzyDate {
-                        year: row.try_get(6)?,
-                        month: small(row.try_get(7)?),
-                        day: small(row.try_get(8)?),
-                    },
-                })
-            })
-            .collect()
+        // Row by row as they come: a franchise of 100k anime is never held twice.
+        let mut rows = q.build().persistent(DB::PREPARE_LISTS).fetch(pool);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            // A stored month or day out of range reads as unknown, not as an error.
+            let small = |raw: Option<i32>| raw.and_then(|v| u8::try_from(v).ok());
+            out.push(AnimeSummary {
+                id: to_id(row.try_get(0)?)?,
+                title: row.try_get(1)?,
+                format: row.try_get(2)?,
+                status: row.try_get(3)?,
+                season: row.try_get(4)?,
+                season_year: row.try_get(5)?,
+                start_date: FuzzyDate {
+                    year: row.try_get(6)?,
+                    month: small(row.try_get(7)?),
+                    day: small(row.try_get(8)?),
+                },
+            });
+        }
+        Ok(out)
     }
 }
 }

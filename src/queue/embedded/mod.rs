@@ -260,18 +260,7 @@ impl QueueDriver for EmbeddedQueue {
             Ok(())
         })
         .await;
-        match probe {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(classify(
-                &self.path,
-                "checking the queue file",
-                apalis_redb::Error::Database(e),
-            )),
-            Err(join) => Err(QueueError::Broken {
-                location: self.location(),
-                reason: format!("the check did not finish: {join}"),
-            }),
-        }
+        self.blocking_result("checking the queue file", probe)
     }
 }
 

@@ -69,6 +69,10 @@ struct Args {
     /// The `franchise` binary the worker processes run [default: next to this binary].
     #[arg(long, value_name = "PATH")]
     franchise_bin: Option<PathBuf>,
+    /// PostgreSQL connections per worker process (`database_pool_size`) [default: franchise's
+    /// own].
+    #[arg(long, value_name = "N")]
+    pool_size: Option<u32>,
     /// Franchise sizes for realistic mode.
     #[arg(long, value_delimiter = ',', default_value = "10,60,300")]
     sizes: Vec<usize>,
@@ -154,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             processes: args.processes.clone(),
             runs,
             seed: args.seed,
+            pool_size: args.pool_size,
         };
         if let Some(bad) = opts.processes.iter().find(|n| **n == 0 || **n > 64) {
             anyhow::bail!("--processes {bad}: each count must be from 1 to 64");

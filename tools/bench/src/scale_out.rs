@@ -28,6 +28,8 @@ pub struct Options {
     pub processes: Vec<usize>,
     pub runs: usize,
     pub seed: u64,
+    /// `database_pool_size` of each worker process (`None`: franchise's default).
+    pub pool_size: Option<u32>,
 }
 
 /// A database of our own on the server, dropped (with its connections) by `drop`.
@@ -99,6 +101,9 @@ impl Workers {
             }
             for (key, value) in env {
                 cmd.env(key, value);
+            }
+            if let Some(size) = opts.pool_size {
+                cmd.env("FRANCHISE_DATABASE_POOL_SIZE", size.to_string());
             }
             cmd.env("FRANCHISE_QUEUE__HEARTBEAT_MS", "1000")
                 .args(["--database-url", &db.url, "--anilist-url", anilist, "work"])

@@ -186,15 +186,10 @@ fn report(parts: &PipelineParts, error: &Error, doing: &str) {
         Error::Queue(e) => e.is_fatal().then(|| Halt::from(e)),
         _ => None,
     };
-    let passes = match error {
-        Error::Store(e) => e.failure().passes(),
-        Error::Queue(e) => crate::store::Failure::of_queue(e).passes(),
-        _ => false,
-    };
     match fatal {
         Some(halt) => parts.halt.trip(halt),
         // The database is gone for now: said once for the whole process, not per tick.
-        None if passes => parts
+        None if error.is_temporary() => parts
             .store
             .outage()
             .lost(&parts.store.location(), &format!("{doing}: {error}")),

@@ -293,8 +293,9 @@ impl RateBudget {
     }
 
     /// Waits until one request may go out, and counts it as sent. A budget that cannot be
-    /// read because the database is gone for now is asked again for up to a minute first. Cancel-safe: a caller that
-    /// stops waiting has taken nothing. Waiting holds no database connection.
+    /// read because the database is gone for now is asked again for up to a minute first.
+    /// Cancel-safe: a caller that stops waiting has taken nothing. Waiting holds no database
+    /// connection.
     pub(crate) async fn acquire(&self) -> Result<Slot, StoreError> {
         self.acquire_for(false).await
     }

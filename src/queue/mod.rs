@@ -35,7 +35,7 @@ pub use error::QueueError;
 pub use job::Lane;
 pub(crate) use job::{FetchJob, JobContext, JobFailure, JobHandler};
 pub(crate) use name::host_name;
-pub(crate) use postgres::INDEXES as PG_INDEXES;
+pub(crate) use postgres::{INDEXES as PG_INDEXES, count_finished_jobs as pg_count_finished_jobs};
 pub(crate) use supervise::WorkerSet;
 
 /// Where one job stands in the queue.

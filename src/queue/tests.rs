@@ -678,6 +678,66 @@ pub(crate) async fn finished_jobs_past_the_retention_are_pruned_and_live_ones_st
     drop(workers);
 }
 
+/// A database from before the finished-job counts (its triggers and table dropped here)
+/// gets them counted once when a process sets them up, and setting up again counts nothing
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_of_an_older_database_are_counted_once_at_setup() {
+    let (db, store) = crate::store::testing::postgres_store().await;
+    drop(store);
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let queue = JobQueue::new(Arc::new(PgQueue::new(
+        pool.clone(),
+        "the test database".to_string(),
+        1,
+    )));
+    let jobs: Vec<FetchJob> = (1..=4).map(|anime| job(Some(1), anime)).collect();
+    queue.push(Lane::Background, &jobs).await.unwrap();
+    let work = handler(|job, _ctx| async move {
+        match job.anime_id.get() {
+            1 | 2 => Ok(()),
+            3 => Err(JobFailure::Abort("anime not found".into())),
+            _ => futures::future::pending().await,
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let workers = run(&queue, fast_options(), work, shutdown.clone()).unwrap();
+    wait_for_depth(&queue, Duration::from_secs(20), |d| {
+        d.background.done == 2 && d.background.failed == 1
+    })
+    .await;
+    shutdown.cancel();
+    drop(workers);
+
+    for event in ["insert", "update", "delete"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TRIGGER franchise_count_finished_on_{event} ON apalis.jobs"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("DROP TABLE apalis.franchise_finished_jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let mut tx = pool.begin().await.unwrap();
+        super::postgres::count_finished_jobs(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let depth = queue.depth().await.unwrap();
+        assert_eq!(
+            (depth.background.done, depth.background.failed),
+            (2, 1),
+            "{depth:?}"
+        );
+    }
+    // The counts follow a prune.
+    assert_eq!(queue.prune(Duration::ZERO).await.unwrap(), 3);
+    let depth = queue.depth().await.unwrap();
+    assert_eq!((depth.background.done, depth.background.failed), (0, 0));
+}
+
 #[tokio::test]
 async fn a_job_pushed_before_keys_existed_is_still_found_by_its_old_id() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,6 +20,8 @@
 //!   transaction's start, so jobs are pushed due two seconds in the past (and workers also
 //!   poll every second).
 
+mod finished;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -52,10 +54,12 @@ const DUE_EARLIER_SECS: u64 = 2;
 /// Finished jobs one prune statement deletes.
 const PRUNE_CHUNK: i64 = 5_000;
 
+pub(crate) use finished::count_finished_jobs;
+
 /// Our indexes on apalis-postgres' table, created after its migrations (ours run first, on a
 /// database where its table may not exist yet): one for the unfinished jobs, which every
-/// depth read counts, and one for the finished ones, which depth reads count and retention
-/// deletes oldest first. The predicates are the queries' own, so the planner uses them.
+/// depth read counts, and one for the finished ones, which retention deletes oldest first.
+/// The predicates are the queries' own, so the planner uses them.
 pub(crate) const INDEXES: [&str; 2] = [
     "CREATE INDEX IF NOT EXISTS franchise_jobs_unfinished ON apalis.jobs (job_type, status) \
      WHERE status IN ('Pending', 'Queued', 'Running') \
@@ -220,21 +224,18 @@ impl QueueDriver for PgQueue {
         Ok(total)
     }
 
-    /// Unfinished and finished jobs counted apart, each through its partial index
-    /// ([`INDEXES`]): the unfinished count costs the same with any number of finished jobs
-    /// behind it, and retention bounds the finished ones.
+    /// Unfinished jobs counted through their partial index ([`INDEXES`]), finished ones read
+    /// from the counts triggers keep ([`finished`]): both cost the same with any number of
+    /// finished jobs behind them.
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         // A failed job with attempts left is fetched again: it is waiting, not failed.
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT job_type, CASE WHEN status = 'Failed' THEN 'Pending' ELSE status END, \
              COUNT(*) FROM apalis.jobs WHERE job_type = ANY($1) AND (status IN ('Pending', \
              'Queued', 'Running') OR (status = 'Failed' AND attempts < max_attempts)) \
-             GROUP BY 1, 2 \
-             UNION ALL \
-             SELECT job_type, status, COUNT(*) FROM apalis.jobs WHERE job_type = ANY($1) \
-             AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= \
-             max_attempts)) GROUP BY 1, 2",
-        )
+             GROUP BY 1, 2 UNION ALL {}",
+            finished::READ
+        )))
         .bind(Lane::ALL.map(|l| l.queue_name().to_string()).to_vec())
         .fetch_all(&self.pool)
         .await

@@ -73,8 +73,8 @@ fn too_many_connections(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("53300"))
 }
 
-/// Creates our indexes on apalis' job table, one process at a time (two concurrent `CREATE
-/// INDEX IF NOT EXISTS` of one name can both try, and one fails).
+/// Creates our indexes and finished-job counts on apalis' job table, one process at a time
+/// (two concurrent `CREATE INDEX IF NOT EXISTS` of one name can both try, and one fails).
 async fn queue_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
@@ -84,6 +84,7 @@ async fn queue_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error>
     for statement in crate::queue::PG_INDEXES {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
+    crate::queue::pg_count_finished_jobs(&mut tx).await?;
     tx.commit().await
 }
 

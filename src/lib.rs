@@ -74,8 +74,12 @@ pub use error::Error;
 pub use events::{Eta, Event, EventStream};
 pub use failpoint::FailPointSpecError;
 pub use halt::{Halt, HaltKind};
-pub use importer::{Fetched, ImportStatus, Importer, ImporterBuilder, QueueOwner, Status};
-pub use order::{FranchiseView, InvalidOrder, Order, OrderedAnime, aired, aired_text};
+pub use importer::{
+    Fetched, FranchiseItem, ImportStatus, Importer, ImporterBuilder, QueueOwner, Status,
+};
+pub use order::{
+    FranchiseJson, FranchiseView, InvalidOrder, Order, OrderedAnime, aired, aired_text,
+};
 pub use producer::ImportOptions;
 pub use queue::{Lane, LaneDepth, QueueDepth, QueueError};
 pub use store::{

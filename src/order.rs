@@ -152,6 +152,58 @@ impl Serialize for FranchiseView<'_> {
     }
 }
 
+/// The id-order JSON of a franchise (what [`Franchise::view`] with [`Order::Id`] serializes),
+/// written piece by piece from [`crate::FranchiseItem`]s: the same text, in chunks, never
+/// held whole. `show --json` and `GET /api/franchise` write a big franchise this way.
+#[derive(Debug)]
+pub struct FranchiseJson {
+    text: Vec<u8>,
+    in_relations: bool,
+    first: bool,
+}
+
+impl FranchiseJson {
+    /// Begins the text of the franchise of `root`.
+    pub fn new(root: AnimeId) -> Self {
+        Self {
+            text: format!("{{\"root\":{root},\"order\":\"id\",\"anime\":[").into_bytes(),
+            in_relations: false,
+            first: true,
+        }
+    }
+
+    /// Adds one item; members must all come before relations, as the stream gives them.
+    pub fn push(&mut self, item: &crate::FranchiseItem) -> serde_json::Result<()> {
+        use crate::FranchiseItem;
+        if matches!(item, FranchiseItem::Relation(_)) && !self.in_relations {
+            self.text.extend_from_slice(b"],\"relations\":[");
+            self.in_relations = true;
+            self.first = true;
+        }
+        if !std::mem::take(&mut self.first) {
+            self.text.push(b',');
+        }
+        match item {
+            FranchiseItem::Member(anime) => serde_json::to_writer(&mut self.text, anime),
+            FranchiseItem::Relation(relation) => serde_json::to_writer(&mut self.text, relation),
+        }
+    }
+
+    /// The text written so far, if it has reached `at_least` bytes, taken out.
+    pub fn take_chunk(&mut self, at_least: usize) -> Option<Vec<u8>> {
+        (self.text.len() >= at_least).then(|| std::mem::take(&mut self.text))
+    }
+
+    /// Closes the text and returns what was not taken yet.
+    pub fn finish(mut self) -> Vec<u8> {
+        if !self.in_relations {
+            self.text.extend_from_slice(b"],\"relations\":[");
+        }
+        self.text.extend_from_slice(b"]}");
+        self.text
+    }
+}
+
 /// The members, in the view's order, each as it is stored (and, in watch order, its place).
 struct Members<'v, 'a>(&'v FranchiseView<'a>);
 

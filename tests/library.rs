@@ -392,3 +392,89 @@ async fn generated_franchises_in_watch_and_release_order() {
     }
     importer.close().await;
 }
+
+/// A franchise streamed item by item is the franchise `Importer::franchise` returns, and its
+/// JSON written piece by piece is, byte for byte, what the view serializes; from the store
+/// (filling the cache) and then from the cache. An anime never stored streams nothing.
+#[tokio::test]
+async fn a_streamed_franchise_is_the_stored_one_and_writes_the_same_json() {
+    use franchise::{FranchiseItem, FranchiseJson};
+    use futures::TryStreamExt;
+
+    let world = World::single_franchise(30, 65);
+    let root = world.franchises()[0].root;
+    let fake = fake(
+        world,
+        RateModel::disabled(),
+        Latency::default(),
+        Faults::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let importer = Importer::open(builder(dir.path(), &fake).build().unwrap())
+        .await
+        .unwrap();
+    importer.start().await.unwrap();
+    let id = importer
+        .import(aid(root), &ImportOptions::default())
+        .await
+        .unwrap();
+    wait_done(&importer, id, Duration::from_secs(30)).await;
+
+    let mut texts = Vec::new();
+    for read in ["from the store", "from the cache"] {
+        let items: Vec<FranchiseItem> = importer
+            .franchise_items(aid(root))
+            .try_collect()
+            .await
+            .unwrap();
+        let mut json = FranchiseJson::new(aid(root));
+        let mut text = Vec::new();
+        for item in &items {
+            json.push(item).unwrap();
+            // Chunks taken at every size still join to the same text.
+            text.extend(json.take_chunk(1).unwrap());
+        }
+        text.extend(json.finish());
+        texts.push(text);
+        let (members, relations): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .partition(|i| matches!(i, FranchiseItem::Member(_)));
+        let whole = importer.franchise(aid(root)).await.unwrap().unwrap();
+        let members: Vec<_> = members
+            .into_iter()
+            .filter_map(|i| match i {
+                FranchiseItem::Member(a) => Some(a),
+                FranchiseItem::Relation(_) => None,
+            })
+            .collect();
+        let relations: Vec<_> = relations
+            .into_iter()
+            .filter_map(|i| match i {
+                FranchiseItem::Relation(r) => Some(r),
+                FranchiseItem::Member(_) => None,
+            })
+            .collect();
+        assert_eq!(members, whole.anime, "{read}");
+        assert_eq!(relations, whole.relations, "{read}");
+        assert_eq!(members.len(), 30, "{read}");
+        assert!(!relations.is_empty(), "{read}");
+        let view = serde_json::to_vec(&whole.view(Order::Id)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(texts.last().unwrap()),
+            String::from_utf8_lossy(&view),
+            "{read}"
+        );
+    }
+    // The first stream read the store and filled the cache; the franchise reads after it hit.
+    let stats = importer.cache_stats().franchise;
+    assert_eq!((stats.misses, stats.hits), (1, 3), "{stats:?}");
+
+    let unknown: Vec<FranchiseItem> = importer
+        .franchise_items(aid(999_999_999))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(unknown.is_empty());
+    importer.close().await;
+}

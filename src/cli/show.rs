@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use franchise::{
-    Anime, AnimeId, AnimeSummary, Franchise, Order, Settings, StoredRelation, aired_text,
+    Anime, AnimeId, AnimeSummary, Franchise, FranchiseJson, Importer, Order, Settings,
+    StoredRelation, aired_text,
 };
 use serde_json::json;
 
@@ -37,14 +38,18 @@ pub struct ShowArgs {
 
 pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let importer = super::importer(settings)?.read_only().open().await?;
+    if args.json && args.order == Order::Id {
+        let stored = print_json_streamed(&importer, args.id).await;
+        importer.close().await;
+        if !stored? {
+            not_stored(args.id)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let franchise = importer.franchise(args.id).await;
     importer.close().await;
     let Some(franchise) = franchise? else {
-        anyhow::bail!(
-            "anime {} is not in the store; `franchise import {} --wait` fetches its franchise",
-            args.id,
-            args.id
-        );
+        return not_stored(args.id);
     };
     if args.json {
         // Streamed to stdout as it is serialized: no copy of the whole text in memory.
@@ -67,6 +72,39 @@ pub async fn run(settings: Settings, args: ShowArgs) -> anyhow::Result<ExitCode>
         print_ordered(&franchise, args.order)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn not_stored(id: AnimeId) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "anime {id} is not in the store; `franchise import {id} --wait` fetches its franchise"
+    )
+}
+
+/// `--json` in id order, written as the store reads it: a franchise of 100k anime is never
+/// held whole. False if the root is not stored (nothing is written then).
+async fn print_json_streamed(importer: &Importer, root: AnimeId) -> anyhow::Result<bool> {
+    use futures::TryStreamExt as _;
+    use std::io::Write as _;
+    const CHUNK: usize = 64 * 1024;
+    let mut items = importer.franchise_items(root);
+    let mut json = FranchiseJson::new(root);
+    let mut stored = false;
+    while let Some(item) = items.try_next().await? {
+        stored = true;
+        json.push(&item)?;
+        if let Some(chunk) = json.take_chunk(CHUNK) {
+            std::io::stdout().write_all(&chunk)?;
+        }
+    }
+    if !stored {
+        return Ok(false);
+    }
+    let mut rest = json.finish();
+    rest.push(b'\n');
+    let mut stdout = std::io::stdout();
+    stdout.write_all(&rest)?;
+    stdout.flush()?;
+    Ok(true)
 }
 
 fn print_text(f: &Franchise) -> anyhow::Result<()> {

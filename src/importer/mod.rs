@@ -10,6 +10,7 @@ mod reads;
 mod rewrites;
 mod running;
 mod status;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -46,6 +47,7 @@ pub struct Fetched {
 }
 use backend::{Backend, Mode};
 pub use status::{ImportStatus, Status};
+pub use stream::FranchiseItem;
 
 /// An open data dir (or database): the store, the queue if this process may use it, one
 /// shared rate budget, the read cache and the event stream. Cheap to clone: clones share

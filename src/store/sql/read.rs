@@ -83,6 +83,34 @@ impl<DB> Sql<DB> {
         root: AnimeId,
         followed: &[RelationType],
     ) -> Result<Vec<AnimeSummary>, StoreError> {
+        let mut q = Self::franchise_query(root, followed);
+        let mut rows = q.build().persistent(DB::PREPARE_LISTS).fetch(pool);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            out.push(Self::summary(&row)?);
+        }
+        Ok(out)
+    }
+
+    /// [`Self::franchise`], each member sent into `out` as it is read. Stops early, with
+    /// `Ok`, when the receiver is gone.
+    pub(super) async fn franchise_into(
+        pool: &Pool<DB>,
+        root: AnimeId,
+        followed: &[RelationType],
+        out: &tokio::sync::mpsc::Sender<Result<AnimeSummary, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let mut q = Self::franchise_query(root, followed);
+        let mut rows = q.build().persistent(DB::PREPARE_LISTS).fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            if out.send(Ok(Self::summary(&row)?)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn franchise_query(root: AnimeId, followed: &[RelationType]) -> QueryBuilder<DB> {
         let mut q = QueryBuilder::<DB>::new("WITH RECURSIVE walk(id) AS (SELECT CAST(");
         q.push_bind(i64::from(root));
         q.push(
@@ -96,27 +124,25 @@ impl<DB> Sql<DB> {
              a.format, a.status, a.season, a.season_year, a.start_year, a.start_month, \
              a.start_day FROM walk JOIN anime a ON a.id = walk.id ORDER BY a.id",
         );
-        // Row by row as they come: a franchise of 100k anime is never held twice.
-        let mut rows = q.build().persistent(DB::PREPARE_LISTS).fetch(pool);
-        let mut out = Vec::new();
-        while let Some(row) = rows.try_next().await? {
-            // A stored month or day out of range reads as unknown, not as an error.
-            let small = |raw: Option<i32>| raw.and_then(|v| u8::try_from(v).ok());
-            out.push(AnimeSummary {
-                id: to_id(row.try_get(0)?)?,
-                title: row.try_get(1)?,
-                format: row.try_get(2)?,
-                status: row.try_get(3)?,
-                season: row.try_get(4)?,
-                season_year: row.try_get(5)?,
-                start_date: FuzzyDate {
-                    year: row.try_get(6)?,
-                    month: small(row.try_get(7)?),
-                    day: small(row.try_get(8)?),
-                },
-            });
-        }
-        Ok(out)
+        q
+    }
+
+    fn summary(row: &DB::Row) -> Result<AnimeSummary, StoreError> {
+        // A stored month or day out of range reads as unknown, not as an error.
+        let small = |raw: Option<i32>| raw.and_then(|v| u8::try_from(v).ok());
+        Ok(AnimeSummary {
+            id: to_id(row.try_get(0)?)?,
+            title: row.try_get(1)?,
+            format: row.try_get(2)?,
+            status: row.try_get(3)?,
+            season: row.try_get(4)?,
+            season_year: row.try_get(5)?,
+            start_date: FuzzyDate {
+                year: row.try_get(6)?,
+                month: small(row.try_get(7)?),
+                day: small(row.try_get(8)?),
+            },
+        })
     }
 }
 }

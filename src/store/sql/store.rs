@@ -15,6 +15,9 @@ use crate::store::records::{
     AnimeSummary, ImportFilter, ImportProgress, ProcessInfo, StoredAnime, StoredRelation,
 };
 
+/// Rows a streamed read keeps ready ahead of its reader.
+const STREAM_BUFFER: usize = 256;
+
 /// How the store was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -108,6 +111,24 @@ impl<DB> StoreDriver for SqlStore<DB> {
         followed: &[RelationType],
     ) -> Result<Vec<AnimeSummary>, StoreError> {
         Sql::<DB>::franchise(&self.pool, root, followed).await
+    }
+
+    fn franchise_stream(
+        &self,
+        root: AnimeId,
+        followed: &[RelationType],
+    ) -> futures::stream::BoxStream<'static, Result<AnimeSummary, StoreError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let pool = self.pool.clone();
+        let followed = followed.to_vec();
+        tokio::spawn(async move {
+            if let Err(e) = Sql::<DB>::franchise_into(&pool, root, &followed, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }))
     }
 
     async fn imports(&self, filter: &ImportFilter) -> Result<Vec<ImportProgress>, StoreError> {

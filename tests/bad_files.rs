@@ -148,6 +148,12 @@ async fn damaged_files_are_refused_plainly_and_left_untouched() {
         ),
         (
             "franchise.sqlite",
+            truncate_half,
+            &["show", "1", "--json"],
+            &["franchise.sqlite"],
+        ),
+        (
+            "franchise.sqlite",
             from_the_future,
             &["status"],
             &["newer franchise", "29991231000000"],

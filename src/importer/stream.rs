@@ -11,21 +11,12 @@ use super::Importer;
 use crate::anime::{AnimeId, RelationType};
 use crate::cache::Franchise;
 use crate::error::Error;
-use crate::store::{AnimeSummary, StoredRelation};
+use crate::store::AnimeSummary;
+pub use crate::store::FranchiseItem;
 
-/// One piece of a stored franchise, as [`Importer::franchise_items`] streams it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FranchiseItem {
-    /// A member, in id order. Every member comes before the first relation.
-    Member(AnimeSummary),
-    /// A relation that starts at a member, in (from, to) order.
-    Relation(StoredRelation),
-}
-
-/// Items a stream keeps ready ahead of its reader.
-const READ_AHEAD: usize = 256;
-/// Members whose relations one statement reads.
-const RELATIONS_PER_READ: usize = 1_000;
+/// Batches a stream keeps ready ahead of its reader (a batch is up to 512 members, or the
+/// relations of 1,000).
+const READ_AHEAD: usize = 4;
 /// A franchise read from the store with at most this many members also fills the franchise
 /// cache, as [`Importer::franchise`] would; a bigger one is never held.
 const CACHED_UP_TO: usize = 2_000;
@@ -50,45 +41,50 @@ impl Importer {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        Box::pin(stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        // Batches cross the channel (one message per batch, not per item); the reader
+        // takes items.
+        Box::pin(
+            stream::poll_fn(move |cx| rx.poll_recv(cx)).flat_map(|batch| {
+                stream::iter(match batch {
+                    Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                })
+            }),
+        )
     }
 
-    /// Reads the franchise of `root` into `tx`; fills the cache if it is small.
+    /// Reads the franchise of `root` into `tx`, in batches; fills the cache if it is small.
     async fn send_franchise(
         &self,
         root: AnimeId,
-        tx: &tokio::sync::mpsc::Sender<Result<FranchiseItem, Error>>,
+        tx: &tokio::sync::mpsc::Sender<Result<Vec<FranchiseItem>, Error>>,
     ) -> Result<(), Error> {
         let generation = self.inner.cache.generation();
-        let mut members = self
+        let mut batches = self
             .inner
             .store
             .franchise_stream(root, &RelationType::FOLLOWED_BY_DEFAULT);
-        let mut ids = Vec::new();
-        let mut kept = Some(Vec::new());
-        while let Some(member) = members.try_next().await? {
-            ids.push(member.id);
-            kept = kept.filter(|k: &Vec<AnimeSummary>| k.len() < CACHED_UP_TO);
-            if let Some(kept) = kept.as_mut() {
-                kept.push(member.clone());
+        // Kept for the cache while the franchise stays small.
+        let (mut kept, mut kept_relations) = (Some(Vec::new()), Some(Vec::new()));
+        while let Some(batch) = batches.try_next().await? {
+            for item in batch.iter() {
+                match item {
+                    FranchiseItem::Member(m) => {
+                        kept = kept.filter(|k: &Vec<AnimeSummary>| k.len() < CACHED_UP_TO);
+                        if let Some(kept) = kept.as_mut() {
+                            kept.push(m.clone());
+                        }
+                    }
+                    FranchiseItem::Relation(r) if kept.is_some() => {
+                        if let Some(kept) = kept_relations.as_mut() {
+                            kept.push(r.clone());
+                        }
+                    }
+                    FranchiseItem::Relation(_) => kept_relations = None,
+                }
             }
-            if tx.send(Ok(FranchiseItem::Member(member))).await.is_err() {
+            if tx.send(Ok(batch)).await.is_err() {
                 return Ok(());
-            }
-        }
-        let mut kept_relations = kept.as_ref().map(|_| Vec::new());
-        for chunk in ids.chunks(RELATIONS_PER_READ) {
-            for relation in self.inner.store.relations_from(chunk).await? {
-                if let Some(kept) = kept_relations.as_mut() {
-                    kept.push(relation.clone());
-                }
-                if tx
-                    .send(Ok(FranchiseItem::Relation(relation)))
-                    .await
-                    .is_err()
-                {
-                    return Ok(());
-                }
             }
         }
         if let (Some(anime), Some(relations)) = (kept, kept_relations)

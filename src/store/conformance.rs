@@ -235,6 +235,63 @@ pub(crate) async fn the_franchise_query_follows_only_followed_types_and_survives
     );
 }
 
+/// The streamed read gives the franchise query's members in id order, then exactly the
+/// relations `relations_from` gives for them, in (from, to) order; across more members than
+/// one batch or one relations read holds.
+pub(crate) async fn the_streamed_franchise_is_the_members_then_their_relations(store: Store) {
+    use futures::TryStreamExt;
+
+    use crate::store::FranchiseItem;
+    // A chain of 2,500 (more than the batches of 512 and the reads of 1,000 relations), each
+    // with a relation to a manga that is not followed, and one anime off the chain.
+    let chain: Vec<crate::anime::Anime> = (1..=2_500i64)
+        .map(|n| {
+            let mut edges = vec![("SOURCE", 900_000 + n, "MANGA")];
+            if n > 1 {
+                edges.push(("PREQUEL", n - 1, "ANIME"));
+            }
+            if n < 2_500 {
+                edges.push(("SEQUEL", n + 1, "ANIME"));
+            }
+            anime(n, &edges)
+        })
+        .chain([anime(5_000, &[("CHARACTER", 1, "ANIME")])])
+        .collect();
+    for part in chain.chunks(500) {
+        flush(&store, &batch(part.to_vec())).await;
+    }
+    let batches: Vec<Vec<FranchiseItem>> = store
+        .franchise_stream(id(1_250), &RelationType::FOLLOWED_BY_DEFAULT)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(batches.len() > 3, "{} batches", batches.len());
+    let items: Vec<FranchiseItem> = batches.into_iter().flatten().collect();
+    let members = store
+        .franchise(id(1_250), &RelationType::FOLLOWED_BY_DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 2_500);
+    let ids: Vec<AnimeId> = members.iter().map(|m| m.id).collect();
+    let relations = store.relations_from(&ids).await.unwrap();
+    let expected: Vec<FranchiseItem> = members
+        .into_iter()
+        .map(FranchiseItem::Member)
+        .chain(relations.into_iter().map(FranchiseItem::Relation))
+        .collect();
+    assert_eq!(items.len(), expected.len());
+    assert!(
+        items == expected,
+        "the streamed franchise differs from the two reads"
+    );
+    let unknown: Vec<Vec<FranchiseItem>> = store
+        .franchise_stream(id(77_777), &RelationType::FOLLOWED_BY_DEFAULT)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(unknown.into_iter().flatten().next().is_none());
+}
+
 pub(crate) async fn an_import_of_a_fresh_franchise_walks_the_store_and_queues_nothing(
     store: Store,
 ) {
@@ -874,6 +931,7 @@ macro_rules! conformance_suite {
             an_observed_edge_replaces_a_derived_one_and_never_the_reverse,
             the_same_batch_twice_changes_nothing_and_dropped_edges_go,
             the_franchise_query_follows_only_followed_types_and_survives_cycles,
+            the_streamed_franchise_is_the_members_then_their_relations,
             an_import_of_a_fresh_franchise_walks_the_store_and_queues_nothing,
             failed_items_carry_their_reason_and_a_redelivered_job_changes_nothing,
             requeue_moves_only_items_still_queued_at_their_round,

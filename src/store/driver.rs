@@ -201,14 +201,15 @@ pub(crate) trait StoreDriver: Send + Sync + std::fmt::Debug {
         root: AnimeId,
         followed: &[RelationType],
     ) -> Result<Vec<AnimeSummary>, StoreError>;
-    /// [`StoreDriver::franchise`] read as the stream is taken, through a small bounded
-    /// channel: a franchise of 100k anime is never held whole. Dropping the stream stops
-    /// the read.
+    /// [`StoreDriver::franchise`]'s members, then every relation that starts at one (what
+    /// `relations_from` gives for them), read as the stream is taken, in batches, through a
+    /// small bounded channel: a franchise of 100k anime is never held whole. Dropping the
+    /// stream stops the read.
     fn franchise_stream(
         &self,
         root: AnimeId,
         followed: &[RelationType],
-    ) -> futures::stream::BoxStream<'static, Result<AnimeSummary, StoreError>>;
+    ) -> futures::stream::BoxStream<'static, Result<Vec<super::FranchiseItem>, StoreError>>;
     /// Progress of the imports the filter selects, newest first.
     async fn imports(&self, filter: &ImportFilter) -> Result<Vec<ImportProgress>, StoreError>;
     /// Failed items of one import: (anime, reason), for a status view.

@@ -44,6 +44,10 @@ pub enum StoreError {
     #[error("store query failed: {0}")]
     Sql(#[from] sqlx::Error),
 
+    /// A read on a connection of its own (the embedded store's streamed franchise read).
+    #[error("reading the store at {location} failed: {reason}")]
+    Read { location: String, reason: String },
+
     /// The job queue failed inside a store transaction (PostgreSQL's flush pushes its next
     /// jobs there). It stays the queue's error, so its class is not lost on the way up.
     #[error("{0}")]
@@ -121,7 +125,7 @@ impl StoreError {
             Self::Locked { .. } => Failure::Busy,
             Self::Sql(e) => classify_sqlx(e),
             Self::Queue(e) => classify_queue(e),
-            Self::Open { .. } | Self::NewerSchema { .. } => Failure::Other,
+            Self::Open { .. } | Self::NewerSchema { .. } | Self::Read { .. } => Failure::Other,
         }
     }
 

@@ -26,8 +26,8 @@ pub use error::StoreError;
 pub(crate) use postgres::redact_url;
 pub(crate) use records::ItemState;
 pub use records::{
-    AnimeSummary, ImportFilter, ImportProgress, ImportState, ProcessInfo, ProcessRole, StoredAnime,
-    StoredRelation,
+    AnimeSummary, FranchiseItem, ImportFilter, ImportProgress, ImportState, ProcessInfo,
+    ProcessRole, StoredAnime, StoredRelation,
 };
 
 use crate::outage::DatabaseOutage;

@@ -27,6 +27,15 @@ pub struct StoredAnime {
     pub stale: Option<crate::ledger::UpstreamStatus>,
 }
 
+/// One piece of a stored franchise, as it streams (`Importer::franchise_items`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FranchiseItem {
+    /// A member, in id order. Every member comes before the first relation.
+    Member(AnimeSummary),
+    /// A relation that starts at a member, in (from, to) order.
+    Relation(StoredRelation),
+}
+
 /// One stored relation row, from `from`'s point of view.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StoredRelation {

@@ -5,9 +5,13 @@
 use async_trait::async_trait;
 use sqlx::{Database, Pool, QueryBuilder, Transaction};
 
-use crate::anime::{Anime, AnimeId};
+use crate::anime::{Anime, AnimeId, RelationType};
 use crate::queue::FetchJob;
-use crate::store::{RewriteFeed, StoreError};
+use crate::store::{FranchiseItem, RewriteFeed, StoreError};
+
+/// A franchise read as [`crate::store::StoreDriver::franchise_stream`] gives it.
+pub(crate) type FranchiseStream =
+    futures::stream::BoxStream<'static, Result<Vec<FranchiseItem>, StoreError>>;
 
 /// One column of a row source bound as a whole (`push_rows`).
 pub(crate) enum Column<'a> {
@@ -93,6 +97,17 @@ pub(crate) trait Dialect: Database + sqlx::database::HasStatementCache {
 
     /// Background housekeeping (SQLite: a passive WAL checkpoint).
     async fn maintain(pool: &Pool<Self>) -> Result<(), StoreError>;
+
+    /// A streamed franchise read of the backend's own, where the shared one (rows through
+    /// the pool) is too slow; `None` takes the shared one.
+    fn franchise_reader(
+        _pool: &Pool<Self>,
+        _location: &str,
+        _root: AnimeId,
+        _followed: &[RelationType],
+    ) -> Option<FranchiseStream> {
+        None
+    }
 
     /// Tells every process's read cache, when this transaction commits, which anime writing
     /// `anime` rewrote ([`crate::anime::rewritten_by`]; PostgreSQL: NOTIFY, dropped with a

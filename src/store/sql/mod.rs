@@ -16,8 +16,9 @@ mod tx;
 
 use crate::anime::{Anime, AnimeId, RelationType};
 
-pub(crate) use dialect::{Column, Dialect};
-pub(crate) use store::{Access, SqlStore};
+pub(crate) use dialect::{Column, Dialect, FranchiseStream};
+pub(crate) use read::{READ_BATCH, RELATIONS_PER_READ};
+pub(crate) use store::{Access, STREAM_BUFFER, SqlStore};
 
 /// The shared statements, as associated functions generic over the backend (their bounds
 /// are the `shared!` block's).

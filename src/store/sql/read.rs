@@ -1,13 +1,18 @@
 //! Reads of anime: one anime with its relations, the relations out of a set of anime, and a
 //! franchise by a recursive walk over followed relation types.
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sqlx::{Pool, QueryBuilder, Row};
 
 use super::{Sql, raw_ids, shared, to_id, type_names};
 use crate::anime::{AnimeId, FuzzyDate, RelationType, Title};
 use crate::store::StoreError;
-use crate::store::records::{AnimeSummary, StoredAnime, StoredRelation};
+use crate::store::records::{AnimeSummary, FranchiseItem, StoredAnime, StoredRelation};
+
+/// Member rows a streamed franchise read hands on at most at once.
+pub(crate) const READ_BATCH: usize = 512;
+/// Members whose relations one statement of a streamed franchise read reads.
+pub(crate) const RELATIONS_PER_READ: usize = 1_000;
 
 shared! {
 impl<DB> Sql<DB> {
@@ -92,18 +97,41 @@ impl<DB> Sql<DB> {
         Ok(out)
     }
 
-    /// [`Self::franchise`], each member sent into `out` as it is read. Stops early, with
-    /// `Ok`, when the receiver is gone.
+    /// [`Self::franchise`]'s members, then every relation that starts at one, sent into
+    /// `out` in batches (the member rows read so far, up to [`READ_BATCH`]; the relations of
+    /// [`RELATIONS_PER_READ`] members): one channel message per batch, not per row. Stops
+    /// early, with `Ok`, when the receiver is gone.
     pub(super) async fn franchise_into(
         pool: &Pool<DB>,
         root: AnimeId,
         followed: &[RelationType],
-        out: &tokio::sync::mpsc::Sender<Result<AnimeSummary, StoreError>>,
+        out: &tokio::sync::mpsc::Sender<Result<Vec<FranchiseItem>, StoreError>>,
     ) -> Result<(), StoreError> {
-        let mut q = Self::franchise_query(root, followed);
-        let mut rows = q.build().persistent(DB::PREPARE_LISTS).fetch(pool);
-        while let Some(row) = rows.try_next().await? {
-            if out.send(Ok(Self::summary(&row)?)).await.is_err() {
+        let mut ids = Vec::new();
+        {
+            let mut q = Self::franchise_query(root, followed);
+            let mut rows = q
+                .build()
+                .persistent(DB::PREPARE_LISTS)
+                .fetch(pool)
+                .ready_chunks(READ_BATCH);
+            while let Some(rows) = rows.next().await {
+                let mut batch = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let member = Self::summary(&row?)?;
+                    ids.push(member.id);
+                    batch.push(FranchiseItem::Member(member));
+                }
+                if out.send(Ok(batch)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let mut conn = pool.acquire().await?;
+        for chunk in ids.chunks(RELATIONS_PER_READ) {
+            let relations = Self::relations_from(&mut conn, chunk).await?;
+            let batch = relations.into_iter().map(FranchiseItem::Relation).collect();
+            if out.send(Ok(batch)).await.is_err() {
                 break;
             }
         }

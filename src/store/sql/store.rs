@@ -12,11 +12,12 @@ use crate::ledger::{LedgerOp, LedgerOutcome, LedgerRules};
 use crate::store::driver::{ItemTriage, QueuedItem, RewriteFeed, StoreDriver, StoreTx};
 use crate::store::error::StoreError;
 use crate::store::records::{
-    AnimeSummary, ImportFilter, ImportProgress, ProcessInfo, StoredAnime, StoredRelation,
+    AnimeSummary, FranchiseItem, ImportFilter, ImportProgress, ProcessInfo, StoredAnime,
+    StoredRelation,
 };
 
-/// Rows a streamed read keeps ready ahead of its reader.
-const STREAM_BUFFER: usize = 256;
+/// Batches a streamed read keeps ready ahead of its reader.
+pub(crate) const STREAM_BUFFER: usize = 4;
 
 /// How the store was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +118,10 @@ impl<DB> StoreDriver for SqlStore<DB> {
         &self,
         root: AnimeId,
         followed: &[RelationType],
-    ) -> futures::stream::BoxStream<'static, Result<AnimeSummary, StoreError>> {
+    ) -> futures::stream::BoxStream<'static, Result<Vec<FranchiseItem>, StoreError>> {
+        if let Some(direct) = DB::franchise_reader(&self.pool, &self.location, root, followed) {
+            return direct;
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let pool = self.pool.clone();
         let followed = followed.to_vec();
@@ -126,9 +130,8 @@ impl<DB> StoreDriver for SqlStore<DB> {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        }))
+        let mut rx = rx;
+        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 
     async fn imports(&self, filter: &ImportFilter) -> Result<Vec<ImportProgress>, StoreError> {

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteQueryResult;
 use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
-use crate::anime::{Anime, AnimeId};
+use crate::anime::{Anime, AnimeId, RelationType};
 use crate::queue::FetchJob;
-use crate::store::sql::{Column, Dialect};
+use crate::store::sql::{Column, Dialect, FranchiseStream};
 use crate::store::{RewriteFeed, StoreError};
 
 #[async_trait]
@@ -65,6 +65,25 @@ impl Dialect for Sqlite {
 
     fn flag(row: &Self::Row, index: usize) -> Result<bool, sqlx::Error> {
         Ok(row.try_get::<i64, _>(index)? != 0)
+    }
+
+    fn franchise_reader(
+        pool: &Pool<Self>,
+        location: &str,
+        root: AnimeId,
+        followed: &[RelationType],
+    ) -> Option<FranchiseStream> {
+        let options = pool.connect_options();
+        let path = options.get_filename();
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return None;
+        }
+        Some(super::franchise::franchise_stream(
+            path.to_path_buf(),
+            location.to_string(),
+            root,
+            followed,
+        ))
     }
 
     fn push_flag(q: &mut QueryBuilder<Self>, value: bool) {

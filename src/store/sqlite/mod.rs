@@ -3,6 +3,7 @@
 //! shared AniList budget in a small file of its own beside it.
 
 mod dialect;
+mod franchise;
 #[cfg(test)]
 mod tests;
 mod write;

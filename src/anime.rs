@@ -222,6 +222,19 @@ pub struct FuzzyDate {
     pub day: Option<u8>,
 }
 
+impl FuzzyDate {
+    /// A date as the store keeps it (month and day as integers): a month or day out of range
+    /// reads as unknown, not as an error.
+    pub(crate) fn from_stored(year: Option<i32>, month: Option<i32>, day: Option<i32>) -> Self {
+        let small = |raw: Option<i32>| raw.and_then(|v| u8::try_from(v).ok());
+        Self {
+            year,
+            month: small(month),
+            day: small(day),
+        }
+    }
+}
+
 /// The far end of a relation edge, as much of it as the edge carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelatedMedia {

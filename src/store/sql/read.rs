@@ -156,8 +156,6 @@ impl<DB> Sql<DB> {
     }
 
     fn summary(row: &DB::Row) -> Result<AnimeSummary, StoreError> {
-        // A stored month or day out of range reads as unknown, not as an error.
-        let small = |raw: Option<i32>| raw.and_then(|v| u8::try_from(v).ok());
         Ok(AnimeSummary {
             id: to_id(row.try_get(0)?)?,
             title: row.try_get(1)?,
@@ -165,11 +163,11 @@ impl<DB> Sql<DB> {
             status: row.try_get(3)?,
             season: row.try_get(4)?,
             season_year: row.try_get(5)?,
-            start_date: FuzzyDate {
-                year: row.try_get(6)?,
-                month: small(row.try_get(7)?),
-                day: small(row.try_get(8)?),
-            },
+            start_date: FuzzyDate::from_stored(
+                row.try_get(6)?,
+                row.try_get(7)?,
+                row.try_get(8)?,
+            ),
         })
     }
 }

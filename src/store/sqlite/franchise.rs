@@ -161,8 +161,6 @@ fn id(raw: i64) -> Result<AnimeId, rusqlite::Error> {
 }
 
 fn summary(row: &Row<'_>) -> Result<AnimeSummary, rusqlite::Error> {
-    // A stored month or day out of range reads as unknown, not as an error.
-    let small = |raw: Option<i64>| raw.and_then(|v| u8::try_from(v).ok());
     Ok(AnimeSummary {
         id: id(row.get(0)?)?,
         title: row.get(1)?,
@@ -170,11 +168,7 @@ fn summary(row: &Row<'_>) -> Result<AnimeSummary, rusqlite::Error> {
         status: row.get(3)?,
         season: row.get(4)?,
         season_year: row.get(5)?,
-        start_date: FuzzyDate {
-            year: row.get(6)?,
-            month: small(row.get(7)?),
-            day: small(row.get(8)?),
-        },
+        start_date: FuzzyDate::from_stored(row.get(6)?, row.get(7)?, row.get(8)?),
     })
 }
 

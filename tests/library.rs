@@ -465,10 +465,20 @@ async fn a_streamed_franchise_is_the_stored_one_and_writes_the_same_json() {
             String::from_utf8_lossy(&view),
             "{read}"
         );
+        // The same text in the chunks `franchise_json` hands on (what show and the API write).
+        let chunks: Vec<Vec<u8>> = importer
+            .franchise_json(aid(root))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(chunks.concat(), view, "{read}");
     }
-    // The first stream read the store and filled the cache; the franchise reads after it hit.
+    // The first stream read the store and filled the cache; the reads after it hit.
     let stats = importer.cache_stats().franchise;
-    assert_eq!((stats.misses, stats.hits), (1, 3), "{stats:?}");
+    assert_eq!((stats.misses, stats.hits), (1, 5), "{stats:?}");
 
     let unknown: Vec<FranchiseItem> = importer
         .franchise_items(aid(999_999_999))
@@ -476,5 +486,12 @@ async fn a_streamed_franchise_is_the_stored_one_and_writes_the_same_json() {
         .await
         .unwrap();
     assert!(unknown.is_empty());
+    assert!(
+        importer
+            .franchise_json(aid(999_999_999))
+            .await
+            .unwrap()
+            .is_none()
+    );
     importer.close().await;
 }

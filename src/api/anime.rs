@@ -8,14 +8,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 
 use futures::TryStreamExt;
-use futures::stream::BoxStream;
 
 use super::ApiState;
 use super::error::ApiError;
 use super::input;
-use crate::FranchiseItem;
-use crate::anime::AnimeId;
-use crate::order::{FranchiseJson, Order};
+use crate::order::Order;
 use crate::store::StoredAnime;
 
 /// `POST /api/anime/{id}/open[?timeout_secs=N]`: the anime with its relations, fetched in
@@ -71,15 +68,17 @@ pub(crate) async fn franchise(
         ))
     };
     if order == Order::Id {
-        // Streamed as the store reads it: a franchise of 100k anime is never held whole.
-        let mut items = state.importer.franchise_items(root);
-        let Some(first) = items.try_next().await? else {
+        // Streamed as the store reads it: a franchise of 100k anime is never held whole. A
+        // read that fails halfway cuts the body short.
+        let Some(chunks) = state.importer.franchise_json(root).await? else {
             return Err(not_stored());
         };
-        let body = axum::body::Body::from_stream(json_chunks(root, first, items));
+        let chunks = chunks.inspect_err(move |e| {
+            tracing::warn!(error = %e, %root, "reading a franchise failed halfway through its response");
+        });
         return Ok((
             [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
+            axum::body::Body::from_stream(chunks),
         )
             .into_response());
     }
@@ -88,42 +87,4 @@ pub(crate) async fn franchise(
         Some(f) => Ok(Json(f.view(order)).into_response()),
         None => Err(not_stored()),
     }
-}
-
-/// Bytes a chunk of a streamed franchise body gathers before it is sent.
-const BODY_CHUNK: usize = 64 * 1024;
-
-/// The franchise's id-order JSON as body chunks, `first` item included. A read that fails
-/// halfway ends the body early (the client sees a cut response) and is logged.
-fn json_chunks(
-    root: AnimeId,
-    first: FranchiseItem,
-    items: BoxStream<'static, Result<FranchiseItem, crate::Error>>,
-) -> impl futures::Stream<Item = Result<Vec<u8>, axum::BoxError>> {
-    let mut json = FranchiseJson::new(root);
-    let first = json.push(&first).map_err(axum::BoxError::from);
-    let state = Some((json, items, Some(first)));
-    futures::stream::unfold(state, move |state| async move {
-        let (mut json, mut items, mut first) = state?;
-        if let Some(Err(e)) = first.take() {
-            return Some((Err(e), None));
-        }
-        loop {
-            match items.try_next().await {
-                Ok(Some(item)) => {
-                    if let Err(e) = json.push(&item) {
-                        return Some((Err(e.into()), None));
-                    }
-                    if let Some(chunk) = json.take_chunk(BODY_CHUNK) {
-                        return Some((Ok(chunk), Some((json, items, None))));
-                    }
-                }
-                Ok(None) => return Some((Ok(json.finish()), None)),
-                Err(e) => {
-                    tracing::warn!(error = %e, %root, "reading a franchise failed halfway through its response");
-                    return Some((Err(e.into()), None));
-                }
-            }
-        }
-    })
 }

@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use franchise::{
-    Anime, AnimeId, AnimeSummary, Franchise, FranchiseJson, Importer, Order, Settings,
-    StoredRelation, aired_text,
+    Anime, AnimeId, AnimeSummary, Franchise, Importer, Order, Settings, StoredRelation, aired_text,
 };
 use serde_json::json;
 
@@ -85,24 +84,14 @@ fn not_stored(id: AnimeId) -> anyhow::Result<ExitCode> {
 async fn print_json_streamed(importer: &Importer, root: AnimeId) -> anyhow::Result<bool> {
     use futures::TryStreamExt as _;
     use std::io::Write as _;
-    const CHUNK: usize = 64 * 1024;
-    let mut items = importer.franchise_items(root);
-    let mut json = FranchiseJson::new(root);
-    let mut stored = false;
-    while let Some(item) = items.try_next().await? {
-        stored = true;
-        json.push(&item)?;
-        if let Some(chunk) = json.take_chunk(CHUNK) {
-            std::io::stdout().write_all(&chunk)?;
-        }
-    }
-    if !stored {
+    let Some(mut chunks) = importer.franchise_json(root).await? else {
         return Ok(false);
-    }
-    let mut rest = json.finish();
-    rest.push(b'\n');
+    };
     let mut stdout = std::io::stdout();
-    stdout.write_all(&rest)?;
+    while let Some(chunk) = chunks.try_next().await? {
+        stdout.write_all(&chunk)?;
+    }
+    stdout.write_all(b"\n")?;
     stdout.flush()?;
     Ok(true)
 }

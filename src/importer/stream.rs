@@ -11,7 +11,7 @@ use super::Importer;
 use crate::anime::{AnimeId, RelationType};
 use crate::cache::Franchise;
 use crate::error::Error;
-use crate::store::AnimeSummary;
+use crate::order::FranchiseJson;
 pub use crate::store::FranchiseItem;
 
 /// Batches a stream keeps ready ahead of its reader (a batch is up to 512 members, or the
@@ -20,6 +20,8 @@ const READ_AHEAD: usize = 4;
 /// A franchise read from the store with at most this many members also fills the franchise
 /// cache, as [`Importer::franchise`] would; a bigger one is never held.
 const CACHED_UP_TO: usize = 2_000;
+/// Bytes a chunk of [`Importer::franchise_json`] gathers before it is handed on.
+const JSON_CHUNK: usize = 64 * 1024;
 
 impl Importer {
     /// The stored franchise of `root` (what [`Importer::franchise`] returns) as a stream:
@@ -53,6 +55,40 @@ impl Importer {
         )
     }
 
+    /// The stored franchise of `root` as `show --json` prints it in id order: the text
+    /// [`FranchiseJson`] writes from [`Importer::franchise_items`], in chunks of about
+    /// 64 KiB, made as the store reads it. `None` if `root` is not stored. A read that
+    /// fails halfway ends the stream with its error (an [`Error`] inside the I/O error).
+    pub async fn franchise_json(
+        &self,
+        root: AnimeId,
+    ) -> Result<Option<BoxStream<'static, std::io::Result<Vec<u8>>>>, Error> {
+        let mut items = self.franchise_items(root);
+        let Some(first) = items.try_next().await? else {
+            return Ok(None);
+        };
+        let state = Some((FranchiseJson::new(root), items, Some(first)));
+        Ok(Some(Box::pin(stream::unfold(state, |state| async move {
+            let (mut json, mut items, mut pending) = state?;
+            loop {
+                let item = match pending.take() {
+                    Some(item) => item,
+                    None => match items.try_next().await {
+                        Ok(Some(item)) => item,
+                        Ok(None) => return Some((Ok(json.finish()), None)),
+                        Err(e) => return Some((Err(std::io::Error::other(e)), None)),
+                    },
+                };
+                if let Err(e) = json.push(&item) {
+                    return Some((Err(e.into()), None));
+                }
+                if let Some(chunk) = json.take_chunk(JSON_CHUNK) {
+                    return Some((Ok(chunk), Some((json, items, None))));
+                }
+            }
+        }))))
+    }
+
     /// Reads the franchise of `root` into `tx`, in batches; fills the cache if it is small.
     async fn send_franchise(
         &self,
@@ -65,29 +101,22 @@ impl Importer {
             .store
             .franchise_stream(root, &RelationType::FOLLOWED_BY_DEFAULT);
         // Kept for the cache while the franchise stays small.
-        let (mut kept, mut kept_relations) = (Some(Vec::new()), Some(Vec::new()));
+        let mut kept = Some((Vec::new(), Vec::new()));
         while let Some(batch) = batches.try_next().await? {
-            for item in batch.iter() {
-                match item {
-                    FranchiseItem::Member(m) => {
-                        kept = kept.filter(|k: &Vec<AnimeSummary>| k.len() < CACHED_UP_TO);
-                        if let Some(kept) = kept.as_mut() {
-                            kept.push(m.clone());
-                        }
+            for item in &batch {
+                if let Some((anime, relations)) = kept.as_mut() {
+                    match item {
+                        FranchiseItem::Member(m) => anime.push(m.clone()),
+                        FranchiseItem::Relation(r) => relations.push(r.clone()),
                     }
-                    FranchiseItem::Relation(r) if kept.is_some() => {
-                        if let Some(kept) = kept_relations.as_mut() {
-                            kept.push(r.clone());
-                        }
-                    }
-                    FranchiseItem::Relation(_) => kept_relations = None,
                 }
+                kept = kept.filter(|(anime, _)| anime.len() <= CACHED_UP_TO);
             }
             if tx.send(Ok(batch)).await.is_err() {
                 return Ok(());
             }
         }
-        if let (Some(anime), Some(relations)) = (kept, kept_relations)
+        if let Some((anime, relations)) = kept
             && !anime.is_empty()
         {
             let franchise = Arc::new(Franchise {

@@ -5,13 +5,12 @@
 //! minutes, from every heartbeat and `status`). A trigger per statement, not per row: it
 //! sees the statement's old and new rows as tables (transition tables) and adds one delta per
 //! (queue, status), so an acknowledgement of 50 jobs is one upsert. A job counts as finished
-//! by the same rule as everywhere else in the queue ([`FINISHED`]).
+//! by the same rule as the queue's index and retention ([`FINISHED`]).
 
 use sqlx::PgConnection;
 
-/// Whether a row of `apalis.jobs` is finished: done, killed, or failed with no attempt left.
-const FINISHED: &str =
-    "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
+/// Whether a row of `apalis.jobs` is finished, as the index and retention say it.
+const FINISHED: &str = finished_job!();
 
 /// The counts table. `jobs` may read 0 after a prune; depth reads skip those rows.
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS apalis.franchise_finished_jobs ( \

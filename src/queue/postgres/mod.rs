@@ -20,6 +20,23 @@
 //!   transaction's start, so jobs are pushed due two seconds in the past (and workers also
 //!   poll every second).
 
+/// Whether a row of `apalis.jobs` is still to run: waiting, running, or failed with attempts
+/// left. One text for the index and the depth read, so the planner matches them.
+macro_rules! unfinished_job {
+    () => {
+        "(status IN ('Pending', 'Queued', 'Running') \
+         OR (status = 'Failed' AND attempts < max_attempts))"
+    };
+}
+
+/// Whether a row of `apalis.jobs` is finished: done, killed, or failed with no attempt left.
+/// One text for the index, retention's prune and the finished-job counts.
+macro_rules! finished_job {
+    () => {
+        "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))"
+    };
+}
+
 mod finished;
 
 use std::collections::HashSet;
@@ -61,11 +78,16 @@ pub(crate) use finished::count_finished_jobs;
 /// depth read counts, and one for the finished ones, which retention deletes oldest first.
 /// The predicates are the queries' own, so the planner uses them.
 pub(crate) const INDEXES: [&str; 2] = [
-    "CREATE INDEX IF NOT EXISTS franchise_jobs_unfinished ON apalis.jobs (job_type, status) \
-     WHERE status IN ('Pending', 'Queued', 'Running') \
-     OR (status = 'Failed' AND attempts < max_attempts)",
-    "CREATE INDEX IF NOT EXISTS franchise_jobs_finished ON apalis.jobs (job_type, done_at) \
-     WHERE status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)",
+    concat!(
+        "CREATE INDEX IF NOT EXISTS franchise_jobs_unfinished ON apalis.jobs (job_type, status) \
+         WHERE ",
+        unfinished_job!()
+    ),
+    concat!(
+        "CREATE INDEX IF NOT EXISTS franchise_jobs_finished ON apalis.jobs (job_type, done_at) \
+         WHERE ",
+        finished_job!()
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -231,9 +253,9 @@ impl QueueDriver for PgQueue {
         // A failed job with attempts left is fetched again: it is waiting, not failed.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT job_type, CASE WHEN status = 'Failed' THEN 'Pending' ELSE status END, \
-             COUNT(*) FROM apalis.jobs WHERE job_type = ANY($1) AND (status IN ('Pending', \
-             'Queued', 'Running') OR (status = 'Failed' AND attempts < max_attempts)) \
+             COUNT(*) FROM apalis.jobs WHERE job_type = ANY($1) AND {} \
              GROUP BY 1, 2 UNION ALL {}",
+            unfinished_job!(),
             finished::READ
         )))
         .bind(Lane::ALL.map(|l| l.queue_name().to_string()).to_vec())
@@ -264,12 +286,12 @@ impl QueueDriver for PgQueue {
     async fn prune(&self, finished_before: Duration) -> Result<u64, QueueError> {
         let mut removed = 0;
         loop {
-            let done = sqlx::query(
+            let done = sqlx::query(concat!(
                 "DELETE FROM apalis.jobs WHERE id IN (SELECT id FROM apalis.jobs \
-                 WHERE job_type = ANY($1) AND (status IN ('Done', 'Killed') OR \
-                 (status = 'Failed' AND attempts >= max_attempts)) \
-                 AND done_at < now() - make_interval(secs => $2) LIMIT $3)",
-            )
+                 WHERE job_type = ANY($1) AND ",
+                finished_job!(),
+                " AND done_at < now() - make_interval(secs => $2) LIMIT $3)"
+            ))
             .bind(Lane::ALL.map(|l| l.queue_name().to_string()).to_vec())
             .bind(finished_before.as_secs_f64())
             .bind(PRUNE_CHUNK)

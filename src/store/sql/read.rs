@@ -56,12 +56,7 @@ impl<DB> Sql<DB> {
     ) -> Result<Vec<StoredRelation>, StoreError> {
         let mut out = Vec::new();
         for chunk in raw_ids(ids).chunks(DB::rows_per_statement(1)) {
-            let mut q = QueryBuilder::<DB>::new(
-                "SELECT anime_id, related_id, relation_type, derived, related_kind, \
-                 related_format, related_title FROM anime_relation WHERE anime_id",
-            );
-            DB::push_in_ints(&mut q, chunk);
-            q.push(" ORDER BY anime_id, related_id");
+            let mut q = Self::relations_query(chunk);
             // Row by row as they come: a franchise of 100k anime is never held twice.
             let mut rows = q.build().persistent(DB::PREPARE_LISTS).fetch(&mut *conn);
             while let Some(row) = rows.try_next().await? {
@@ -138,7 +133,20 @@ impl<DB> Sql<DB> {
         Ok(())
     }
 
-    fn franchise_query(root: AnimeId, followed: &[RelationType]) -> QueryBuilder<DB> {
+    /// The relations out of `ids`, ordered by (from, to); the ids bound in their order.
+    pub(crate) fn relations_query(ids: &[i64]) -> QueryBuilder<DB> {
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT anime_id, related_id, relation_type, derived, related_kind, \
+             related_format, related_title FROM anime_relation WHERE anime_id",
+        );
+        DB::push_in_ints(&mut q, ids);
+        q.push(" ORDER BY anime_id, related_id");
+        q
+    }
+
+    /// The franchise walk of [`Self::franchise`]; `root`, then the `followed` type names,
+    /// bound in that order.
+    pub(crate) fn franchise_query(root: AnimeId, followed: &[RelationType]) -> QueryBuilder<DB> {
         let mut q = QueryBuilder::<DB>::new("WITH RECURSIVE walk(id) AS (SELECT CAST(");
         q.push_bind(i64::from(root));
         q.push(

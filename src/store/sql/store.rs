@@ -122,7 +122,7 @@ impl<DB> StoreDriver for SqlStore<DB> {
         if let Some(direct) = DB::franchise_reader(&self.pool, &self.location, root, followed) {
             return direct;
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let pool = self.pool.clone();
         let followed = followed.to_vec();
         tokio::spawn(async move {
@@ -130,7 +130,6 @@ impl<DB> StoreDriver for SqlStore<DB> {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        let mut rx = rx;
         Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Row};
+use sqlx::Sqlite;
 
 use crate::anime::{AnimeId, FuzzyDate, RelationType};
-use crate::store::sql::{FranchiseStream, READ_BATCH, RELATIONS_PER_READ, STREAM_BUFFER};
+use crate::store::sql::{FranchiseStream, READ_BATCH, RELATIONS_PER_READ, STREAM_BUFFER, Sql};
 use crate::store::{AnimeSummary, FranchiseItem, StoreError, StoredRelation};
 
 type Sender = tokio::sync::mpsc::Sender<Result<Vec<FranchiseItem>, StoreError>>;
@@ -97,21 +98,13 @@ fn read(
     // One read transaction: the relations are those of the members read, whatever commits
     // in between.
     let snapshot = conn.unchecked_transaction()?;
-    let types = vec!["?"; followed.len().max(1)].join(", ");
-    let mut members = snapshot.prepare(&format!(
-        "WITH RECURSIVE walk(id) AS (SELECT CAST(?1 AS BIGINT) UNION SELECT r.related_id \
-         FROM anime_relation r JOIN walk w ON r.anime_id = w.id \
-         WHERE r.related_kind = 'ANIME' AND r.relation_type IN ({types})) \
-         SELECT a.id, COALESCE(a.title_english, a.title_romaji, a.title_native), a.format, \
-         a.status, a.season, a.season_year, a.start_year, a.start_month, a.start_day \
-         FROM walk JOIN anime a ON a.id = walk.id ORDER BY a.id"
-    ))?;
+    // The shared statements' text (`store/sql/read.rs`): SQLite's placeholders are plain `?`,
+    // bound here in the order the shared builder pushed them.
+    let walk = Sql::<Sqlite>::franchise_query(root, followed).into_string();
+    let mut members = snapshot.prepare(&walk)?;
     members.raw_bind_parameter(1, i64::from(root))?;
     for (i, t) in followed.iter().enumerate() {
         members.raw_bind_parameter(i + 2, t.as_str())?;
-    }
-    if followed.is_empty() {
-        members.raw_bind_parameter(2, rusqlite::types::Null)?;
     }
     let mut ids = Vec::new();
     let mut batch = Vec::with_capacity(READ_BATCH);
@@ -129,15 +122,10 @@ fn read(
         return Ok(());
     }
     for chunk in ids.chunks(RELATIONS_PER_READ) {
-        let list = vec!["?"; chunk.len()].join(", ");
-        let mut relations = snapshot.prepare_cached(&format!(
-            "SELECT anime_id, related_id, relation_type, derived, related_kind, related_format, \
-             related_title FROM anime_relation WHERE anime_id IN ({list}) \
-             ORDER BY anime_id, related_id"
-        ))?;
-        let mut rows = relations.query(rusqlite::params_from_iter(
-            chunk.iter().map(|id| i64::from(*id)),
-        ))?;
+        let chunk: Vec<i64> = chunk.iter().map(|id| i64::from(*id)).collect();
+        let mut relations =
+            snapshot.prepare_cached(&Sql::<Sqlite>::relations_query(&chunk).into_string())?;
+        let mut rows = relations.query(rusqlite::params_from_iter(&chunk))?;
         while let Some(row) = rows.next()? {
             batch.push(FranchiseItem::Relation(relation(row)?));
         }

@@ -147,6 +147,7 @@ impl SqlStore<Postgres> {
             .map_err(open_error)?;
         Ok(Self {
             budget_pool: pool.clone(),
+            writer: pool.clone(),
             pool,
             location,
             access: Access::ReadWrite,

@@ -124,20 +124,36 @@ impl SqlStore<Sqlite> {
             pool.close().await;
             return Err(StoreError::from_migrate(&location, path, e));
         }
+        // One writer connection: see `SqlStore::writer`.
+        let writer = match SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base_options(path))
+            .await
+        {
+            Ok(writer) => writer,
+            Err(e) => {
+                pool.close().await;
+                return Err(StoreError::from_open(path, e));
+            }
+        };
         let budget = budget_path(path);
+        // One connection here too: a take (in the batcher's path) no longer sleeps in the busy
+        // handler behind an answer's record, nor the other way round.
         let budget_pool = match SqlitePoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .connect_with(base_options(&budget).create_if_missing(true))
             .await
         {
             Ok(budget_pool) => budget_pool,
             Err(e) => {
                 pool.close().await;
+                writer.close().await;
                 return Err(StoreError::from_open(&budget, e));
             }
         };
         if let Err(e) = BUDGET_MIGRATOR.run(&budget_pool).await {
             pool.close().await;
+            writer.close().await;
             budget_pool.close().await;
             return Err(StoreError::from_migrate(
                 &budget.display().to_string(),
@@ -147,6 +163,7 @@ impl SqlStore<Sqlite> {
         }
         Ok(Self {
             pool,
+            writer,
             budget_pool,
             location,
             access: Access::ReadWrite,
@@ -164,6 +181,7 @@ impl SqlStore<Sqlite> {
             _ => fresh_budget(&budget).await?,
         };
         let store = Self {
+            writer: pool.clone(),
             pool,
             budget_pool,
             location: path.display().to_string(),
@@ -198,7 +216,7 @@ impl SqlStore<Sqlite> {
 
     async fn probe_write(&self) -> Result<(), StoreError> {
         sqlx::query("UPDATE store_probe SET id = 1 WHERE id = 1")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         sqlx::query("UPDATE budget_state SET id = 1 WHERE id = 1")
             .execute(&self.budget_pool)

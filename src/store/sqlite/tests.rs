@@ -123,6 +123,7 @@ async fn a_read_only_store_opens_for_reading_and_refuses_writes_plainly() {
         .await
         .unwrap();
     let read_only = SqliteStore {
+        writer: pool.clone(),
         pool,
         budget_pool,
         location: path.display().to_string(),
@@ -163,4 +164,56 @@ async fn processes_opening_a_fresh_store_at_once_take_turns() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn this_process_writes_through_one_connection_in_turn() {
+    // A write issued while a flush's transaction is open waits for that transaction in the
+    // writer pool's queue (never on a second connection, which would sleep in SQLite's busy
+    // handler and stall the flusher after it), and lands once it commits.
+    use crate::store::{ProcessInfo, ProcessRole, StoreDriver};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("franchise.sqlite"))
+        .await
+        .unwrap();
+    assert_eq!(store.writer.options().get_max_connections(), 1);
+    assert_eq!(store.budget_pool.options().get_max_connections(), 1);
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_anime(&[anime(1, &[])], 1_000).await.unwrap();
+    let card = ProcessInfo {
+        id: "worker-a".into(),
+        host: "host-a".into(),
+        pid: 42,
+        role: ProcessRole::Worker,
+        started_at_ms: 1_000,
+        heartbeat_at_ms: 2_000,
+        api_url: None,
+        queue: None,
+    };
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move { store.heartbeat(&card).await }
+    });
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !writing.is_finished(),
+        "the heartbeat waits for the open transaction"
+    );
+    assert_eq!(
+        store.writer.size(),
+        1,
+        "no second writer connection was opened"
+    );
+    tx.commit().await.unwrap();
+    writing.await.unwrap().unwrap();
+    assert_eq!(store.processes(0).await.unwrap().len(), 1);
+    assert!(
+        store
+            .anime(crate::anime::AnimeId::new(1).unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

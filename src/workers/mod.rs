@@ -8,6 +8,7 @@
 
 mod batcher;
 mod eta;
+mod fetch_count;
 mod flusher;
 mod handler;
 mod parts;

@@ -14,7 +14,7 @@ fi
 (cd "$OLD_TREE" && CARGO_TARGET_DIR=$OLD_TARGET cargo build --release -q -p franchise-bench)
 OLD=$OLD_TARGET/release/franchise-bench
 NEW=$HERE/target/release/franchise-bench
-for i in 1 2 3; do
+for i in $(seq 1 "${ROUNDS:-3}"); do
   for b in OLD NEW; do
     bin=${!b}
     echo "$b run $i: $($bin --mode throughput --throughput-sizes 100000 --runs 1 2>&1 | grep -E 'run 1/1')"

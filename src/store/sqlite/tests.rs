@@ -217,3 +217,80 @@ async fn this_process_writes_through_one_connection_in_turn() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn an_answer_that_changes_nothing_does_not_wait_for_the_budget_lock() {
+    use crate::ledger::{LedgerOp, LedgerRules};
+    use crate::store::StoreDriver;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("franchise.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let rules = LedgerRules {
+        requests: 30,
+        window_ms: 60_000,
+        min_spacing_ms: 0,
+        retry_after_margin_ms: 0,
+        outage_pause_min_ms: 1_000,
+        outage_pause_max_ms: 60_000,
+        max_park_ms: 900_000,
+        probe_hold_ms: 1_000,
+    };
+    let now = 1_800_000_000_000;
+    assert!(
+        store
+            .budget(LedgerOp::Take, &rules, now)
+            .await
+            .unwrap()
+            .granted
+    );
+    // Another process holds the budget's write lock (its own take, say).
+    let other = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(super::base_options(&super::budget_path(&path)))
+        .await
+        .unwrap();
+    let mut held = other.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    // An answer without rate-limit headers while AniList is up changes nothing: it is decided
+    // from a read, well within the busy timeout (10 s) that the lock would have cost.
+    let plain = LedgerOp::Observe {
+        limit: None,
+        remaining: None,
+    };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.budget(plain, &rules, now + 10),
+    )
+    .await
+    .expect("a no-op answer does not wait for the lock")
+    .unwrap();
+    assert_eq!(outcome.snapshot.used_in_window, 1);
+    assert_eq!(outcome.snapshot.requests_made, 1);
+    // One that tells something (the server's remaining count) waits for the lock, and lands.
+    let told = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let op = LedgerOp::Observe {
+                limit: None,
+                remaining: Some(7),
+            };
+            store.budget(op, &rules, now + 20).await
+        }
+    });
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!told.is_finished(), "a change waits for the lock");
+    sqlx::query("COMMIT").execute(&mut *held).await.unwrap();
+    drop(held);
+    told.await.unwrap().unwrap();
+    let read = store
+        .budget(LedgerOp::Read, &rules, now + 30)
+        .await
+        .unwrap();
+    assert_eq!(read.snapshot.server_remaining, Some(7));
+    other.close().await;
+}

@@ -40,8 +40,13 @@ pub(crate) struct LedgerRules {
 /// One thing that happened to, or is asked of, the budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LedgerOp {
-    /// May one request go now? If so it is counted as sent.
-    Take,
+    /// May a request go now? If so it is counted as sent, and so are up to `most - 1` more
+    /// slots granted with it, which the caller keeps in memory and spends without a write
+    /// transaction each. More than one is granted only while the next slot could go now too,
+    /// by the same rule the first is judged by, so a spacing (AniList's), a spent server
+    /// count, a probe or a click's claim keeps the block at one; and extra slots stop at half
+    /// the window's limit, so one process never holds the whole minute.
+    Take { most: u32 },
     /// A `Take` for a request that carries a click. If it may not go now, it claims the next
     /// slot: every plain `Take`, in every process, is refused until the click's request went
     /// out or the claim lapsed (its process died), so a click waits for one slot, not for
@@ -236,6 +241,9 @@ pub(crate) struct LedgerOutcome {
     pub now_ms: i64,
     /// A `Take` was granted: the backend records a send at `now`.
     pub granted: bool,
+    /// Slots granted beyond the first by a `Take` (all sent at `now`: the backend
+    /// records `1 + extra` sends).
+    pub extra: u32,
     /// When a refused `Take` is worth trying again.
     pub retry_at_ms: Option<i64>,
     /// When the next request may go, as of after this operation (`None`: now). What a
@@ -349,9 +357,10 @@ pub(crate) fn apply(
     }
     let mut used = window.in_window;
     let mut granted = false;
+    let mut extra = 0;
     let mut retry_at_ms = None;
     match op {
-        LedgerOp::Take => match (
+        LedgerOp::Take { most } => match (
             next_slot(rules, now_ms, row, window),
             row.urgent_claim_until_ms,
         ) {
@@ -363,6 +372,16 @@ pub(crate) fn apply(
                 grant(rules, row, now_ms);
                 granted = true;
                 used += 1;
+                let half = rules.limit(row) / 2;
+                while extra + 1 < most.max(1) && used < half {
+                    let sent = sent_now(window, used, now_ms);
+                    if next_slot(rules, now_ms, row, sent).is_some() {
+                        break;
+                    }
+                    grant(rules, row, now_ms);
+                    used += 1;
+                    extra += 1;
+                }
             }
             (Some(at), _) => retry_at_ms = Some(at),
         },
@@ -482,13 +501,15 @@ pub(crate) fn apply(
         }
         LedgerOp::Read => {}
     }
-    let after = WindowView {
-        in_window: used,
-        oldest_ms: window.oldest_ms.or(granted.then_some(now_ms)),
+    let after = if granted {
+        sent_now(window, used, now_ms)
+    } else {
+        window
     };
     LedgerOutcome {
         now_ms,
         granted,
+        extra,
         retry_at_ms,
         next_slot_ms: next_slot(rules, now_ms, row, after),
         parked: row.parked_until_ms.zip(row.parked_reason),
@@ -503,6 +524,14 @@ pub(crate) fn apply(
         },
         upstream: row.upstream.clone(),
         walk_cap: row.walk_cap,
+    }
+}
+
+/// The window after `used` sends in all, the latest of them at `now_ms`.
+fn sent_now(window: WindowView, used: u32, now_ms: i64) -> WindowView {
+    WindowView {
+        in_window: used,
+        oldest_ms: window.oldest_ms.or(Some(now_ms)),
     }
 }
 
@@ -611,7 +640,7 @@ mod tests {
             };
             let out = apply(op, rules, now, &mut self.row, view);
             if out.granted {
-                self.sends.push(now);
+                self.sends.extend((0..=out.extra).map(|_| now));
             }
             out
         }
@@ -619,12 +648,23 @@ mod tests {
 
     /// Drives takes at every ms a caller would retry at, and returns the grant times.
     fn drain(model: &mut Model, rules: &LedgerRules, from: i64, until: i64) -> Vec<i64> {
+        drain_with(model, rules, LedgerOp::Take { most: 1 }, from, until)
+    }
+
+    /// `drain` with `take` (a block, say): one grant time per slot granted.
+    fn drain_with(
+        model: &mut Model,
+        rules: &LedgerRules,
+        take: LedgerOp,
+        from: i64,
+        until: i64,
+    ) -> Vec<i64> {
         let mut now = from;
         let mut granted = Vec::new();
         while now < until {
-            let out = model.op(LedgerOp::Take, rules, now);
+            let out = model.op(take.clone(), rules, now);
             if out.granted {
-                granted.push(now);
+                granted.extend((0..=out.extra).map(|_| now));
             } else {
                 now = out.retry_at_ms.expect("a refused take says when to retry");
             }
@@ -659,10 +699,59 @@ mod tests {
     }
 
     #[test]
+    fn a_block_is_granted_only_while_all_may_go_now_and_half_the_window_is_left() {
+        let block = LedgerOp::Take { most: 8 };
+        let unspaced = LedgerRules {
+            min_spacing_ms: 0,
+            ..rules(30)
+        };
+        let mut m = Model::new();
+        let first = m.op(block.clone(), &unspaced, 0);
+        assert!(first.granted);
+        assert_eq!(first.extra, 7);
+        assert_eq!(first.snapshot.used_in_window, 8);
+        assert_eq!(first.snapshot.requests_made, 8);
+        // Extra slots stop at half the window's limit (15 of 30); a lone slot still goes.
+        assert_eq!(m.op(block.clone(), &unspaced, 10).extra, 6);
+        let lone = m.op(block.clone(), &unspaced, 20);
+        assert!(lone.granted);
+        assert_eq!(lone.extra, 0);
+        assert_eq!(m.sends.len(), 16);
+        // Never more than the limit in any window, however the blocks fall.
+        let sends = drain_with(&mut m, &unspaced, block.clone(), 30, 300_000);
+        let all: Vec<i64> = [vec![0; 8], vec![10; 7], vec![20], sends].concat();
+        assert_eq!(max_in_any_window(&all, 60_000), 30);
+
+        // AniList's spacing keeps every block at one slot.
+        let mut m = Model::new();
+        assert_eq!(m.op(block.clone(), &rules(30), 0).extra, 0);
+        // So does a server that says only 2 are left, a click's claim, and a probe.
+        let mut m = Model::new();
+        m.op(
+            LedgerOp::Observe {
+                limit: None,
+                remaining: Some(2),
+            },
+            &unspaced,
+            0,
+        );
+        assert_eq!(m.op(block.clone(), &unspaced, 1).extra, 1);
+        assert!(!m.op(block.clone(), &unspaced, 2).granted);
+        let mut m = Model::new();
+        m.row.urgent_claim_until_ms = Some(5_000);
+        assert!(!m.op(block.clone(), &unspaced, 0).granted);
+        let mut m = Model::new();
+        m.op(down(UpstreamState::Refused), &unspaced, 0);
+        let probe = m.op(block, &unspaced, 5_000);
+        assert!(probe.granted);
+        assert_eq!(probe.extra, 0);
+    }
+
+    #[test]
     fn a_429_parks_everyone_until_retry_after_plus_the_margin() {
         let r = rules(30);
         let mut m = Model::new();
-        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 0).granted);
         let out = m.op(
             LedgerOp::RateLimited {
                 retry_after_ms: 60_000,
@@ -671,10 +760,10 @@ mod tests {
             1_000,
         );
         assert_eq!(out.parked, Some((62_000, ParkReason::RateLimited)));
-        let refused = m.op(LedgerOp::Take, &r, 61_999);
+        let refused = m.op(LedgerOp::Take { most: 1 }, &r, 61_999);
         assert!(!refused.granted);
         assert_eq!(refused.retry_at_ms, Some(62_000));
-        assert!(m.op(LedgerOp::Take, &r, 62_000).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 62_000).granted);
         assert_eq!(m.row.rate_limited_seen, 1);
     }
 
@@ -701,7 +790,10 @@ mod tests {
             read.parked,
             Some((5_000 + r.max_park_ms, ParkReason::RateLimited))
         );
-        assert!(m.op(LedgerOp::Take, &r, 5_000 + r.max_park_ms).granted);
+        assert!(
+            m.op(LedgerOp::Take { most: 1 }, &r, 5_000 + r.max_park_ms)
+                .granted
+        );
     }
 
     #[test]
@@ -737,7 +829,7 @@ mod tests {
     fn a_server_that_says_less_is_left_slows_the_budget_down() {
         let r = rules(30);
         let mut m = Model::new();
-        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 0).granted);
         m.op(
             LedgerOp::Observe {
                 limit: Some(90),
@@ -750,8 +842,8 @@ mod tests {
             m.row.server_limit, None,
             "a server claiming more than we plan does not win"
         );
-        assert!(m.op(LedgerOp::Take, &r, 600).granted);
-        let refused = m.op(LedgerOp::Take, &r, 1_200);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 600).granted);
+        let refused = m.op(LedgerOp::Take { most: 1 }, &r, 1_200);
         assert_eq!(
             refused.retry_at_ms,
             Some(100 + 60_000),
@@ -791,30 +883,33 @@ mod tests {
     fn a_click_claims_the_next_slot_and_background_takes_wait_for_it() {
         let r = rules(30);
         let mut m = Model::new();
-        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 0).granted);
         let claim = m.op(LedgerOp::TakeUrgent, &r, 100);
         assert!(!claim.granted);
         assert_eq!(claim.retry_at_ms, Some(500));
         // At the slot a background take is refused: the click goes first.
-        let background = m.op(LedgerOp::Take, &r, 500);
+        let background = m.op(LedgerOp::Take { most: 1 }, &r, 500);
         assert!(!background.granted);
         assert_eq!(background.retry_at_ms, Some(1_000));
         assert!(m.op(LedgerOp::TakeUrgent, &r, 510).granted);
         // The claim went with the click; the spacing holds for the next request.
-        assert_eq!(m.op(LedgerOp::Take, &r, 1_000).retry_at_ms, Some(1_010));
-        assert!(m.op(LedgerOp::Take, &r, 1_010).granted);
+        assert_eq!(
+            m.op(LedgerOp::Take { most: 1 }, &r, 1_000).retry_at_ms,
+            Some(1_010)
+        );
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 1_010).granted);
     }
 
     #[test]
     fn a_claim_whose_process_died_lapses_about_a_second_after_its_slot() {
         let r = rules(30);
         let mut m = Model::new();
-        assert!(m.op(LedgerOp::Take, &r, 0).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 0).granted);
         assert!(!m.op(LedgerOp::TakeUrgent, &r, 100).granted);
         // The click never comes back for its slot (500): others wait until 1,500, not longer.
-        assert!(!m.op(LedgerOp::Take, &r, 500).granted);
-        assert!(!m.op(LedgerOp::Take, &r, 1_499).granted);
-        assert!(m.op(LedgerOp::Take, &r, 1_500).granted);
+        assert!(!m.op(LedgerOp::Take { most: 1 }, &r, 500).granted);
+        assert!(!m.op(LedgerOp::Take { most: 1 }, &r, 1_499).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 1_500).granted);
     }
 
     #[test]
@@ -835,7 +930,7 @@ mod tests {
                     click_at = out.retry_at_ms.unwrap();
                 }
             } else {
-                let out = m.op(LedgerOp::Take, &r, background_at);
+                let out = m.op(LedgerOp::Take { most: 1 }, &r, background_at);
                 if out.granted {
                     sends.push(background_at);
                 } else {
@@ -855,10 +950,10 @@ mod tests {
         assert_eq!(out.upstream.state, UpstreamState::Unreachable);
         assert_eq!(out.upstream.since_ms, Some(0));
         assert_eq!(out.parked, Some((5_000, ParkReason::Unreachable)));
-        assert!(!m.op(LedgerOp::Take, &r, 4_999).granted);
+        assert!(!m.op(LedgerOp::Take { most: 1 }, &r, 4_999).granted);
         // The first take after the pause is the probe; everyone else waits for its answer.
-        assert!(m.op(LedgerOp::Take, &r, 5_000).granted);
-        let other = m.op(LedgerOp::Take, &r, 5_600);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 5_000).granted);
+        let other = m.op(LedgerOp::Take { most: 1 }, &r, 5_600);
         assert!(!other.granted);
         assert_eq!(
             other.retry_at_ms,
@@ -873,7 +968,7 @@ mod tests {
             Some(0),
             "down since the first failure"
         );
-        assert!(m.op(LedgerOp::Take, &r, 16_000).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 16_000).granted);
         // The probe gets an answer: AniList is up for every process at once.
         let out = m.op(
             LedgerOp::Observe {
@@ -885,8 +980,8 @@ mod tests {
         );
         assert_eq!(out.upstream.state, UpstreamState::Ok);
         assert_eq!(out.parked, None);
-        assert!(m.op(LedgerOp::Take, &r, 17_000).granted);
-        assert!(m.op(LedgerOp::Take, &r, 17_500).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 17_000).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 17_500).granted);
     }
 
     #[test]
@@ -898,15 +993,15 @@ mod tests {
             m.op(LedgerOp::TakeUrgent, &r, 5_000).granted,
             "a click may probe"
         );
-        assert!(!m.op(LedgerOp::Take, &r, 26_999).granted);
-        assert!(m.op(LedgerOp::Take, &r, 27_000).granted);
+        assert!(!m.op(LedgerOp::Take { most: 1 }, &r, 26_999).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 27_000).granted);
     }
 
     #[test]
     fn an_unsent_request_is_not_counted() {
         let r = rules(30);
         let mut m = Model::new();
-        let out = m.op(LedgerOp::Take, &r, 0);
+        let out = m.op(LedgerOp::Take { most: 1 }, &r, 0);
         assert!(out.granted);
         assert_eq!(out.snapshot.requests_made, 1);
         let out = m.op(LedgerOp::Unsent { sent_at_ms: 0 }, &r, 10);
@@ -914,11 +1009,11 @@ mod tests {
         assert_eq!(out.snapshot.used_in_window, 0);
         // A probe whose connect was refused lets the next try go at once, not after its hold.
         m.op(down(UpstreamState::Unreachable), &r, 100);
-        let probe = m.op(LedgerOp::Take, &r, 5_100);
+        let probe = m.op(LedgerOp::Take { most: 1 }, &r, 5_100);
         assert!(probe.granted);
-        assert!(!m.op(LedgerOp::Take, &r, 5_700).granted);
+        assert!(!m.op(LedgerOp::Take { most: 1 }, &r, 5_700).granted);
         m.op(LedgerOp::Unsent { sent_at_ms: 5_100 }, &r, 5_700);
-        assert!(m.op(LedgerOp::Take, &r, 5_700).granted);
+        assert!(m.op(LedgerOp::Take { most: 1 }, &r, 5_700).granted);
     }
 
     #[test]
@@ -942,7 +1037,7 @@ mod tests {
     fn a_lowered_walk_holds_for_everyone_until_it_runs_out_and_never_rises_early() {
         let r = rules(30);
         let mut m = Model::new();
-        assert_eq!(m.op(LedgerOp::Take, &r, 0).walk_cap, None);
+        assert_eq!(m.op(LedgerOp::Take { most: 1 }, &r, 0).walk_cap, None);
         let lowered = m.op(
             LedgerOp::LowerWalk {
                 levels: 1,
@@ -957,7 +1052,7 @@ mod tests {
         };
         assert_eq!(lowered.walk_cap, Some(cap));
         // Every later take (any process's) carries it, and it does not slow the budget.
-        let take = m.op(LedgerOp::Take, &r, 2_000);
+        let take = m.op(LedgerOp::Take { most: 1 }, &r, 2_000);
         assert!(take.granted);
         assert_eq!(take.walk_cap, Some(cap));
         // A later, higher cap neither raises the depth nor shortens the time.

@@ -616,7 +616,12 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
     let now = crate::clock::unix_ms_now;
     let take = |store: &Store| {
         let store = store.clone();
-        async move { store.budget(LedgerOp::Take, &r, now()).await.unwrap() }
+        async move {
+            store
+                .budget(LedgerOp::Take { most: 1 }, &r, now())
+                .await
+                .unwrap()
+        }
     };
     // When each take was granted, on the clock the ledger decides by (the caller's for
     // SQLite, the server's for PostgreSQL): what it promises is measured there, not by this
@@ -689,7 +694,7 @@ pub(crate) async fn a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for(
     let mut offset = 0;
     while ahead < 2 {
         let out = store
-            .budget(LedgerOp::Take, &r, now() + hour + offset)
+            .budget(LedgerOp::Take { most: 1 }, &r, now() + hour + offset)
             .await
             .unwrap();
         if out.granted {
@@ -703,7 +708,10 @@ pub(crate) async fn a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for(
     // On the right clock: granted at once, or after no more than the spacing.
     let mut waited = 0;
     loop {
-        let out = store.budget(LedgerOp::Take, &r, now()).await.unwrap();
+        let out = store
+            .budget(LedgerOp::Take { most: 1 }, &r, now())
+            .await
+            .unwrap();
         if out.granted {
             break;
         }
@@ -716,6 +724,62 @@ pub(crate) async fn a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for(
     let read = store.budget(LedgerOp::Read, &r, now()).await.unwrap();
     assert_eq!(read.snapshot.used_in_window, 3);
     assert_eq!(read.snapshot.requests_made, 3);
+}
+
+/// A block of slots is one send per slot in the window, whoever counts it next: the block's
+/// extra slots hold back the other processes exactly as that many single takes would.
+pub(crate) async fn a_block_of_slots_counts_each_of_them(store: Store) {
+    let r = LedgerRules {
+        requests: 10,
+        window_ms: 60_000,
+        min_spacing_ms: 0,
+        retry_after_margin_ms: 100,
+        outage_pause_min_ms: 50,
+        outage_pause_max_ms: 200,
+        max_park_ms: 900_000,
+        probe_hold_ms: 1_000,
+    };
+    let now = crate::clock::unix_ms_now;
+    let block = store
+        .budget(LedgerOp::Take { most: 4 }, &r, now())
+        .await
+        .unwrap();
+    assert!(block.granted);
+    assert_eq!(block.extra, 3);
+    let read = store.budget(LedgerOp::Read, &r, now()).await.unwrap();
+    assert_eq!(read.snapshot.used_in_window, 4);
+    assert_eq!(read.snapshot.requests_made, 4);
+    // Extra slots stop at half the limit (5); single slots fill the rest, then none.
+    let second = store
+        .budget(LedgerOp::Take { most: 4 }, &r, now())
+        .await
+        .unwrap();
+    assert_eq!((second.granted, second.extra), (true, 0));
+    for _ in 0..5 {
+        let single = store
+            .budget(LedgerOp::Take { most: 4 }, &r, now())
+            .await
+            .unwrap();
+        assert_eq!((single.granted, single.extra), (true, 0), "{single:?}");
+    }
+    let full = store
+        .budget(LedgerOp::Take { most: 4 }, &r, now())
+        .await
+        .unwrap();
+    assert!(!full.granted, "{full:?}");
+    assert_eq!(full.snapshot.used_in_window, 10);
+    // One request of the block never left: one send is forgotten, not the block.
+    let unsent = store
+        .budget(
+            LedgerOp::Unsent {
+                sent_at_ms: block.now_ms,
+            },
+            &r,
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unsent.snapshot.used_in_window, 9);
 }
 
 pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(store: Store) {
@@ -735,7 +799,7 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
         let store = store.clone();
         async move { store.budget(op, &r, now()).await.unwrap() }
     };
-    assert!(op(LedgerOp::Take).await.granted);
+    assert!(op(LedgerOp::Take { most: 1 }).await.granted);
     // The click must wait for the spacing: it claims the slot.
     let claimed = op(LedgerOp::TakeUrgent).await;
     assert!(!claimed.granted);
@@ -745,19 +809,19 @@ pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(
     tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 20)).await;
     // The slot is open, but a background take (any process: the claim is in the store) is
     // refused while the click's claim holds.
-    let background = op(LedgerOp::Take).await;
+    let background = op(LedgerOp::Take { most: 1 }).await;
     assert!(!background.granted, "{background:?}");
     assert!(background.retry_at_ms.unwrap() > background.now_ms);
     let click = op(LedgerOp::TakeUrgent).await;
     assert!(click.granted, "{click:?}");
     // The claim went with the click's request; the spacing holds for the next one.
-    let next = op(LedgerOp::Take).await;
+    let next = op(LedgerOp::Take { most: 1 }).await;
     assert!(!next.granted);
     tokio::time::sleep(std::time::Duration::from_millis(
         (next.retry_at_ms.unwrap() - next.now_ms).max(1) as u64 + 20,
     ))
     .await;
-    assert!(op(LedgerOp::Take).await.granted);
+    assert!(op(LedgerOp::Take { most: 1 }).await.granted);
     assert_eq!(op(LedgerOp::Read).await.snapshot.requests_made, 3);
 }
 
@@ -781,7 +845,7 @@ pub(crate) async fn the_upstream_state_and_walk_cap_are_shared_and_unsent_reques
         async move { store.budget(op, &r, now()).await.unwrap() }
     };
     // A refused connect spends nothing: its send leaves the window and the count.
-    let sent = op(LedgerOp::Take).await;
+    let sent = op(LedgerOp::Take { most: 1 }).await;
     assert!(sent.granted);
     let unsent = op(LedgerOp::Unsent {
         sent_at_ms: sent.now_ms,
@@ -801,7 +865,10 @@ pub(crate) async fn the_upstream_state_and_walk_cap_are_shared_and_unsent_reques
     assert_eq!(read.upstream.state, UpstreamState::Refused);
     assert_eq!(read.upstream.message.as_deref(), Some(sentence));
     assert_eq!(read.upstream.since_ms, Some(down.now_ms));
-    assert!(!op(LedgerOp::Take).await.granted, "parked until the probe");
+    assert!(
+        !op(LedgerOp::Take { most: 1 }).await.granted,
+        "parked until the probe"
+    );
     // An answer brings AniList back for everyone.
     let up = op(LedgerOp::Observe {
         limit: None,
@@ -810,7 +877,7 @@ pub(crate) async fn the_upstream_state_and_walk_cap_are_shared_and_unsent_reques
     .await;
     assert_eq!(up.upstream.state, UpstreamState::Ok);
     assert_eq!(up.parked, None);
-    assert!(op(LedgerOp::Take).await.granted);
+    assert!(op(LedgerOp::Take { most: 1 }).await.granted);
     // A deep query's failure lowers the walk for everyone, in the store, until its time (a
     // short one: PostgreSQL decides on its own clock).
     let lowered = op(LedgerOp::LowerWalk {
@@ -821,7 +888,7 @@ pub(crate) async fn the_upstream_state_and_walk_cap_are_shared_and_unsent_reques
     let cap = lowered.walk_cap.expect("a walk cap");
     assert_eq!(cap.levels, 1);
     assert_eq!(cap.until_ms, lowered.now_ms + 400);
-    let take = op(LedgerOp::Take).await;
+    let take = op(LedgerOp::Take { most: 1 }).await;
     assert!(take.granted);
     assert_eq!(take.walk_cap, Some(cap), "every take carries it");
     let left = (cap.until_ms - take.now_ms).max(0) as u64;
@@ -941,6 +1008,7 @@ macro_rules! conformance_suite {
             imports_filter_by_state_newest_first,
             the_budget_ledger_keeps_the_window_the_spacing_and_the_park,
             a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for,
+            a_block_of_slots_counts_each_of_them,
             a_click_claims_the_next_slot_ahead_of_every_background_take,
             the_upstream_state_and_walk_cap_are_shared_and_unsent_requests_cost_nothing,
             live_processes_are_listed_and_stale_ones_are_not,

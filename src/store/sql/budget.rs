@@ -122,10 +122,12 @@ impl<DB> Sql<DB> {
         let read = op == LedgerOp::Read;
         let outcome = apply(op, rules, now_ms, &mut row, view);
         if outcome.granted {
-            sqlx::query::<DB>("INSERT INTO budget_send (sent_at) VALUES ($1)")
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await?;
+            // One row per slot: a block's extra slots are sends like any other.
+            let mut insert = sqlx::QueryBuilder::<DB>::new("INSERT INTO budget_send (sent_at) ");
+            insert.push_values(0..=outcome.extra, |mut row, _| {
+                row.push_bind(now_ms);
+            });
+            insert.build().execute(&mut *conn).await?;
         }
         if row != before && !read {
             Self::write_row(conn, &row).await?;

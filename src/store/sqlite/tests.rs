@@ -238,7 +238,7 @@ async fn an_answer_that_changes_nothing_does_not_wait_for_the_budget_lock() {
     let now = 1_800_000_000_000;
     assert!(
         store
-            .budget(LedgerOp::Take, &rules, now)
+            .budget(LedgerOp::Take { most: 1 }, &rules, now)
             .await
             .unwrap()
             .granted

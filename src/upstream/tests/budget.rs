@@ -213,3 +213,47 @@ fn a_retry_after_is_seconds_or_an_http_date_and_nothing_else() {
         assert_eq!(retry_after(bad, now), None, "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn with_ample_room_slots_come_in_blocks_and_the_rest_is_spent_from_memory() {
+    let clock = Arc::new(crate::clock::ManualClock::at(1_000_000));
+    // A 60 s window has 2 s of slack: spare slots live 1 s.
+    let budget = RateBudget::in_memory(config(100, 60_000, 0), clock.clone());
+    let first = budget.acquire().await.unwrap();
+    let state = budget.state().await.unwrap();
+    assert_eq!(state.used_in_window, 8, "one take counted a block of 8");
+    // The next seven come from memory: the ledger counts no more.
+    let mut slots = vec![first];
+    for _ in 0..7 {
+        slots.push(budget.acquire().await.unwrap());
+    }
+    assert!(slots.iter().all(|slot| slot.time() == slots[0].time()));
+    assert_eq!(budget.state().await.unwrap().used_in_window, 8);
+    // The ninth takes a new block.
+    let _ninth = budget.acquire().await.unwrap();
+    assert_eq!(budget.state().await.unwrap().used_in_window, 16);
+
+    // Spares older than their life are not spent: the next take asks the ledger.
+    clock.advance(Duration::from_millis(1_000));
+    let _late = budget.acquire().await.unwrap();
+    assert_eq!(budget.state().await.unwrap().used_in_window, 24);
+
+    // A park drops the spares at once: nothing goes until it is over.
+    budget
+        .on_rate_limited(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(50), budget.acquire()).await;
+    assert!(waiting.is_err(), "a spare slot went out during a park");
+}
+
+#[tokio::test]
+async fn under_a_spacing_every_slot_is_taken_from_the_ledger() {
+    let clock = Arc::new(crate::clock::ManualClock::at(1_000_000));
+    let budget = RateBudget::in_memory(config(100, 60_000, 500), clock.clone());
+    for sent in 1..=3 {
+        let _slot = budget.acquire().await.unwrap();
+        assert_eq!(budget.state().await.unwrap().used_in_window, sent);
+        clock.advance(Duration::from_millis(500));
+    }
+}

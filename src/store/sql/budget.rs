@@ -60,27 +60,46 @@ impl<DB> Sql<DB> {
         rules: &LedgerRules,
         now_ms: i64,
     ) -> Result<Option<LedgerOutcome>, StoreError> {
-        let view = Self::window(conn, rules, now_ms).await?;
-        let mut row = Self::read_row(conn).await?;
+        let state = Self::state(conn, rules, now_ms).await?;
+        let mut row = state.row;
         let before = row.clone();
-        let outcome = apply(op, rules, now_ms, &mut row, view);
+        let outcome = apply(op, rules, now_ms, &mut row, state.window);
         Ok((!outcome.granted && row == before).then_some(outcome))
     }
 
-    /// The sends inside the window at `now_ms`.
-    async fn window(
+    /// The sends inside the window at `now_ms` and the state row, in one statement: a take
+    /// is a round trip per statement, and it sits in a request's path.
+    async fn state(
         conn: &mut DB::Connection,
         rules: &LedgerRules,
         now_ms: i64,
-    ) -> Result<WindowView, StoreError> {
-        let window =
-            sqlx::query::<DB>("SELECT COUNT(*), MIN(sent_at) FROM budget_send WHERE sent_at >= $1")
-                .bind(window_start(rules, now_ms))
-                .fetch_one(&mut *conn)
-                .await?;
-        Ok(WindowView {
-            in_window: to_u32(window.try_get(0)?),
-            oldest_ms: window.try_get(1)?,
+    ) -> Result<StoredState, StoreError> {
+        let state = sqlx::query::<DB>(
+            "SELECT w.n, w.oldest, w.newest, (SELECT MIN(sent_at) FROM budget_send), \
+             s.parked_until, s.parked_reason, s.consecutive_outages, s.server_limit, \
+             s.server_remaining, s.server_at, s.server_sent_since, s.last_sent_at, \
+             s.requests_made, s.rate_limited_seen, s.outages_seen, s.urgent_claim_until, \
+             s.upstream_state, s.upstream_since, s.upstream_message, s.walk_cap_levels, \
+             s.walk_cap_until \
+             FROM (SELECT COUNT(*) AS n, MIN(sent_at) AS oldest, MAX(sent_at) AS newest \
+             FROM budget_send WHERE sent_at >= $1) w LEFT JOIN budget_state s ON s.id = 1",
+        )
+        .bind(window_start(rules, now_ms))
+        .fetch_one(&mut *conn)
+        .await?;
+        // No state row yet (a fresh budget): its NOT NULL upstream state reads as NULL.
+        let row = match state.try_get::<Option<String>, _>(16)? {
+            Some(_) => Self::ledger_row(&state, 4)?,
+            None => LedgerRow::default(),
+        };
+        Ok(StoredState {
+            window: WindowView {
+                in_window: to_u32(state.try_get(0)?),
+                oldest_ms: state.try_get(1)?,
+            },
+            newest_ms: state.try_get(2)?,
+            earliest_ms: state.try_get(3)?,
+            row,
         })
     }
 
@@ -104,23 +123,34 @@ impl<DB> Sql<DB> {
                 .execute(&mut *conn)
                 .await?;
         }
-        if op != LedgerOp::Read {
-            sqlx::query::<DB>("DELETE FROM budget_send WHERE sent_at < $1")
-                .bind(start)
-                .execute(&mut *conn)
-                .await?;
-            // Sends stamped by a clock ahead of this one count as sent now, so they leave the
-            // window one window from now rather than one window after that clock's time.
-            sqlx::query::<DB>("UPDATE budget_send SET sent_at = $1 WHERE sent_at > $1")
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await?;
-        }
-        let view = Self::window(conn, rules, now_ms).await?;
-        let mut row = Self::read_row(conn).await?;
-        let before = row.clone();
+        let state = Self::state(conn, rules, now_ms).await?;
         let read = op == LedgerOp::Read;
-        let outcome = apply(op, rules, now_ms, &mut row, view);
+        if !read {
+            // Sends older than the window are not counted (the statement above reads from
+            // `start` on); they are swept once the oldest is a window past it, so a take
+            // does not pay a DELETE every time one more send leaves the window.
+            if state
+                .earliest_ms
+                .is_some_and(|at| at < start.saturating_sub(rules.window_ms))
+            {
+                sqlx::query::<DB>("DELETE FROM budget_send WHERE sent_at < $1")
+                    .bind(start)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            // Sends stamped by a clock ahead of this one count as sent now, so they leave the
+            // window one window from now rather than one window after that clock's time
+            // (`apply` counts them as sent now already).
+            if state.newest_ms.is_some_and(|at| at > now_ms) {
+                sqlx::query::<DB>("UPDATE budget_send SET sent_at = $1 WHERE sent_at > $1")
+                    .bind(now_ms)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        let mut row = state.row;
+        let before = row.clone();
+        let outcome = apply(op, rules, now_ms, &mut row, state.window);
         if outcome.granted {
             // One row per slot: a block's extra slots are sends like any other.
             let mut insert = sqlx::QueryBuilder::<DB>::new("INSERT INTO budget_send (sent_at) ");
@@ -135,47 +165,6 @@ impl<DB> Sql<DB> {
         Ok(outcome)
     }
 
-    async fn read_row(conn: &mut DB::Connection) -> Result<LedgerRow, StoreError> {
-        let row = sqlx::query::<DB>(
-            "SELECT parked_until, parked_reason, consecutive_outages, server_limit, \
-             server_remaining, server_at, server_sent_since, last_sent_at, requests_made, \
-             rate_limited_seen, outages_seen, urgent_claim_until, upstream_state, upstream_since, \
-             upstream_message, walk_cap_levels, walk_cap_until FROM budget_state WHERE id = 1",
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else {
-            return Ok(LedgerRow::default());
-        };
-        let reason: Option<String> = row.try_get(1)?;
-        let opt_u32 = |v: Option<i64>| v.map(to_u32);
-        Ok(LedgerRow {
-            parked_until_ms: row.try_get(0)?,
-            parked_reason: reason.as_deref().and_then(ParkReason::parse),
-            consecutive_outages: to_u32(row.try_get(2)?),
-            server_limit: opt_u32(row.try_get(3)?),
-            server_remaining: opt_u32(row.try_get(4)?),
-            server_at_ms: row.try_get(5)?,
-            server_sent_since: to_u32(row.try_get(6)?),
-            last_sent_ms: row.try_get(7)?,
-            requests_made: row.try_get::<i64, _>(8)?.max(0) as u64,
-            rate_limited_seen: row.try_get::<i64, _>(9)?.max(0) as u64,
-            outages_seen: row.try_get::<i64, _>(10)?.max(0) as u64,
-            urgent_claim_until_ms: row.try_get(11)?,
-            upstream: UpstreamView {
-                state: UpstreamState::parse(&row.try_get::<String, _>(12)?).unwrap_or_default(),
-                since_ms: row.try_get(13)?,
-                message: row.try_get(14)?,
-            },
-            walk_cap: match (row.try_get::<Option<i64>, _>(15)?, row.try_get(16)?) {
-                (Some(levels), Some(until_ms)) => Some(WalkCap {
-                    levels: to_u32(levels).max(1),
-                    until_ms,
-                }),
-                _ => None,
-            },
-        })
-    }
 
     async fn write_row(conn: &mut DB::Connection, row: &LedgerRow) -> Result<(), StoreError> {
         let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -219,5 +208,47 @@ impl<DB> Sql<DB> {
         .await?;
         Ok(())
     }
+
+    /// The state row from `budget_state`'s columns, starting at column `at` of `row`.
+    fn ledger_row(row: &DB::Row, at: usize) -> Result<LedgerRow, StoreError> {
+        let reason: Option<String> = row.try_get(at + 1)?;
+        let opt_u32 = |v: Option<i64>| v.map(to_u32);
+        Ok(LedgerRow {
+            parked_until_ms: row.try_get(at)?,
+            parked_reason: reason.as_deref().and_then(ParkReason::parse),
+            consecutive_outages: to_u32(row.try_get(at + 2)?),
+            server_limit: opt_u32(row.try_get(at + 3)?),
+            server_remaining: opt_u32(row.try_get(at + 4)?),
+            server_at_ms: row.try_get(at + 5)?,
+            server_sent_since: to_u32(row.try_get(at + 6)?),
+            last_sent_ms: row.try_get(at + 7)?,
+            requests_made: row.try_get::<i64, _>(at + 8)?.max(0) as u64,
+            rate_limited_seen: row.try_get::<i64, _>(at + 9)?.max(0) as u64,
+            outages_seen: row.try_get::<i64, _>(at + 10)?.max(0) as u64,
+            urgent_claim_until_ms: row.try_get(at + 11)?,
+            upstream: UpstreamView {
+                state: UpstreamState::parse(&row.try_get::<String, _>(at + 12)?).unwrap_or_default(),
+                since_ms: row.try_get(at + 13)?,
+                message: row.try_get(at + 14)?,
+            },
+            walk_cap: match (row.try_get::<Option<i64>, _>(at + 15)?, row.try_get(at + 16)?) {
+                (Some(levels), Some(until_ms)) => Some(WalkCap {
+                    levels: to_u32(levels).max(1),
+                    until_ms,
+                }),
+                _ => None,
+            },
+        })
+    }
 }
+}
+
+/// The budget's stored state as one statement read it.
+struct StoredState {
+    window: WindowView,
+    /// The latest send stamped, in the window (ahead of now if another clock is ahead).
+    newest_ms: Option<i64>,
+    /// The oldest send kept, in the window or not.
+    earliest_ms: Option<i64>,
+    row: LedgerRow,
 }

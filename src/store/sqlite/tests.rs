@@ -294,3 +294,46 @@ async fn an_answer_that_changes_nothing_does_not_wait_for_the_budget_lock() {
     assert_eq!(read.snapshot.server_remaining, Some(7));
     other.close().await;
 }
+
+#[tokio::test]
+async fn sends_older_than_the_window_are_swept_once_a_window_has_passed_them() {
+    use crate::ledger::{LedgerOp, LedgerRules};
+    use crate::store::StoreDriver;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("franchise.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let rules = LedgerRules {
+        requests: 30,
+        window_ms: 1_000,
+        min_spacing_ms: 0,
+        retry_after_margin_ms: 0,
+        outage_pause_min_ms: 1_000,
+        outage_pause_max_ms: 60_000,
+        max_park_ms: 900_000,
+        probe_hold_ms: 1_000,
+    };
+    let kept = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM budget_send")
+            .fetch_one(&store.budget_pool)
+            .await
+            .unwrap()
+    };
+    let t = 1_800_000_000_000;
+    let take = |now| store.budget(LedgerOp::Take { most: 1 }, &rules, now);
+    assert!(take(t).await.unwrap().granted);
+    // A window later the first send no longer counts, but it is kept: sweeping it now would
+    // cost every take a DELETE.
+    let later = take(t + 1_500).await.unwrap();
+    assert_eq!(later.snapshot.used_in_window, 1);
+    assert_eq!(kept().await, 2);
+    // Once the oldest is a whole window past the window's start, all the old ones go.
+    let swept = take(t + 2_600).await.unwrap();
+    assert_eq!(swept.snapshot.used_in_window, 1);
+    assert_eq!(kept().await, 1);
+    // A read never writes.
+    store
+        .budget(LedgerOp::Read, &rules, t + 9_000)
+        .await
+        .unwrap();
+    assert_eq!(kept().await, 1);
+}

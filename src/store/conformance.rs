@@ -601,18 +601,24 @@ pub(crate) async fn imports_filter_by_state_newest_first(store: Store) {
     assert_eq!(cancelled[0].import_id, a);
 }
 
-pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(store: Store) {
-    // Real time, short windows: a shared database decides on its own clock.
-    let r = LedgerRules {
-        requests: 3,
-        window_ms: 1_500,
-        min_spacing_ms: 100,
+/// Budget rules for the ledger's cases: `requests` per `window_ms`, `min_spacing_ms` apart,
+/// with short pauses and holds.
+fn ledger_rules(requests: u32, window_ms: i64, min_spacing_ms: i64) -> LedgerRules {
+    LedgerRules {
+        requests,
+        window_ms,
+        min_spacing_ms,
         retry_after_margin_ms: 100,
         outage_pause_min_ms: 50,
         outage_pause_max_ms: 200,
         max_park_ms: 900_000,
         probe_hold_ms: 1_000,
-    };
+    }
+}
+
+pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(store: Store) {
+    // Real time, short windows: a shared database decides on its own clock.
+    let r = ledger_rules(3, 1_500, 100);
     let now = crate::clock::unix_ms_now;
     let take = |store: &Store| {
         let store = store.clone();
@@ -678,16 +684,7 @@ pub(crate) async fn the_budget_ledger_keeps_the_window_the_spacing_and_the_park(
 /// held back until that hour comes round. (PostgreSQL decides on the server's clock, so there
 /// the two takes are simply recent ones; the case holds on every backend.)
 pub(crate) async fn a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for(store: Store) {
-    let r = LedgerRules {
-        requests: 30,
-        window_ms: 60_000,
-        min_spacing_ms: 100,
-        retry_after_margin_ms: 100,
-        outage_pause_min_ms: 50,
-        outage_pause_max_ms: 200,
-        max_park_ms: 900_000,
-        probe_hold_ms: 1_000,
-    };
+    let r = ledger_rules(30, 60_000, 100);
     let now = crate::clock::unix_ms_now;
     let hour = 3_600_000;
     let mut ahead = 0;
@@ -729,16 +726,7 @@ pub(crate) async fn a_send_stamped_ahead_of_the_clock_is_clamped_not_waited_for(
 /// A block of slots is one send per slot in the window, whoever counts it next: the block's
 /// extra slots hold back the other processes exactly as that many single takes would.
 pub(crate) async fn a_block_of_slots_counts_each_of_them(store: Store) {
-    let r = LedgerRules {
-        requests: 10,
-        window_ms: 60_000,
-        min_spacing_ms: 0,
-        retry_after_margin_ms: 100,
-        outage_pause_min_ms: 50,
-        outage_pause_max_ms: 200,
-        max_park_ms: 900_000,
-        probe_hold_ms: 1_000,
-    };
+    let r = ledger_rules(10, 60_000, 0);
     let now = crate::clock::unix_ms_now;
     let block = store
         .budget(LedgerOp::Take { most: 4 }, &r, now())
@@ -784,16 +772,7 @@ pub(crate) async fn a_block_of_slots_counts_each_of_them(store: Store) {
 
 pub(crate) async fn a_click_claims_the_next_slot_ahead_of_every_background_take(store: Store) {
     // Real time: a shared database decides on its own clock.
-    let r = LedgerRules {
-        requests: 100,
-        window_ms: 60_000,
-        min_spacing_ms: 300,
-        retry_after_margin_ms: 100,
-        outage_pause_min_ms: 50,
-        outage_pause_max_ms: 200,
-        max_park_ms: 900_000,
-        probe_hold_ms: 1_000,
-    };
+    let r = ledger_rules(100, 60_000, 300);
     let now = crate::clock::unix_ms_now;
     let op = |op: LedgerOp| {
         let store = store.clone();

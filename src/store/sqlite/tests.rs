@@ -220,21 +220,12 @@ async fn this_process_writes_through_one_connection_in_turn() {
 
 #[tokio::test]
 async fn an_answer_that_changes_nothing_does_not_wait_for_the_budget_lock() {
-    use crate::ledger::{LedgerOp, LedgerRules};
+    use crate::ledger::LedgerOp;
     use crate::store::StoreDriver;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("franchise.sqlite");
     let store = SqliteStore::open(&path).await.unwrap();
-    let rules = LedgerRules {
-        requests: 30,
-        window_ms: 60_000,
-        min_spacing_ms: 0,
-        retry_after_margin_ms: 0,
-        outage_pause_min_ms: 1_000,
-        outage_pause_max_ms: 60_000,
-        max_park_ms: 900_000,
-        probe_hold_ms: 1_000,
-    };
+    let rules = budget_rules(60_000);
     let now = 1_800_000_000_000;
     assert!(
         store
@@ -297,21 +288,12 @@ async fn an_answer_that_changes_nothing_does_not_wait_for_the_budget_lock() {
 
 #[tokio::test]
 async fn sends_older_than_the_window_are_swept_once_a_window_has_passed_them() {
-    use crate::ledger::{LedgerOp, LedgerRules};
+    use crate::ledger::LedgerOp;
     use crate::store::StoreDriver;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("franchise.sqlite");
     let store = SqliteStore::open(&path).await.unwrap();
-    let rules = LedgerRules {
-        requests: 30,
-        window_ms: 1_000,
-        min_spacing_ms: 0,
-        retry_after_margin_ms: 0,
-        outage_pause_min_ms: 1_000,
-        outage_pause_max_ms: 60_000,
-        max_park_ms: 900_000,
-        probe_hold_ms: 1_000,
-    };
+    let rules = budget_rules(1_000);
     let kept = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM budget_send")
             .fetch_one(&store.budget_pool)
@@ -336,4 +318,18 @@ async fn sends_older_than_the_window_are_swept_once_a_window_has_passed_them() {
         .await
         .unwrap();
     assert_eq!(kept().await, 1);
+}
+
+/// Budget rules for these cases: 30 requests per `window_ms`, no spacing.
+fn budget_rules(window_ms: i64) -> crate::ledger::LedgerRules {
+    crate::ledger::LedgerRules {
+        requests: 30,
+        window_ms,
+        min_spacing_ms: 0,
+        retry_after_margin_ms: 0,
+        outage_pause_min_ms: 1_000,
+        outage_pause_max_ms: 60_000,
+        max_park_ms: 900_000,
+        probe_hold_ms: 1_000,
+    }
 }

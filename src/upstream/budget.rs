@@ -263,12 +263,7 @@ impl RateBudget {
             return None;
         }
         spare.left -= 1;
-        Some(Slot {
-            taken_at_ms: spare.taken_at_ms,
-            walk_cap: spare
-                .walk_cap
-                .map(|levels| usize::try_from(levels).unwrap_or(1)),
-        })
+        Some(Slot::counted(spare.taken_at_ms, spare.walk_cap))
     }
 
     /// Spare slots are spent only while the budget is as free as when they were granted: a
@@ -406,12 +401,10 @@ impl RateBudget {
                         walk_cap: outcome.walk_cap.map(|cap| cap.levels),
                     };
                 }
-                return Ok(Slot {
-                    taken_at_ms: outcome.now_ms,
-                    walk_cap: outcome
-                        .walk_cap
-                        .map(|cap| usize::try_from(cap.levels).unwrap_or(1)),
-                });
+                return Ok(Slot::counted(
+                    outcome.now_ms,
+                    outcome.walk_cap.map(|cap| cap.levels),
+                ));
             }
             // Measured on the clock the decision was made on (the database server's, for a
             // shared database), so machines whose clocks differ wait the same.
@@ -551,6 +544,14 @@ impl RateBudget {
 pub(crate) struct SlotTime(i64);
 
 impl Slot {
+    /// A slot the ledger counted at `taken_at_ms`, walking at most `walk_cap` levels if set.
+    fn counted(taken_at_ms: i64, walk_cap: Option<u32>) -> Self {
+        Self {
+            taken_at_ms,
+            walk_cap: walk_cap.map(|levels| usize::try_from(levels).unwrap_or(1)),
+        }
+    }
+
     pub(crate) fn time(&self) -> SlotTime {
         SlotTime(self.taken_at_ms)
     }

@@ -1,7 +1,7 @@
 //! The `franchise` binary end to end, against an in-process fake AniList over loopback: a
 //! kill -9 in the middle of an import resumes to the very store an uninterrupted run builds,
 //! the JSON shapes of `status`, `show` and `import`, a second process while another owns the
-//! queue, and bad input refused with a message that names it.
+//! queue (or has just stopped answering), and bad input refused with a message that names it.
 
 mod common;
 
@@ -75,14 +75,161 @@ fn key_set(names: &[&'static str]) -> BTreeSet<&'static str> {
 }
 
 /// Sends SIGTERM with the system's `kill` (the crate has no libc dependency).
-async fn sigterm(pid: u32) {
+/// The race a terminal can lose: the owner's API answered the probe, then the owner exited
+/// before the request. Here the owner is frozen (SIGSTOP) and advertises a gate that accepts
+/// one connection (the probe) and then closes, so every later connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_whose_owner_goes_between_probe_and_request_does_the_work_itself() {
+    let world = World::single_franchise(12, 6);
+    let root = world.franchises()[0].root;
+    let fake = start_fake(world.clone(), Duration::from_millis(5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = fake.url();
+
+    let mut worker = spawn(
+        franchise(&data, &url),
+        &["work", "--report-every", "0"],
+        dir.path(),
+        "work",
+    );
+    let pid = worker.id().expect("worker pid");
+    let pool = open_store_when_created(&data, Duration::from_secs(30)).await;
+    advertised_api(&pool, &mut worker, dir.path(), "work").await;
+    let writer = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(data.join("franchise.sqlite"))
+                .busy_timeout(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap();
+
+    // `import`: recorded here, handed off to the queue's owner.
+    let gate = ProbeGate::open().await;
+    freeze_advertising(pid, &writer, &gate.url).await;
+    let out = run(
+        franchise(&data, &url),
+        &["import", &root.to_string()],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_success("import whose owner went after the probe", &out);
+    assert!(gate.probed().await, "the CLI took the API for live");
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "import 1 of anime {root} recorded; the franchise process that owns the queue \
+             (pid {pid}) runs it"
+        )),
+        "{}",
+        describe(&out)
+    );
+
+    // `status`: read from the store, without a note that something is wrong.
+    let gate = ProbeGate::open().await;
+    freeze_advertising(pid, &writer, &gate.url).await;
+    let out = run(
+        franchise(&data, &url),
+        &["status", "--json"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_success("status whose owner went after the probe", &out);
+    assert!(gate.probed().await, "the CLI took the API for live");
+    assert!(!text(&out.stderr).contains("note:"), "{}", describe(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["imports"][0]["import_id"], 1, "{status:#}");
+
+    // Thawed, the owner takes the hand-off and finishes the import.
+    kill(pid, "-CONT").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !progress(&pool, 1).await.2 {
+        assert!(
+            Instant::now() < deadline,
+            "the owner never finished the handed-off import ({:?})\n{}",
+            progress(&pool, 1).await,
+            child_log(dir.path(), "work")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(items(&pool, 1).await, expected_items(&world, root));
+
+    sigterm(pid).await;
+    let exit = wait_child(&mut worker, Duration::from_secs(30), "work after SIGTERM").await;
+    assert!(
+        exit.success(),
+        "{exit:?}\n{}",
+        child_log(dir.path(), "work")
+    );
+    writer.close().await;
+    pool.close().await;
+}
+
+/// A loopback listener that accepts one connection, closes it and stops listening.
+struct ProbeGate {
+    url: String,
+    probed: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl ProbeGate {
+    async fn open() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (tell, probed) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            if let Ok((connection, _)) = listener.accept().await {
+                drop(connection);
+                drop(listener);
+                let _ = tell.send(());
+            }
+        });
+        Self { url, probed }
+    }
+
+    async fn probed(self) -> bool {
+        tokio::time::timeout(Duration::from_secs(5), self.probed)
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Stops `pid` (so its heartbeat cannot write its own address back) and advertises `url` as
+/// its API. A process stopped in the middle of a write holds the lock: let it finish, retry.
+async fn freeze_advertising(pid: u32, writer: &SqlitePool, url: &str) {
+    for _ in 0..50 {
+        kill(pid, "-STOP").await;
+        let written = sqlx::query("UPDATE worker_process SET api_url = $1 WHERE pid = $2")
+            .bind(url)
+            .bind(i64::from(pid))
+            .execute(writer)
+            .await;
+        match written {
+            Ok(done) => {
+                assert_eq!(done.rows_affected(), 1, "the owner's row is there");
+                return;
+            }
+            Err(_) => {
+                kill(pid, "-CONT").await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    panic!("could not write the advertised address beside process {pid}");
+}
+
+async fn kill(pid: u32, signal: &str) {
     let status = Command::new("kill")
-        .arg("-TERM")
+        .arg(signal)
         .arg(pid.to_string())
         .status()
         .await
         .expect("run kill");
-    assert!(status.success(), "kill -TERM {pid}: {status:?}");
+    assert!(status.success(), "kill {signal} {pid}: {status:?}");
+}
+
+async fn sigterm(pid: u32) {
+    kill(pid, "-TERM").await;
 }
 
 // ---------------------------------------------------------------------------------------------

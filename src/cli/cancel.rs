@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use franchise::{Error, ImportProgress, Settings};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, OwnerGone};
 use super::wait::wait_for_imports;
 use crate::out;
 
@@ -52,7 +52,10 @@ pub fn import_id(raw: &str) -> Result<i64, String> {
 pub async fn cancel(settings: Settings, args: CancelArgs) -> anyhow::Result<ExitCode> {
     let importer = super::importer(settings)?.without_queue().open().await?;
     let result = match ApiClient::of(&importer).await {
-        Some(api) => api.cancel(args.id).await,
+        Some(api) => match api.cancel(args.id).await {
+            Err(e) if OwnerGone::is(&e) => importer.cancel(args.id).await.map_err(Into::into),
+            answer => answer,
+        },
         None => importer.cancel(args.id).await.map_err(anyhow::Error::from),
     };
     importer.close().await;
@@ -69,7 +72,10 @@ pub async fn retry(settings: Settings, args: RetryArgs) -> anyhow::Result<ExitCo
     };
     let code = async {
         let progress = match ApiClient::of(&importer).await {
-            Some(api) => api.retry(args.id).await?,
+            Some(api) => match api.retry(args.id).await {
+                Err(e) if OwnerGone::is(&e) => importer.retry(args.id).await?,
+                answer => answer?,
+            },
             None => importer.retry(args.id).await?,
         };
         if !args.wait {

@@ -37,6 +37,23 @@ pub struct ApiRefused {
     base: String,
 }
 
+/// The owner's API stopped taking connections between [`ApiClient::of`]'s probe and a
+/// request: the request never reached it (the owner exited, or is exiting, and lets go of the
+/// data dir), so the caller does the work itself, as when no API is advertised.
+#[derive(Debug, thiserror::Error)]
+#[error("the franchise process that owns this data dir stopped answering at {base} ({source})")]
+pub struct OwnerGone {
+    base: String,
+    source: reqwest::Error,
+}
+
+impl OwnerGone {
+    /// Whether `e` says a request never reached the owner.
+    pub fn is(e: &anyhow::Error) -> bool {
+        e.downcast_ref::<OwnerGone>().is_some()
+    }
+}
+
 /// The local API of the process that owns this data dir.
 pub struct ApiClient {
     base: reqwest::Url,
@@ -142,6 +159,14 @@ impl ApiClient {
             request = request.json(&body);
         }
         let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                return OwnerGone {
+                    base: self.base.to_string(),
+                    source: e,
+                }
+                .into();
+            }
+            // The request may have reached the owner: doing it here too could do it twice.
             anyhow::anyhow!(
                 "the franchise process that owns this data dir does not answer at {} \
                  ({e}); if it was stopped, run the command again",

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use franchise::{AnimeId, Error, Importer, QueueOwner, Settings};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, OwnerGone};
 use super::wait::wait_for_imports;
 use crate::out;
 
@@ -58,11 +58,21 @@ async fn record_and_wait(
     let owner = importer.queue_owner();
     // Another process owns the data dir and serves a local API (serve, work, import --wait):
     // ask it.
-    let api = ApiClient::of(importer).await;
+    let mut api = ApiClient::of(importer).await;
     let mut imports = Vec::new();
     for root in &args.ids {
         let import_id = match &api {
-            Some(api) => api.import(*root, options).await?,
+            Some(owner) => match owner.import(*root, options).await {
+                Ok(import_id) => import_id,
+                // It went away before the request reached it: record here (handed off to
+                // whoever runs the queue next, this process too with --wait).
+                Err(e) if OwnerGone::is(&e) => {
+                    tracing::debug!(error = %e, "recording the imports here");
+                    api = None;
+                    importer.import(*root, options).await?
+                }
+                Err(e) => return Err(e),
+            },
             None => importer.import(*root, options).await?,
         };
         match &api {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use franchise::{AnimeId, Error, Settings, StoredAnime};
 
-use super::client::{ApiClient, ApiRefused};
+use super::client::{ApiClient, ApiRefused, OwnerGone};
 use crate::out;
 
 #[derive(Debug, Args)]
@@ -28,21 +28,33 @@ pub async fn run(settings: Settings, args: OpenArgs) -> anyhow::Result<ExitCode>
     let importer = super::importer(settings)?.open().await?;
     // A fresh copy needs no workers; otherwise run them here, or ask the `franchise serve`
     // process that runs them.
-    let answer = match importer.start().await {
-        Err(Error::NotOwner { .. }) if let Some(api) = ApiClient::of(&importer).await => {
-            importer.close().await;
-            return match api.open(args.id, args.timeout).await {
-                Ok(anime) => {
-                    print(&anime, args.json)?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) if is_not_found(&e) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(super::EXIT_PARTIAL))
-                }
-                Err(e) => Err(e),
-            };
+    let mut started = importer.start().await;
+    if matches!(started, Err(Error::NotOwner { .. }))
+        && let Some(api) = ApiClient::of(&importer).await
+    {
+        match api.open(args.id, args.timeout).await {
+            // It went away before the request reached it: its queue is free, run it here.
+            Err(e) if OwnerGone::is(&e) => {
+                tracing::debug!(error = %e, "opening the anime here");
+                started = importer.start().await;
+            }
+            answer => {
+                importer.close().await;
+                return match answer {
+                    Ok(anime) => {
+                        print(&anime, args.json)?;
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) if is_not_found(&e) => {
+                        eprintln!("error: {e}");
+                        Ok(ExitCode::from(super::EXIT_PARTIAL))
+                    }
+                    Err(e) => Err(e),
+                };
+            }
         }
+    }
+    let answer = match started {
         Ok(()) | Err(Error::NotOwner { .. }) => {
             tokio::time::timeout(
                 Duration::from_secs(args.timeout),

@@ -32,6 +32,10 @@ pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<ExitCod
     let status = match ApiClient::of(&importer).await {
         Some(api) => match api.status(&filter).await {
             Ok(status) => Ok(status),
+            // It has just gone: the store is the whole truth now.
+            Err(e) if super::client::OwnerGone::is(&e) => {
+                importer.status(&filter).await.map_err(anyhow::Error::from)
+            }
             // Status is only a read: whatever the serving process refuses, the store answers.
             Err(e) => {
                 let why = match e.downcast_ref::<super::client::ApiRefused>() {

@@ -355,6 +355,59 @@ pub(crate) async fn an_import_of_a_fresh_franchise_walks_the_store_and_queues_no
     );
 }
 
+/// The ETA's levels: the depths an import's queued items span (gaps do not count) and the
+/// deepest of them, read by each backend its own way.
+pub(crate) async fn the_queued_levels_count_each_depth_waiting_once(store: Store) {
+    // 1-2-3-4 stored; 11 and 12 hang off 1, 13 off 3, 14 off 4: queued on depths 1, 1, 3, 4.
+    flush(
+        &store,
+        &batch(vec![
+            anime(
+                1,
+                &[
+                    ("SEQUEL", 2, "ANIME"),
+                    ("SIDE_STORY", 11, "ANIME"),
+                    ("SPIN_OFF", 12, "ANIME"),
+                ],
+            ),
+            anime(2, &[("PREQUEL", 1, "ANIME"), ("SEQUEL", 3, "ANIME")]),
+            anime(
+                3,
+                &[
+                    ("PREQUEL", 2, "ANIME"),
+                    ("SEQUEL", 4, "ANIME"),
+                    ("SIDE_STORY", 13, "ANIME"),
+                ],
+            ),
+            anime(4, &[("PREQUEL", 3, "ANIME"), ("SIDE_STORY", 14, "ANIME")]),
+        ]),
+    )
+    .await;
+    let (import_id, queued) = import(&store, 1, &ImportOptions::default()).await;
+    let mut depths: Vec<(u32, u32)> = queued.iter().map(|q| (q.anime_id.get(), q.depth)).collect();
+    depths.sort_unstable();
+    assert_eq!(depths, vec![(11, 1), (12, 1), (13, 3), (14, 4)]);
+    let p = progress(&store, import_id).await;
+    assert_eq!((p.queued_levels, p.frontier_depth), (3, 4));
+
+    // Level 1 settled: two levels are left. The deepest settled: one, and it is the frontier.
+    let settle = |ids: &[i64]| FlushBatch {
+        fetched: ids.iter().map(|&n| anime(n, &[])).collect(),
+        items: ids.iter().map(|&n| done(import_id, n)).collect(),
+        ..FlushBatch::default()
+    };
+    flush(&store, &settle(&[11, 12])).await;
+    let p = progress(&store, import_id).await;
+    assert_eq!((p.queued_levels, p.frontier_depth), (2, 4));
+    flush(&store, &settle(&[14])).await;
+    let p = progress(&store, import_id).await;
+    assert_eq!((p.queued_levels, p.frontier_depth), (1, 3));
+    flush(&store, &settle(&[13])).await;
+    let p = progress(&store, import_id).await;
+    assert_eq!(p.state, ImportState::Done);
+    assert_eq!((p.queued_levels, p.frontier_depth), (0, 0));
+}
+
 pub(crate) async fn failed_items_carry_their_reason_and_a_redelivered_job_changes_nothing(
     store: Store,
 ) {
@@ -979,6 +1032,7 @@ macro_rules! conformance_suite {
             the_franchise_query_follows_only_followed_types_and_survives_cycles,
             the_streamed_franchise_is_the_members_then_their_relations,
             an_import_of_a_fresh_franchise_walks_the_store_and_queues_nothing,
+            the_queued_levels_count_each_depth_waiting_once,
             failed_items_carry_their_reason_and_a_redelivered_job_changes_nothing,
             requeue_moves_only_items_still_queued_at_their_round,
             triage_sees_anime_stored_or_missing_since_the_item_was_queued,

@@ -67,6 +67,17 @@ impl Dialect for Postgres {
     }
     const GREATEST: &'static str = "GREATEST";
 
+    // A loose index scan of `import_item_queued_depth`: each step asks the index for the
+    // next depth above the last, so the read costs one probe per level, not one row visit
+    // per queued item.
+    const QUEUED_LEVELS: &'static str = "WITH RECURSIVE level (depth) AS ( \
+             SELECT MIN(depth) FROM import_item WHERE import_id = $1 AND state = 'queued' \
+           UNION ALL \
+             SELECT (SELECT MIN(i.depth) FROM import_item i \
+                     WHERE i.import_id = $1 AND i.state = 'queued' AND i.depth > level.depth) \
+             FROM level WHERE level.depth IS NOT NULL) \
+         SELECT COUNT(depth), COALESCE(MAX(depth), 0) FROM level";
+
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

@@ -53,6 +53,9 @@ pub(crate) trait Dialect: Database + sqlx::database::HasStatementCache {
     fn push_flag(q: &mut QueryBuilder<Self>, value: bool);
     /// `MAX(a, b)` of two integers (SQLite's scalar `MAX`, PostgreSQL's `GREATEST`).
     const GREATEST: &'static str;
+    /// How many depths an import's queued items span, and the deepest (0 if none), for
+    /// import `$1`: the ETA's levels still to walk.
+    const QUEUED_LEVELS: &'static str;
 
     /// Rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;

@@ -74,10 +74,7 @@ impl<DB> Sql<DB> {
                 progress.failures = Self::failure_reasons(pool, progress.import_id).await?;
             }
             if progress.state == ImportState::Running {
-                let row = sqlx::query::<DB>(
-                    "SELECT COUNT(DISTINCT depth), COALESCE(MAX(depth), 0) FROM import_item \
-                     WHERE state = 'queued' AND import_id = $1",
-                )
+                let row = sqlx::query::<DB>(DB::QUEUED_LEVELS)
                 .bind(progress.import_id)
                 .fetch_one(pool)
                 .await?;

@@ -91,6 +91,11 @@ impl Dialect for Sqlite {
     }
     const GREATEST: &'static str = "MAX";
 
+    // Counted over the import's queued items in process: an index on (import, depth) would
+    // cost the single writer on every item it queues.
+    const QUEUED_LEVELS: &'static str = "SELECT COUNT(DISTINCT depth), COALESCE(MAX(depth), 0) \
+         FROM import_item WHERE state = 'queued' AND import_id = $1";
+
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }

@@ -333,3 +333,119 @@ fn budget_rules(window_ms: i64) -> crate::ledger::LedgerRules {
         probe_hold_ms: 1_000,
     }
 }
+
+/// The migration that keeps `import_item` in discovery order: a store written before it keeps
+/// every item, every field of it, and the (import, anime) key stays unique.
+#[tokio::test]
+async fn items_of_an_older_store_survive_the_move_to_discovery_order() {
+    /// (anime, depth, state, reason, updated_at, round, fetches)
+    type Item = (i64, i64, String, Option<String>, i64, i64, i64);
+    const MOVE: i64 = 20261207000001;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("franchise.sqlite");
+    // The store as the release before the move left it: every earlier migration, applied by
+    // sqlx from copies of the very files (same checksums) so that the later open only adds
+    // the move.
+    let older = dir.path().join("older-migrations");
+    std::fs::create_dir(&older).unwrap();
+    let ours = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&ours).unwrap() {
+        let file = entry.unwrap().path();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let version: i64 = name.split('_').next().unwrap().parse().unwrap();
+        if version < MOVE {
+            std::fs::copy(&file, older.join(&name)).unwrap();
+        }
+    }
+    let pool = sqlx::SqlitePool::connect_with(super::base_options(&path).create_if_missing(true))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(older.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO import (id, root_id, max_depth, max_items, followed, force_refresh, \
+         created_at) VALUES (7, 30, 5, 100, 'SEQUEL', 0, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let items: Vec<Item> = vec![
+        (10, 1, "queued".into(), None, 100, 0, 2),
+        (20, 1, "failed".into(), Some("gone".into()), 200, 1, 3),
+        (30, 0, "done".into(), None, 300, 2, 1),
+    ];
+    for (anime, depth, state, reason, updated_at, round, fetches) in &items {
+        sqlx::query(
+            "INSERT INTO import_item (import_id, anime_id, depth, state, reason, updated_at, \
+             round, fetches) VALUES (7, $1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(anime)
+        .bind(depth)
+        .bind(state)
+        .bind(reason)
+        .bind(updated_at)
+        .bind(round)
+        .bind(fetches)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let moved: Vec<Item> = sqlx::query_as(
+        "SELECT anime_id, depth, state, reason, updated_at, round, fetches FROM import_item \
+         WHERE import_id = 7 ORDER BY anime_id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(moved, items);
+    let duplicate = sqlx::query(
+        "INSERT INTO import_item (import_id, anime_id, depth, state, updated_at) \
+         VALUES (7, 20, 3, 'queued', 400)",
+    )
+    .execute(store.pool())
+    .await;
+    assert!(
+        duplicate.is_err(),
+        "the (import, anime) key must stay unique"
+    );
+
+    // New items follow the order they came in, whatever their ids.
+    for anime in [90, 40, 60] {
+        sqlx::query(
+            "INSERT INTO import_item (import_id, anime_id, depth, state, updated_at) \
+             VALUES (7, $1, 2, 'queued', 500)",
+        )
+        .bind(anime)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let order: Vec<i64> =
+        sqlx::query_scalar("SELECT anime_id FROM import_item WHERE depth = 2 ORDER BY rowid")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(order, [90, 40, 60]);
+    // A flush finds an item through the key's index, not by scanning the import's queued ones.
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN UPDATE import_item SET state = v.column3 \
+         FROM (VALUES (7, 10, 'done')) AS v \
+         WHERE import_item.import_id = v.column1 AND import_item.anime_id = v.column2 \
+         AND import_item.state = 'queued'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        plan.iter()
+            .any(|(.., step)| step.contains("(import_id=? AND anime_id=?)")),
+        "plan: {plan:?}"
+    );
+}

@@ -50,14 +50,44 @@ pub fn franchise(data_dir: &Path, url: &str) -> Command {
     cmd
 }
 
-/// Runs to completion within `within`, capturing stdout and stderr.
+/// Runs to completion within `within`, capturing stdout and stderr. One that does not finish
+/// is killed, and the panic carries what it had printed: a hang in CI says where it stood.
 pub async fn run(mut cmd: Command, args: &[&str], within: Duration) -> Output {
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let what = format!("franchise {}", args.join(" "));
-    match tokio::time::timeout(within, cmd.output()).await {
-        Ok(output) => output.unwrap_or_else(|e| panic!("{what}: cannot run: {e}")),
-        Err(_) => panic!("{what} did not finish within {within:?}"),
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let waited = tokio::time::timeout(within, child.wait()).await;
+    if waited.is_err() {
+        let _ = child.kill().await;
     }
+    let output = Output {
+        status: child
+            .wait()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: cannot wait: {e}")),
+        stdout: stdout.await.unwrap_or_default(),
+        stderr: stderr.await.unwrap_or_default(),
+    };
+    if waited.is_err() {
+        panic!(
+            "{what} did not finish within {within:?}; killed\n{}",
+            describe(&output)
+        );
+    }
+    output
 }
 
 pub fn text(bytes: &[u8]) -> String {

@@ -58,17 +58,8 @@ pub async fn run(mut cmd: Command, args: &[&str], within: Duration) -> Output {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
-        tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
-            }
-            bytes
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let waited = tokio::time::timeout(within, child.wait()).await;
     if waited.is_err() {
         let _ = child.kill().await;
@@ -88,6 +79,21 @@ pub async fn run(mut cmd: Command, args: &[&str], within: Duration) -> Output {
         );
     }
     output
+}
+
+/// Reads a child's pipe to its end in a task of its own, so a child that fills the pipe never
+/// blocks on it while `run` waits.
+fn drain<R>(pipe: Option<R>) -> tokio::task::JoinHandle<Vec<u8>>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+        }
+        bytes
+    })
 }
 
 pub fn text(bytes: &[u8]) -> String {
